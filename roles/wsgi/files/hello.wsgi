@@ -1,0 +1,7 @@
+"""The classic hello-world WSGI application, served when an app names no source of its own."""
+
+
+def application(environ, start_response):
+    body = b"Hello World!"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
