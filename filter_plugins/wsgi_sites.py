@@ -1,0 +1,820 @@
+"""Validate and normalize ``wsgi_sites`` on the controller, before any host changes.
+
+The roles render Apache configuration straight from the normalized list, so every
+check that would otherwise surface as a failed ``apachectl configtest`` (or, worse,
+as a site that silently serves the wrong thing) is made here, with a message that
+names the site, the app, the field, the bad value and what is allowed. All
+problems are collected and reported together so one run shows everything to fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import keyword
+import os
+import posixpath
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+MODES = ("embedded", "daemon", "proxy")
+LOG_LEVELS = (
+    "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug",
+    *(f"trace{n}" for n in range(1, 9)),
+)
+
+SITE_KEYS = (
+    "server_name", "server_aliases", "port", "log_level",
+    "document_root", "static_aliases", "apps",
+)
+COMMON_APP_KEYS = ("name", "mount", "mode", "source", "callable")
+DAEMON_KEYS = ("process_group", "processes", "threads", "display_name", "daemon_options", "user")
+PROXY_KEYS = ("workers", "threads", "listen")
+MODE_KEYS: dict[str, tuple[str, ...]] = {
+    "embedded": (),
+    "daemon": DAEMON_KEYS,
+    "proxy": PROXY_KEYS,
+}
+APP_KEYS = tuple(dict.fromkeys(COMMON_APP_KEYS + DAEMON_KEYS + PROXY_KEYS))
+
+# Options accepted by WSGIDaemonProcess, taken from the option parser of mod_wsgi 4.x/5.0
+# (wsgi_add_daemon_process) and its docs/configuration-directives/WSGIDaemonProcess.rst.
+# Options only in newer, unreleased-for-Debian docs (interrupt-timeout, switch-interval)
+# are left out on purpose: Debian's module would refuse to start with them.
+DAEMON_OPTIONS = (
+    "chroot", "connect-timeout", "cpu-priority", "cpu-time-limit", "deadlock-timeout",
+    "display-name", "eviction-timeout", "graceful-timeout", "group", "header-buffer-size",
+    "home", "inactivity-timeout", "lang", "listen-backlog", "locale", "maximum-requests",
+    "memory-limit", "processes", "python-eggs", "python-home", "python-path",
+    "queue-timeout", "receive-buffer-size", "request-timeout", "response-buffer-size",
+    "response-socket-timeout", "restart-interval", "script-group", "script-user",
+    "send-buffer-size", "server-metrics", "shutdown-timeout", "socket-timeout",
+    "socket-user", "stack-size", "startup-timeout", "supplementary-groups", "threads",
+    "umask", "user", "virtual-memory-limit",
+)
+# Options the role renders itself from a dedicated field (or, for group, fixes).
+OPTION_FIELDS = {
+    "processes": "processes",
+    "threads": "threads",
+    "display-name": "display_name",
+    "user": "user",
+}
+NON_NEGATIVE_INT_OPTIONS = frozenset({
+    "connect-timeout", "cpu-time-limit", "deadlock-timeout", "eviction-timeout",
+    "graceful-timeout", "header-buffer-size", "inactivity-timeout", "listen-backlog",
+    "maximum-requests", "memory-limit", "queue-timeout", "receive-buffer-size",
+    "request-timeout", "response-buffer-size", "response-socket-timeout",
+    "restart-interval", "send-buffer-size", "shutdown-timeout", "socket-timeout",
+    "stack-size", "startup-timeout", "virtual-memory-limit",
+})
+ABSOLUTE_PATH_OPTIONS = frozenset({"chroot", "home", "python-home", "python-eggs"})
+
+DEFAULTS: dict[str, Any] = {
+    "port": 80,
+    "log_level": "info",
+    "callable": "application",
+    "processes": 2,
+    "daemon_threads": 15,
+    "proxy_threads": 1,
+    "display_name": "%{GROUP}",
+    "user": "wsgi",
+}
+LIMITS = {"processes": 256, "threads": 1000, "workers": 256}
+
+LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+HOSTNAME_RE = re.compile(rf"^{LABEL}(\.{LABEL})*$")
+APP_NAME_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
+MOUNT_RE = re.compile(r"^/$|^(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$")
+PROCESS_GROUP_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+DIGITS_RE = re.compile(r"^[0-9]+$")
+UNSAFE_CHARS_RE = re.compile(r"[\s\"'\x00-\x1f\x7f]")
+
+MISSING = object()
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a value sits, so every message can point the user at the exact entry."""
+
+    site_index: int | None = None
+    server_name: Any = None
+    app_index: int | None = None
+    app_name: Any = None
+
+    def __str__(self) -> str:
+        if self.site_index is None:
+            return "wsgi_sites"
+        text = f"wsgi_sites[{self.site_index}] (server_name {_show(self.server_name)})"
+        if self.app_index is not None:
+            text += f", apps[{self.app_index}] (name {_show(self.app_name)})"
+        return text
+
+
+class Errors(list):
+    """Collects every problem so the user sees all of them in one run."""
+
+    def add(self, where: Where, field: str, value: Any, allowed: str, problem: str = "invalid value") -> None:
+        """Record one problem in the fixed 'where: field: problem value; allowed: ...' form."""
+        self.append(f"{where}: field '{field}': {problem} {_show(value)}; allowed: {allowed}")
+
+
+def _show(value: Any) -> str:
+    """Render a value for a message; plain types only, so Ansible's tagged types read naturally."""
+    if value is MISSING:
+        return "(missing)"
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, str):
+        return repr(str(value))
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, Mapping):
+        return repr({_plain(k): _plain(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return repr([_plain(v) for v in value])
+    return repr(value)
+
+
+def _plain(value: Any) -> Any:
+    """Strip Ansible's str/int subclasses so repr() shows what the user wrote."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    return value
+
+
+# --------------------------------------------------------------------------- scalar checks
+
+
+def _is_list(value: Any) -> bool:
+    """YAML lists arrive as list (or a tagged list subclass); a str is never a list here."""
+    return isinstance(value, (list, tuple))
+
+
+def _to_int(value: Any) -> int | None:
+    """Accept ints and digit strings (templating often yields strings); never bools."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str) and DIGITS_RE.match(value.strip()):
+        return int(value.strip())
+    return None
+
+
+def _bounded_int(errors: Errors, where: Where, field: str, value: Any, low: int, high: int) -> int | None:
+    """An int in low..high, or None after recording why not."""
+    number = _to_int(value)
+    if number is None or not low <= number <= high:
+        errors.add(where, field, value, f"an integer from {low} to {high}")
+        return None
+    return number
+
+
+def _is_hostname(value: Any) -> bool:
+    """RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens."""
+    return isinstance(value, str) and len(value) <= 253 and bool(HOSTNAME_RE.match(value))
+
+
+def _is_alias_hostname(value: Any) -> bool:
+    """A ServerAlias may also be a wildcard such as *.example.com."""
+    if isinstance(value, str) and value.startswith("*."):
+        return _is_hostname(value[2:])
+    return _is_hostname(value)
+
+
+def _has_dot_segment(path: str) -> bool:
+    """'.' and '..' segments make a path mean something other than it reads."""
+    return any(part in (".", "..") for part in path.split("/"))
+
+
+def _is_safe_token(value: Any) -> bool:
+    """Values rendered unquoted on one directive line must not contain blanks, quotes or controls."""
+    return isinstance(value, str) and value != "" and not UNSAFE_CHARS_RE.search(value)
+
+
+def _is_within(path: str, directory: str) -> bool:
+    """True when path is directory itself or somewhere below it."""
+    directory = directory.rstrip("/") + "/"
+    return path == directory.rstrip("/") or path.startswith(directory)
+
+
+def _unknown_keys(errors: Errors, where: Where, raw: Mapping, known: tuple[str, ...], what: str) -> None:
+    """Unknown keys are usually misspellings (proceses) that would otherwise be ignored silently."""
+    for key in raw:
+        if key not in known:
+            hint = difflib.get_close_matches(str(key), known, n=1)
+            problem = f"unknown {what} key" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+            errors.add(where, str(key), key, "one of " + ", ".join(known), problem)
+
+
+# --------------------------------------------------------------------------- site fields
+
+
+@dataclass(frozen=True)
+class Context:
+    """The caller's arguments, already normalized, shared by every site and app."""
+
+    base_dir: str
+    scripts_dir: str
+    source_base: str
+    default_source: str
+
+
+def _server_name(errors: Errors, where: Where, raw: Mapping) -> str | None:
+    """ServerName is what Apache matches requests on; without a valid one the vhost is useless."""
+    value = raw.get("server_name", MISSING)
+    if not _is_hostname(value):
+        errors.add(where, "server_name", value, "a host name: letters, digits, hyphens and dots, "
+                   "1-253 characters, labels of 1-63 characters not starting or ending with '-'",
+                   "required, got" if value is MISSING else "invalid value")
+        return None
+    return str(value)
+
+
+def _server_aliases(errors: Errors, where: Where, raw: Mapping) -> list[str]:
+    """Each ServerAlias must be a host name; wildcards ('*.example.com') are allowed."""
+    value = raw.get("server_aliases", [])
+    allowed = "a list of host names, each optionally starting with '*.'"
+    if not _is_list(value):
+        errors.add(where, "server_aliases", value, allowed)
+        return []
+    good = []
+    for alias in value:
+        if _is_alias_hostname(alias):
+            good.append(str(alias))
+        else:
+            errors.add(where, "server_aliases", alias, allowed)
+    return good
+
+
+def _log_level(errors: Errors, where: Where, raw: Mapping) -> str:
+    """LogLevel takes a fixed set of words; anything else fails the config test."""
+    value = raw.get("log_level", DEFAULTS["log_level"])
+    if not isinstance(value, str) or value not in LOG_LEVELS:
+        errors.add(where, "log_level", value, "one of " + ", ".join(LOG_LEVELS))
+        return DEFAULTS["log_level"]
+    return str(value)
+
+
+def _document_root(errors: Errors, where: Where, raw: Mapping, ctx: Context) -> str:
+    """The DocumentRoot is public: the Python source directory must never be inside it, nor it inside that."""
+    value = raw.get("document_root", posixpath.join(ctx.base_dir, "documents"))
+    allowed = (f"an absolute path without '..' that neither is, lies under nor contains {ctx.scripts_dir}")
+    if not isinstance(value, str) or not value.startswith("/") or ".." in value.split("/"):
+        errors.add(where, "document_root", value, allowed)
+        return str(value)
+    path = posixpath.normpath(value)
+    path = "/" + path.lstrip("/")
+    if _is_within(path, ctx.scripts_dir) or _is_within(ctx.scripts_dir, path):
+        errors.add(where, "document_root", value, allowed, "overlaps the WSGI script directory:")
+    return path
+
+
+def _static_alias_ok(alias: Any) -> bool:
+    """An Alias URL path: absolute, no dot segments, nothing that breaks the unquoted directive."""
+    return (
+        _is_safe_token(alias)
+        and alias.startswith("/")
+        and alias != "/"
+        and "//" not in alias
+        and not _has_dot_segment(alias)
+    )
+
+
+def _static_aliases(errors: Errors, where: Where, raw: Mapping) -> list[str]:
+    """URL paths served from the document root (robots.txt, images/); duplicates are a mistake."""
+    value = raw.get("static_aliases", [])
+    allowed = ("a list of URL paths other than '/', starting with '/', without '//', '.' or '..' "
+               "segments, whitespace or quotes; a trailing '/' means a directory")
+    if not _is_list(value):
+        errors.add(where, "static_aliases", value, allowed)
+        return []
+    good: list[str] = []
+    for alias in value:
+        if not _static_alias_ok(alias):
+            errors.add(where, "static_aliases", alias, allowed)
+        elif str(alias) in good:
+            errors.add(where, "static_aliases", alias, "each URL path once", "duplicate")
+        else:
+            good.append(str(alias))
+    return good
+
+
+# --------------------------------------------------------------------------- app fields
+
+
+def _app_name(errors: Errors, where: Where, raw: Mapping) -> str | None:
+    """The name becomes the script file name, so it must be a safe, short file-name stem."""
+    value = raw.get("name", MISSING)
+    if not isinstance(value, str) or not APP_NAME_RE.match(value):
+        errors.add(where, "name", value, "1-64 characters of a-z, 0-9, '_' and '-'",
+                   "required, got" if value is MISSING else "invalid value")
+        return None
+    return str(value)
+
+
+def _mount(errors: Errors, where: Where, raw: Mapping) -> str | None:
+    """WSGIScriptAlias URL: a trailing slash or dot segments would make the mount match oddly."""
+    value = raw.get("mount", MISSING)
+    if not isinstance(value, str) or not MOUNT_RE.match(value) or _has_dot_segment(value):
+        errors.add(where, "mount", value, "'/' or a URL path like '/x' or '/x/y' without a trailing "
+                   "'/', '.' or '..' segments; characters A-Z a-z 0-9 . _ ~ ! $ & ' ( ) * + , ; = : @ % -",
+                   "required, got" if value is MISSING else "invalid value")
+        return None
+    return str(value)
+
+
+def _mode(errors: Errors, where: Where, raw: Mapping) -> str | None:
+    """The mode decides which other fields apply, so it is required and checked first."""
+    value = raw.get("mode", MISSING)
+    if not isinstance(value, str) or value not in MODES:
+        errors.add(where, "mode", value, "one of " + ", ".join(MODES),
+                   "required, got" if value is MISSING else "invalid value")
+        return None
+    return str(value)
+
+
+def _source(errors: Errors, where: Where, raw: Mapping, ctx: Context) -> str:
+    """The script is copied from the controller, so it has to exist there now, not fail mid-play."""
+    value = raw.get("source", MISSING)
+    if value is MISSING or value is None:
+        path = ctx.default_source
+    elif not isinstance(value, str) or not value.strip():
+        errors.add(where, "source", value, "a path to a file on the controller, "
+                   f"absolute or relative to {ctx.source_base}")
+        return str(value)
+    else:
+        path = os.path.normpath(os.path.join(ctx.source_base, str(value)))
+    if not os.path.isfile(path):
+        errors.add(where, "source", value if value is not MISSING else path,
+                   "an existing file on the controller", f"file {path!r} not found for")
+    return path
+
+
+def _callable(errors: Errors, where: Where, raw: Mapping) -> str:
+    """WSGICallableObject names a module attribute, so it must be a Python identifier."""
+    value = raw.get("callable", DEFAULTS["callable"])
+    if not isinstance(value, str) or not value.isidentifier() or keyword.iskeyword(value):
+        errors.add(where, "callable", value, "a Python identifier such as 'application'")
+        return DEFAULTS["callable"]
+    return str(value)
+
+
+def _process_group(errors: Errors, where: Where, raw: Mapping, name: str | None) -> str | None:
+    """WSGIDaemonProcess name; defaults to the app name, which is unique already."""
+    value = raw.get("process_group", name)
+    if not isinstance(value, str) or not PROCESS_GROUP_RE.match(value):
+        if "process_group" in raw:
+            errors.add(where, "process_group", value, "letters, digits, '.', '_' and '-'")
+        return None
+    return str(value)
+
+
+def _display_name(errors: Errors, where: Where, raw: Mapping) -> str:
+    """Rendered unquoted as display-name=...; blanks or quotes would split the directive."""
+    value = raw.get("display_name", DEFAULTS["display_name"])
+    if not _is_safe_token(value):
+        errors.add(where, "display_name", value,
+                   "a non-empty string without whitespace, control characters or quotes, e.g. '%{GROUP}'")
+        return DEFAULTS["display_name"]
+    return str(value)
+
+
+def _user(errors: Errors, where: Where, raw: Mapping) -> str:
+    """The daemon's own unprivileged account; mod_wsgi refuses root, and so do we, earlier."""
+    value = raw.get("user", DEFAULTS["user"])
+    if not isinstance(value, str) or not USER_RE.match(value) or value == "root":
+        errors.add(where, "user", value,
+                   "a user name matching ^[a-z_][a-z0-9_-]{0,31}$ other than 'root'")
+        return DEFAULTS["user"]
+    return str(value)
+
+
+def _listen(errors: Errors, where: Where, raw: Mapping) -> str | None:
+    """Where a proxied app server listens: a TCP address or an absolute unix socket path."""
+    value = raw.get("listen")
+    if value is None:
+        return None
+    if not _is_listen_address(value):
+        errors.add(where, "listen", value, "'HOST:PORT', '[IPv6]:PORT' or 'unix:/absolute/path' "
+                   "(port 1-65535, no whitespace or quotes)")
+        return None
+    return str(value)
+
+
+def _is_listen_address(value: Any) -> bool:
+    """Split the three accepted listen forms and check each part."""
+    if not _is_safe_token(value):
+        return False
+    if value.startswith("unix:"):
+        path = value[len("unix:"):]
+        return path.startswith("/") and len(path) > 1 and not _has_dot_segment(path)
+    host, sep, port = value.rpartition(":")
+    number = _to_int(port)
+    if not sep or number is None or not 1 <= number <= 65535:
+        return False
+    if host.startswith("[") and host.endswith("]"):
+        return _is_ipv6(host[1:-1])
+    return _is_hostname(host)
+
+
+def _is_ipv6(text: str) -> bool:
+    """True for a literal IPv6 address (the part between the brackets)."""
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- daemon options
+
+
+def _daemon_options(errors: Errors, where: Where, raw: Mapping) -> dict[str, str]:
+    """Extra WSGIDaemonProcess options: documented names only, values safe to render unquoted."""
+    value = raw.get("daemon_options", {})
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        errors.add(where, "daemon_options", value, "a mapping of WSGIDaemonProcess option to value")
+        return {}
+    options: dict[str, str] = {}
+    for key, option_value in value.items():
+        text = _daemon_option(errors, where, key, option_value)
+        if text is not None:
+            options[str(key)] = text
+    if "script-user" in options and "script-group" in options:
+        errors.add(where, "daemon_options", value, "only one of script-user and script-group "
+                   "(mod_wsgi refuses both)", "conflicting options in")
+    return dict(sorted(options.items()))
+
+
+def _daemon_option(errors: Errors, where: Where, key: Any, value: Any) -> str | None:
+    """Check one option name and its value; return the value as the string to render."""
+    field = f"daemon_options.{key}"
+    if not _daemon_option_name_ok(errors, where, key):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not _is_safe_token(str(value)):
+        errors.add(where, field, value, "a string or integer without whitespace, quotes or newlines")
+        return None
+    text = str(value)
+    allowed = _option_value_rule(str(key), text)
+    if allowed is not None:
+        errors.add(where, field, value, allowed)
+        return None
+    return text
+
+
+def _daemon_option_name_ok(errors: Errors, where: Where, key: Any) -> bool:
+    """Reject misspelled, undocumented and role-managed option names with a helpful hint."""
+    name = str(key)
+    field = f"daemon_options.{name}"
+    if name in OPTION_FIELDS:
+        errors.add(where, field, key, f"the app field '{OPTION_FIELDS[name]}' instead",
+                   "option has its own field:")
+        return False
+    if name == "group":
+        errors.add(where, field, key, "nothing: the role sets group to the scripts group so the "
+                   "daemon can read its script", "option is managed by the role:")
+        return False
+    if name not in DAEMON_OPTIONS:
+        documented = [o for o in DAEMON_OPTIONS if o not in OPTION_FIELDS and o != "group"]
+        hint = difflib.get_close_matches(name, documented, n=1)
+        problem = "unknown WSGIDaemonProcess option" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+        errors.add(where, field, key, "one of " + ", ".join(documented), problem)
+        return False
+    return True
+
+
+def _option_value_rule(name: str, text: str) -> str | None:
+    """Value rules mod_wsgi itself enforces (or silently misreads, like atoi('abc') == 0)."""
+    if name in NON_NEGATIVE_INT_OPTIONS and not DIGITS_RE.match(text):
+        return "a non-negative integer"
+    if name == "cpu-priority" and not (re.match(r"^-?[0-9]+$", text) and -20 <= int(text) <= 20):
+        return "an integer from -20 to 20"
+    if name == "umask" and not re.match(r"^0?[0-7]{1,3}$", text):
+        return "an octal umask such as 0022 or 0007"
+    if name == "server-metrics" and text.lower() not in ("on", "off"):
+        return "On or Off"
+    if name in ABSOLUTE_PATH_OPTIONS and not text.startswith("/"):
+        return "an absolute path"
+    return None
+
+
+# --------------------------------------------------------------------------- app assembly
+
+
+def _wrong_mode_fields(errors: Errors, where: Where, raw: Mapping, mode: str) -> None:
+    """A field of another mode would be silently ignored; that is nearly always a mistake."""
+    own = MODE_KEYS[mode]
+    for key in APP_KEYS:
+        if key in raw and key not in COMMON_APP_KEYS and key not in own:
+            owners = [m for m in MODES if key in MODE_KEYS[m]]
+            errors.add(where, key, raw[key], f"only in mode {' or '.join(owners)}",
+                       f"field does not apply to mode '{mode}':")
+
+
+def _daemon_fields(errors: Errors, where: Where, raw: Mapping, name: str | None) -> dict[str, Any]:
+    """Daemon mode: its process group, sizing, name in ps, extra options and account."""
+    processes = raw.get("processes", DEFAULTS["processes"])
+    threads = raw.get("threads", DEFAULTS["daemon_threads"])
+    return {
+        "process_group": _process_group(errors, where, raw, name),
+        "processes": _bounded_int(errors, where, "processes", processes, 1, LIMITS["processes"]),
+        "threads": _bounded_int(errors, where, "threads", threads, 1, LIMITS["threads"]),
+        "display_name": _display_name(errors, where, raw),
+        "daemon_options": _daemon_options(errors, where, raw),
+        "user": _user(errors, where, raw),
+    }
+
+
+def _proxy_fields(errors: Errors, where: Where, raw: Mapping) -> dict[str, Any]:
+    """Proxy mode: the app server's sizing and address; None means the role decides."""
+    workers = raw.get("workers")
+    threads = raw.get("threads", DEFAULTS["proxy_threads"])
+    return {
+        "workers": None if workers is None
+        else _bounded_int(errors, where, "workers", workers, 1, LIMITS["workers"]),
+        "threads": _bounded_int(errors, where, "threads", threads, 1, LIMITS["threads"]),
+        "listen": _listen(errors, where, raw),
+    }
+
+
+def _app(errors: Errors, where: Where, raw: Any, ctx: Context) -> dict[str, Any] | None:
+    """Validate one app and return it with every default filled in."""
+    if not isinstance(raw, Mapping):
+        errors.add(where, "apps", raw, "a mapping with name, mount, mode, ...", "app is not a mapping:")
+        return None
+    _unknown_keys(errors, where, raw, APP_KEYS, "app")
+    name = _app_name(errors, where, raw)
+    mode = _mode(errors, where, raw)
+    app: dict[str, Any] = {
+        "name": name,
+        "mount": _mount(errors, where, raw),
+        "mode": mode,
+        "source": _source(errors, where, raw, ctx),
+        "callable": _callable(errors, where, raw),
+        "script": f"{ctx.scripts_dir}/{name}.wsgi",
+    }
+    if mode is None:
+        return app
+    _wrong_mode_fields(errors, where, raw, mode)
+    if mode == "daemon":
+        app.update(_daemon_fields(errors, where, raw, name))
+    elif mode == "proxy":
+        app.update(_proxy_fields(errors, where, raw))
+    return app
+
+
+def _apps(errors: Errors, where: Where, raw: Mapping, ctx: Context) -> list[dict[str, Any]]:
+    """Every app of one site, each tagged with its own position for messages."""
+    value = raw.get("apps", [])
+    if value is None:
+        return []
+    if not _is_list(value):
+        errors.add(where, "apps", value, "a list of app mappings")
+        return []
+    apps = []
+    for index, raw_app in enumerate(value):
+        name = raw_app.get("name") if isinstance(raw_app, Mapping) else None
+        app_where = Where(where.site_index, where.server_name, index, name)
+        app = _app(errors, app_where, raw_app, ctx)
+        if app is not None:
+            apps.append(app)
+    return apps
+
+
+# --------------------------------------------------------------------------- per-site cross checks
+
+
+def _app_where(site_where: Where, site: Mapping, app: Mapping) -> Where:
+    """Rebuild an app's location from the normalized site, for cross-field messages."""
+    return Where(site_where.site_index, site_where.server_name, site["apps"].index(app), app["name"])
+
+
+def _check_mounts(errors: Errors, where: Where, site: Mapping) -> None:
+    """Two apps on one URL: Apache would only ever run the first."""
+    seen: dict[str, Mapping] = {}
+    for app in site["apps"]:
+        mount = app["mount"]
+        if mount is None:
+            continue
+        if mount in seen:
+            errors.add(_app_where(where, site, app), "mount", mount,
+                       "one app per mount in a site",
+                       f"same mount as app {_show(seen[mount]['name'])}:")
+        else:
+            seen[mount] = app
+
+
+def _check_alias_vs_mounts(errors: Errors, where: Where, site: Mapping) -> None:
+    """An Alias exactly on an app's mount would hide the whole app behind static files."""
+    for app in site["apps"]:
+        mount = app["mount"]
+        if mount in (None, "/"):
+            continue
+        for alias in site["static_aliases"]:
+            if alias.rstrip("/") == mount:
+                errors.add(where, "static_aliases", alias,
+                           "a URL path other than an app mount (paths under a mount are fine)",
+                           f"hides app {_show(app['name'])} mounted at {mount!r}:")
+
+
+def _daemon_signature(app: Mapping) -> tuple:
+    """What must agree for two apps to share one WSGIDaemonProcess definition."""
+    return (app["processes"], app["threads"], app["display_name"],
+            tuple(sorted(app["daemon_options"].items())), app["user"])
+
+
+def _check_shared_groups(errors: Errors, where: Where, site: Mapping) -> None:
+    """Apps sharing a process group share one directive, so its settings must be identical."""
+    first: dict[str, Mapping] = {}
+    for app in site["apps"]:
+        if app["mode"] != "daemon" or app["process_group"] is None:
+            continue
+        group = app["process_group"]
+        if group not in first:
+            first[group] = app
+        elif _daemon_signature(first[group]) != _daemon_signature(app):
+            errors.add(_app_where(where, site, app), "process_group", group,
+                       "identical processes, threads, display_name, daemon_options and user "
+                       "for apps sharing a process group",
+                       f"shared with app {_show(first[group]['name'])} but settings differ:")
+
+
+# --------------------------------------------------------------------------- cross-site checks
+
+
+def _check_site_keys(errors: Errors, sites: list[tuple[Where, dict[str, Any]]]) -> None:
+    """Same name and port twice, or a name that is another site's alias: Apache picks one silently."""
+    names: dict[tuple[str, int], Where] = {}
+    aliases: dict[tuple[str, int], Where] = {}
+    for where, site in sites:
+        if site["server_name"] is None or site["port"] is None:
+            continue
+        key = (site["server_name"].lower(), site["port"])
+        if key in names:
+            errors.add(where, "server_name", site["server_name"], "each server_name and port once",
+                       f"same server_name and port {site['port']} as {names[key]}:")
+        names.setdefault(key, where)
+        for alias in site["server_aliases"]:
+            aliases.setdefault((alias.lower(), site["port"]), where)
+    for where, site in sites:
+        if site["server_name"] is None or site["port"] is None:
+            continue
+        owner = aliases.get((site["server_name"].lower(), site["port"]))
+        if owner is not None and owner != where:
+            errors.add(where, "server_name", site["server_name"],
+                       "a name not used as a server_alias of another site on the same port",
+                       f"is a server_alias of {owner} on port {site['port']}:")
+
+
+def _check_unique_apps(errors: Errors, sites: list[tuple[Where, dict[str, Any]]]) -> None:
+    """App names become script paths, and process groups are global: both must be unique."""
+    app_names: dict[str, Where] = {}
+    group_sites: dict[str, Where] = {}
+    for where, site in sites:
+        site_groups: set[str] = set()
+        for app in site["apps"]:
+            app_where = _app_where(where, site, app)
+            name = app["name"]
+            if name is not None and name in app_names:
+                errors.add(app_where, "name", name, "app names unique across all sites "
+                           "(each is a script file)", f"also used by {app_names[name]}:")
+            elif name is not None:
+                app_names[name] = app_where
+            group = app.get("process_group")
+            if group is None or group in site_groups:
+                continue
+            site_groups.add(group)
+            if group in group_sites:
+                errors.add(app_where, "process_group", group, "a process group used by one site only",
+                           f"also used in {group_sites[group]}:")
+            else:
+                group_sites[group] = app_where
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def _site(errors: Errors, index: int, raw: Any, ctx: Context) -> dict[str, Any] | None:
+    """Validate one site (its own fields, then its apps) and fill in the defaults."""
+    if not isinstance(raw, Mapping):
+        errors.add(Where(index), "wsgi_sites", raw, "a mapping with server_name, port, apps, ...",
+                   "site is not a mapping:")
+        return None
+    where = Where(index, raw.get("server_name"))
+    _unknown_keys(errors, where, raw, SITE_KEYS, "site")
+    server_name = _server_name(errors, where, raw)
+    port = _bounded_int(errors, where, "port", raw.get("port", DEFAULTS["port"]), 1, 65535)
+    site = {
+        "server_name": server_name,
+        "server_aliases": _server_aliases(errors, where, raw),
+        "port": port,
+        "log_level": _log_level(errors, where, raw),
+        "document_root": _document_root(errors, where, raw, ctx),
+        "static_aliases": _static_aliases(errors, where, raw),
+        "apps": _apps(errors, where, raw, ctx),
+        "config_name": f"{(server_name or '').lower()}-{port}",
+    }
+    for check in SITE_CHECKS:
+        check(errors, where, site)
+    return site
+
+
+SITE_CHECKS: tuple[Callable[[Errors, Where, Mapping], None], ...] = (
+    _check_mounts, _check_alias_vs_mounts, _check_shared_groups,
+)
+
+
+def _context(errors: Errors, base_dir: Any, source_base: Any, default_source: Any) -> Context:
+    """Normalize the caller's paths once; a relative base_dir would put files who knows where."""
+    if not isinstance(base_dir, str) or not base_dir.startswith("/") or _has_dot_segment(base_dir):
+        errors.add(Where(), "wsgi_base_dir", base_dir, "an absolute path without '.' or '..' segments")
+        base = "/invalid"
+    else:
+        base = "/" + posixpath.normpath(base_dir).lstrip("/")
+    return Context(
+        base_dir=base,
+        scripts_dir=posixpath.join(base, "wsgi-scripts"),
+        source_base=os.path.abspath(str(source_base)),
+        default_source=os.path.abspath(str(default_source)),
+    )
+
+
+def wsgi_normalize_sites(sites: Any, base_dir: Any, source_base: Any, default_source: Any) -> list[dict[str, Any]]:
+    """Return a new, fully defaulted copy of wsgi_sites, or raise listing every problem found."""
+    errors = Errors()
+    ctx = _context(errors, base_dir, source_base, default_source)
+    if sites is None:
+        sites = []
+    if not _is_list(sites):
+        errors.add(Where(), "wsgi_sites", sites, "a list of site mappings")
+        sites = []
+    normalized: list[tuple[Where, dict[str, Any]]] = []
+    for index, raw in enumerate(sites):
+        site = _site(errors, index, raw, ctx)
+        if site is not None:
+            name = raw.get("server_name") if isinstance(raw, Mapping) else None
+            normalized.append((Where(index, name), site))
+    _check_site_keys(errors, normalized)
+    _check_unique_apps(errors, normalized)
+    if errors:
+        raise AnsibleFilterError(f"wsgi_sites is invalid ({len(errors)} problem(s)):\n" + "\n".join(errors))
+    return [site for _, site in normalized]
+
+
+def wsgi_apps(sites: Any, mode: str | None = None) -> list[dict[str, Any]]:
+    """Flatten normalized sites into apps (with their site's names) so roles can loop once."""
+    if mode is not None and mode not in MODES:
+        raise AnsibleFilterError(f"wsgi_apps: mode {_show(mode)} is invalid; allowed: {', '.join(MODES)} or none")
+    return [
+        {**app, "server_name": site["server_name"], "config_name": site["config_name"]}
+        for site in sites or []
+        for app in site["apps"]
+        if mode is None or app["mode"] == mode
+    ]
+
+
+def wsgi_daemon_directive_options(app: Mapping, group: str = "wsgi") -> str:
+    """Render the WSGIDaemonProcess options of a normalized daemon app so templates stay trivial.
+
+    group is the daemon's primary group; the roles pass their scripts group (default 'wsgi')
+    because that group is what lets the daemon read its script.
+    """
+    if not isinstance(app, Mapping) or app.get("mode") != "daemon":
+        name = app.get("name") if isinstance(app, Mapping) else app
+        raise AnsibleFilterError(f"wsgi_daemon_directive_options: app {_show(name)} is not a daemon-mode app")
+    parts = [
+        f"processes={app['processes']}",
+        f"threads={app['threads']}",
+        f"display-name={app['display_name']}",
+        f"user={app['user']}",
+        f"group={group}",
+    ]
+    parts += [f"{key}={value}" for key, value in sorted(app["daemon_options"].items())]
+    return " ".join(parts)
+
+
+class FilterModule:
+    """Ansible entry point: the filters the wsgi roles use on wsgi_sites."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        """Map filter names to functions."""
+        return {
+            "wsgi_normalize_sites": wsgi_normalize_sites,
+            "wsgi_apps": wsgi_apps,
+            "wsgi_daemon_directive_options": wsgi_daemon_directive_options,
+        }
