@@ -357,9 +357,12 @@ def _source(errors: Errors, where: Where, raw: Mapping, ctx: Context) -> str:
         return str(value)
     else:
         path = os.path.normpath(os.path.join(ctx.source_base, str(value)))
-    if not os.path.isfile(path):
-        errors.add(where, "source", value if value is not MISSING else path,
-                   "an existing file on the controller", f"file {path!r} not found for")
+    if not os.path.isfile(path) and path == ctx.default_source and value in (MISSING, None):
+        errors.add(where, "source", path, "an existing file on the controller: set source, or restore "
+                   "the role's hello-world app", "no source given and the default script is missing:")
+    elif not os.path.isfile(path):
+        errors.add(where, "source", value, "an existing file on the controller",
+                   f"file {path!r} not found for")
     return path
 
 

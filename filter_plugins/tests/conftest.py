@@ -1,0 +1,8 @@
+"""Make the filter plugins importable by module name, the way Ansible loads them (by path)."""
+
+import sys
+from pathlib import Path
+
+PLUGIN_DIR = Path(__file__).resolve().parent.parent
+if str(PLUGIN_DIR) not in sys.path:
+    sys.path.insert(0, str(PLUGIN_DIR))

@@ -1,0 +1,575 @@
+"""Tests for the wsgi_sites filter plugin: every rule rejects bad input by name, defaults are exact."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import wsgi_sites
+from ansible.errors import AnsibleFilterError
+from wsgi_sites import (
+    FilterModule,
+    wsgi_apps,
+    wsgi_daemon_directive_options,
+    wsgi_normalize_sites,
+)
+
+BASE = "/usr/local/www"
+SITE0 = "wsgi_sites[0] (server_name 'www.example.com')"
+APP0 = f"{SITE0}, apps[0] (name 'myapp')"
+
+
+@pytest.fixture()
+def paths(tmp_path: Path) -> dict[str, str]:
+    """A controller layout: a playbook dir with an app script, and the role's bundled hello app."""
+    playbook = tmp_path / "playbook"
+    (playbook / "apps").mkdir(parents=True)
+    (playbook / "apps" / "myapp.wsgi").write_text("application = None\n")
+    hello = tmp_path / "role" / "files" / "hello.wsgi"
+    hello.parent.mkdir(parents=True)
+    hello.write_text("application = None\n")
+    return {"playbook": str(playbook), "hello": str(hello), "myapp": str(playbook / "apps" / "myapp.wsgi")}
+
+
+@pytest.fixture()
+def normalize(paths: dict[str, str]):
+    """Call the filter the way the role does, with this test's controller paths."""
+
+    def run(sites: Any, base_dir: str = BASE) -> list[dict[str, Any]]:
+        return wsgi_normalize_sites(sites, base_dir, paths["playbook"], paths["hello"])
+
+    return run
+
+
+@pytest.fixture()
+def error(normalize):
+    """Return the filter's error message for bad input (and fail if there is none)."""
+
+    def run(sites: Any, base_dir: str = BASE) -> str:
+        with pytest.raises(AnsibleFilterError) as info:
+            normalize(sites, base_dir)
+        return str(info.value.message)
+
+    return run
+
+
+def site(**fields: Any) -> dict[str, Any]:
+    """A minimal valid site, overridden by fields."""
+    return {"server_name": "www.example.com", **fields}
+
+
+def app(**fields: Any) -> dict[str, Any]:
+    """A minimal valid daemon app, overridden by fields (None removes a field)."""
+    result = {"name": "myapp", "mount": "/myapp", "mode": "daemon", **fields}
+    return {key: value for key, value in result.items() if value is not None}
+
+
+def one_app(**fields: Any) -> list[dict[str, Any]]:
+    """wsgi_sites with one site holding one app."""
+    return [site(apps=[app(**fields)])]
+
+
+def assert_names(message: str, *fragments: str) -> None:
+    """Every fragment (location, field, value, allowed) must appear in the message."""
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in:\n{message}"
+
+
+# --------------------------------------------------------------------------- valid input
+
+
+def test_minimal_site_gets_every_default(normalize) -> None:
+    assert normalize([site()]) == [{
+        "server_name": "www.example.com",
+        "server_aliases": [],
+        "port": 80,
+        "log_level": "info",
+        "document_root": "/usr/local/www/documents",
+        "static_aliases": [],
+        "apps": [],
+        "config_name": "www.example.com-80",
+    }]
+
+
+def test_full_daemon_site_is_normalized_exactly(normalize, paths) -> None:
+    sites = [{
+        "server_name": "WWW.Example.com",
+        "server_aliases": ["example.com", "*.example.org"],
+        "port": "8080",
+        "log_level": "debug",
+        "document_root": "/srv/www/docs/",
+        "static_aliases": ["/robots.txt", "/images/"],
+        "apps": [{
+            "name": "myapp",
+            "mount": "/myapp",
+            "mode": "daemon",
+            "source": "apps/myapp.wsgi",
+            "callable": "app",
+            "process_group": "example.com",
+            "processes": "4",
+            "threads": 5,
+            "display_name": "wsgi-myapp",
+            "daemon_options": {"maximum-requests": 1000, "lang": "en_US.UTF-8"},
+            "user": "myapp",
+        }],
+    }]
+    assert normalize(sites) == [{
+        "server_name": "WWW.Example.com",
+        "server_aliases": ["example.com", "*.example.org"],
+        "port": 8080,
+        "log_level": "debug",
+        "document_root": "/srv/www/docs",
+        "static_aliases": ["/robots.txt", "/images/"],
+        "apps": [{
+            "name": "myapp",
+            "mount": "/myapp",
+            "mode": "daemon",
+            "source": paths["myapp"],
+            "callable": "app",
+            "script": "/usr/local/www/wsgi-scripts/myapp.wsgi",
+            "process_group": "example.com",
+            "processes": 4,
+            "threads": 5,
+            "display_name": "wsgi-myapp",
+            "daemon_options": {"lang": "en_US.UTF-8", "maximum-requests": "1000"},
+            "user": "myapp",
+        }],
+        "config_name": "www.example.com-8080",
+    }]
+
+
+def test_daemon_defaults(normalize, paths) -> None:
+    result = normalize(one_app())[0]["apps"][0]
+    assert result == {
+        "name": "myapp", "mount": "/myapp", "mode": "daemon", "source": paths["hello"],
+        "callable": "application", "script": "/usr/local/www/wsgi-scripts/myapp.wsgi",
+        "process_group": "myapp", "processes": 2, "threads": 15, "display_name": "%{GROUP}",
+        "daemon_options": {}, "user": "wsgi",
+    }
+
+
+def test_embedded_app_has_no_daemon_or_proxy_keys(normalize, paths) -> None:
+    result = normalize(one_app(mode="embedded", mount="/"))[0]["apps"][0]
+    assert result == {
+        "name": "myapp", "mount": "/", "mode": "embedded", "source": paths["hello"],
+        "callable": "application", "script": "/usr/local/www/wsgi-scripts/myapp.wsgi",
+    }
+
+
+def test_proxy_defaults_leave_sizing_to_the_role(normalize, paths) -> None:
+    result = normalize(one_app(mode="proxy"))[0]["apps"][0]
+    assert result == {
+        "name": "myapp", "mount": "/myapp", "mode": "proxy", "source": paths["hello"],
+        "callable": "application", "script": "/usr/local/www/wsgi-scripts/myapp.wsgi",
+        "workers": None, "threads": 1, "listen": None,
+    }
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:8000", "localhost:9000", "[::1]:8000", "unix:/run/myapp.sock"])
+def test_proxy_listen_forms(normalize, listen: str) -> None:
+    result = normalize(one_app(mode="proxy", listen=listen, workers="3", threads=4))[0]["apps"][0]
+    assert (result["listen"], result["workers"], result["threads"]) == (listen, 3, 4)
+
+
+def test_absolute_source_and_trailing_slash_base_dir(normalize, paths) -> None:
+    result = normalize(one_app(source=paths["myapp"]), base_dir="/srv/www/")[0]
+    assert result["apps"][0]["source"] == paths["myapp"]
+    assert result["apps"][0]["script"] == "/srv/www/wsgi-scripts/myapp.wsgi"
+    assert result["document_root"] == "/srv/www/documents"
+
+
+def test_relative_source_resolves_against_source_base(normalize, paths) -> None:
+    result = normalize(one_app(source="./apps/../apps/myapp.wsgi"))[0]["apps"][0]
+    assert result["source"] == paths["myapp"]
+
+
+def test_input_is_not_mutated_and_output_is_new(normalize) -> None:
+    sites = [site(server_aliases=["example.com"], apps=[app(daemon_options={"umask": "0007"})])]
+    before = copy.deepcopy(sites)
+    result = normalize(sites)
+    assert sites == before
+    assert result[0] is not sites[0]
+    assert result[0]["apps"][0] is not sites[0]["apps"][0]
+    assert result[0]["server_aliases"] is not sites[0]["server_aliases"]
+    assert result[0]["apps"][0]["daemon_options"] is not sites[0]["apps"][0]["daemon_options"]
+
+
+def test_apps_may_share_a_process_group_with_identical_settings(normalize) -> None:
+    sites = [site(apps=[app(process_group="shared"), app(name="other", mount="/other", process_group="shared")])]
+    assert [a["process_group"] for a in normalize(sites)[0]["apps"]] == ["shared", "shared"]
+
+
+def test_same_server_name_on_two_ports_and_alias_under_mount_are_fine(normalize) -> None:
+    sites = [
+        site(static_aliases=["/myapp/static/", "/robots.txt"], apps=[app(mount="/myapp")]),
+        site(port=443),
+    ]
+    assert [s["config_name"] for s in normalize(sites)] == ["www.example.com-80", "www.example.com-443"]
+
+
+def test_static_alias_on_a_root_mount_is_fine(normalize) -> None:
+    assert normalize([site(static_aliases=["/images/"], apps=[app(mount="/")])])[0]["static_aliases"] == ["/images/"]
+
+
+def test_no_sites(normalize) -> None:
+    assert normalize([]) == []
+    assert normalize(None) == []
+
+
+# --------------------------------------------------------------------------- structure errors
+
+
+def test_sites_must_be_a_list(error) -> None:
+    assert_names(error({"server_name": "x"}), "wsgi_sites: field 'wsgi_sites'", "a list of site mappings")
+
+
+def test_site_must_be_a_mapping(error) -> None:
+    assert_names(error(["www.example.com"]), "wsgi_sites[0]", "site is not a mapping", "'www.example.com'")
+
+
+def test_apps_must_be_a_list_of_mappings(error) -> None:
+    assert_names(error([site(apps={"name": "x"})]), SITE0, "field 'apps'", "a list of app mappings")
+    assert_names(error([site(apps=["myapp"])]), f"{SITE0}, apps[0]", "app is not a mapping", "'myapp'")
+
+
+def test_unknown_site_key_lists_known_keys(error) -> None:
+    message = error([site(server_alias=["x.com"])])
+    assert_names(message, SITE0, "field 'server_alias'", "did you mean 'server_aliases'",
+                 "allowed: one of server_name, server_aliases, port")
+
+
+def test_misspelled_app_key_is_caught(error) -> None:
+    message = error(one_app(proceses=4))
+    assert_names(message, APP0, "field 'proceses'", "did you mean 'processes'", "one of name, mount, mode")
+
+
+# --------------------------------------------------------------------------- site field errors
+
+
+@pytest.mark.parametrize("name", ["-bad.example.com", "bad-.example.com", "under_score.com", "a" * 64 + ".com",
+                                  ("a" * 60 + ".") * 5 + "com", "", "two..dots", 42, None])
+def test_server_name_must_be_a_hostname(error, name: Any) -> None:
+    message = error([{"server_name": name}])
+    assert_names(message, "wsgi_sites[0] (server_name", "field 'server_name'", "allowed: a host name")
+
+
+def test_server_name_is_required(error) -> None:
+    assert_names(error([{"port": 80}]), "wsgi_sites[0] (server_name None)", "field 'server_name'",
+                 "required, got (missing)")
+
+
+def test_server_aliases_are_hostnames_or_wildcards(error) -> None:
+    assert_names(error([site(server_aliases=["ok.com", "bad alias"])]), SITE0, "field 'server_aliases'",
+                 "'bad alias'", "optionally starting with '*.'")
+    assert_names(error([site(server_aliases="example.com")]), SITE0, "field 'server_aliases'", "a list")
+    assert_names(error([site(server_aliases=["a.*.com"])]), "'a.*.com'")
+
+
+@pytest.mark.parametrize("port", [0, 65536, -1, True, "80a", 8.0, "", None])
+def test_port_is_an_integer_in_range(error, port: Any) -> None:
+    assert_names(error([site(port=port)]), SITE0, "field 'port'", "an integer from 1 to 65535")
+
+
+def test_same_server_name_and_port_twice(error) -> None:
+    message = error([site(), site(server_name="WWW.EXAMPLE.COM")])
+    assert_names(message, "wsgi_sites[1] (server_name 'WWW.EXAMPLE.COM'): field 'server_name'",
+                 f"same server_name and port 80 as {SITE0}")
+
+
+def test_server_name_that_is_another_sites_alias(error) -> None:
+    message = error([site(server_aliases=["example.com"]), site(server_name="example.com")])
+    assert_names(message, "wsgi_sites[1] (server_name 'example.com'): field 'server_name'",
+                 f"is a server_alias of {SITE0} on port 80")
+
+
+def test_log_level_must_be_known(error) -> None:
+    assert_names(error([site(log_level="verbose")]), SITE0, "field 'log_level'", "'verbose'",
+                 "one of emerg, alert, crit, error, warn, notice, info, debug, trace1")
+
+
+@pytest.mark.parametrize("root", ["documents", "/srv/../etc", "/usr/local/www/wsgi-scripts",
+                                  "/usr/local/www/wsgi-scripts/static", "/usr/local/www", "/", 7])
+def test_document_root_is_absolute_and_apart_from_the_scripts(error, root: Any) -> None:
+    assert_names(error([site(document_root=root)]), SITE0, "field 'document_root'",
+                 "neither is, lies under nor contains /usr/local/www/wsgi-scripts")
+
+
+@pytest.mark.parametrize("alias", ["robots.txt", "/a/../b", "/a b", "/a\"b", "/it's", "/", "/a//b", 3])
+def test_static_alias_shape(error, alias: Any) -> None:
+    assert_names(error([site(static_aliases=[alias])]), SITE0, "field 'static_aliases'",
+                 "starting with '/'")
+
+
+def test_static_aliases_must_be_unique(error) -> None:
+    assert_names(error([site(static_aliases=["/img/", "/img/"])]), SITE0, "field 'static_aliases'",
+                 "duplicate '/img/'")
+
+
+@pytest.mark.parametrize("alias", ["/myapp", "/myapp/"])
+def test_static_alias_on_an_app_mount(error, alias: str) -> None:
+    message = error([site(static_aliases=[alias], apps=[app()])])
+    assert_names(message, SITE0, "field 'static_aliases'", f"'{alias}'", "hides app 'myapp'",
+                 "a URL path other than an app mount")
+
+
+def test_base_dir_must_be_absolute(error) -> None:
+    assert_names(error([], base_dir="www"), "wsgi_sites: field 'wsgi_base_dir'", "'www'", "an absolute path")
+
+
+# --------------------------------------------------------------------------- app field errors
+
+
+@pytest.mark.parametrize("name", ["MyApp", "my app", "a" * 65, "", "my.app", 5])
+def test_app_name_shape(error, name: Any) -> None:
+    assert_names(error(one_app(name=name)), "apps[0] (name", "field 'name'", "1-64 characters of a-z, 0-9")
+
+
+def test_app_name_is_required(error) -> None:
+    assert_names(error([site(apps=[{"mount": "/", "mode": "embedded"}])]),
+                 f"{SITE0}, apps[0] (name None): field 'name': required")
+
+
+def test_app_names_are_unique_across_sites(error) -> None:
+    message = error([site(apps=[app()]), site(server_name="other.example.com", apps=[app(mount="/")])])
+    assert_names(message, "wsgi_sites[1] (server_name 'other.example.com'), apps[0] (name 'myapp'): field 'name'",
+                 f"also used by {APP0}")
+
+
+@pytest.mark.parametrize("mount", ["myapp", "/myapp/", "//", "/a//b", "/.", "/..", "/a/../b", "/a b", "", None])
+def test_mount_shape(error, mount: Any) -> None:
+    message = error(one_app(mount=mount) if mount is not None else [site(apps=[{"name": "myapp", "mode": "embedded"}])])
+    assert_names(message, APP0, "field 'mount'", "without a trailing '/'")
+
+
+def test_two_apps_on_one_mount(error) -> None:
+    message = error([site(apps=[app(), app(name="other")])])
+    assert_names(message, f"{SITE0}, apps[1] (name 'other'): field 'mount'", "same mount as app 'myapp'",
+                 "'/myapp'")
+
+
+@pytest.mark.parametrize("mode", ["wsgi", "Daemon", None, 1])
+def test_mode_is_required_and_known(error, mode: Any) -> None:
+    message = error(one_app(mode=mode) if mode is not None else [site(apps=[{"name": "myapp", "mount": "/"}])])
+    assert_names(message, APP0, "field 'mode'", "one of embedded, daemon, proxy")
+
+
+def test_source_must_exist_on_the_controller(error, paths) -> None:
+    missing = os.path.join(paths["playbook"], "apps", "nope.wsgi")
+    assert_names(error(one_app(source="apps/nope.wsgi")), APP0, "field 'source'", f"file {missing!r} not found",
+                 "'apps/nope.wsgi'", "an existing file on the controller")
+    assert_names(error(one_app(source=["x"])), APP0, "field 'source'", "a path to a file")
+
+
+def test_default_source_must_exist_too(normalize, paths) -> None:
+    with pytest.raises(AnsibleFilterError, match="field 'source': no source given and the default script is missing: '.*hello.wsgi.missing'"):
+        wsgi_normalize_sites(one_app(), BASE, paths["playbook"], paths["hello"] + ".missing")
+
+
+@pytest.mark.parametrize("value", ["1app", "my-app", "class", "", 3])
+def test_callable_is_an_identifier(error, value: Any) -> None:
+    assert_names(error(one_app(callable=value)), APP0, "field 'callable'", "a Python identifier")
+
+
+def test_process_group_shape(error) -> None:
+    assert_names(error(one_app(process_group="my group")), APP0, "field 'process_group'", "'my group'",
+                 "letters, digits, '.', '_' and '-'")
+
+
+def test_shared_process_group_needs_identical_settings(error) -> None:
+    sites = [site(apps=[app(process_group="g"), app(name="other", mount="/o", process_group="g", threads=3)])]
+    assert_names(error(sites), f"{SITE0}, apps[1] (name 'other'): field 'process_group'",
+                 "shared with app 'myapp' but settings differ", "identical processes, threads")
+
+
+def test_process_group_in_two_sites(error) -> None:
+    sites = [site(apps=[app(process_group="g")]),
+             site(server_name="b.example.com", apps=[app(name="b", process_group="g")])]
+    assert_names(error(sites), "wsgi_sites[1] (server_name 'b.example.com'), apps[0] (name 'b'): "
+                 "field 'process_group'", f"also used in {APP0}")
+
+
+@pytest.mark.parametrize(("field", "value", "allowed"), [
+    ("processes", 0, "from 1 to 256"), ("processes", -1, "from 1 to 256"), ("processes", True, "from 1 to 256"),
+    ("processes", 257, "from 1 to 256"), ("processes", "two", "from 1 to 256"), ("processes", 2.5, "from 1 to 256"),
+    ("threads", 0, "from 1 to 1000"), ("threads", 1001, "from 1 to 1000"), ("threads", False, "from 1 to 1000"),
+])
+def test_daemon_sizing(error, field: str, value: Any, allowed: str) -> None:
+    assert_names(error(one_app(**{field: value})), APP0, f"field '{field}'", "an integer " + allowed)
+
+
+@pytest.mark.parametrize("value", [0, 257, "x", True])
+def test_proxy_workers(error, value: Any) -> None:
+    assert_names(error(one_app(mode="proxy", workers=value)), APP0, "field 'workers'", "from 1 to 256")
+
+
+@pytest.mark.parametrize("value", ["my app", 'a"b', "", "a\nb", "a\tb", 5])
+def test_display_name(error, value: Any) -> None:
+    assert_names(error(one_app(display_name=value)), APP0, "field 'display_name'", "without whitespace")
+
+
+@pytest.mark.parametrize("value", ["root", "Web", "1user", "a" * 33, "we b", 1000])
+def test_user(error, value: Any) -> None:
+    assert_names(error(one_app(user=value)), APP0, "field 'user'", "other than 'root'")
+
+
+@pytest.mark.parametrize("listen", ["8000", "localhost", "host:0", "host:70000", "[nope]:80", "::1:80",
+                                    "unix:run.sock", "unix:/", "unix:/a b", "bad_host:80", 8000])
+def test_proxy_listen(error, listen: Any) -> None:
+    assert_names(error(one_app(mode="proxy", listen=listen)), APP0, "field 'listen'", "'HOST:PORT'")
+
+
+@pytest.mark.parametrize(("field", "value", "mode", "owner"), [
+    ("processes", 2, "embedded", "daemon"), ("threads", 2, "embedded", "daemon or proxy"),
+    ("workers", 2, "daemon", "proxy"), ("listen", "127.0.0.1:80", "daemon", "proxy"),
+    ("user", "web", "proxy", "daemon"), ("daemon_options", {}, "embedded", "daemon"),
+    ("process_group", "g", "proxy", "daemon"),
+])
+def test_fields_of_another_mode(error, field: str, value: Any, mode: str, owner: str) -> None:
+    message = error(one_app(mode=mode, **{field: value}))
+    assert_names(message, APP0, f"field '{field}'", f"does not apply to mode '{mode}'", f"only in mode {owner}")
+
+
+# --------------------------------------------------------------------------- daemon options
+
+
+def test_daemon_options_must_be_a_mapping(error) -> None:
+    assert_names(error(one_app(daemon_options=["maximum-requests=5"])), APP0, "field 'daemon_options'",
+                 "a mapping of WSGIDaemonProcess option")
+
+
+def test_misspelled_daemon_option_suggests_the_documented_one(error) -> None:
+    message = error(one_app(daemon_options={"maximum_requests": 100}))
+    assert_names(message, APP0, "field 'daemon_options.maximum_requests'",
+                 "unknown WSGIDaemonProcess option (did you mean 'maximum-requests'?)",
+                 "one of chroot, connect-timeout")
+
+
+@pytest.mark.parametrize(("option", "field"), [
+    ("processes", "processes"), ("threads", "threads"), ("display-name", "display_name"), ("user", "user"),
+])
+def test_daemon_options_with_their_own_field(error, option: str, field: str) -> None:
+    assert_names(error(one_app(daemon_options={option: "x"})), APP0, f"field 'daemon_options.{option}'",
+                 f"the app field '{field}' instead")
+
+
+def test_group_option_is_managed_by_the_role(error) -> None:
+    assert_names(error(one_app(daemon_options={"group": "www-data"})), APP0, "field 'daemon_options.group'",
+                 "managed by the role")
+
+
+@pytest.mark.parametrize("value", [True, None, [1], {"a": 1}, "two words", "it's", "a\nb", ""])
+def test_daemon_option_values_render_on_one_line(error, value: Any) -> None:
+    assert_names(error(one_app(daemon_options={"lang": value})), APP0, "field 'daemon_options.lang'",
+                 "a string or integer without whitespace")
+
+
+@pytest.mark.parametrize(("option", "value", "allowed"), [
+    ("maximum-requests", "lots", "a non-negative integer"), ("socket-timeout", -5, "a non-negative integer"),
+    ("cpu-priority", 21, "from -20 to 20"), ("cpu-priority", "high", "from -20 to 20"),
+    ("umask", "999", "an octal umask"), ("server-metrics", "yes", "On or Off"),
+    ("home", "relative/dir", "an absolute path"),
+])
+def test_daemon_option_values_mod_wsgi_checks(error, option: str, value: Any, allowed: str) -> None:
+    assert_names(error(one_app(daemon_options={option: value})), APP0, f"field 'daemon_options.{option}'",
+                 allowed)
+
+
+def test_script_user_and_script_group_exclude_each_other(error) -> None:
+    message = error(one_app(daemon_options={"script-user": "a", "script-group": "b"}))
+    assert_names(message, APP0, "field 'daemon_options'", "only one of script-user and script-group")
+
+
+def test_valid_daemon_options_are_strings(normalize) -> None:
+    options = {"cpu-priority": -5, "umask": "0007", "server-metrics": "On", "python-home": "/srv/venv",
+               "supplementary-groups": "a,b", "queue-timeout": 45}
+    result = normalize(one_app(daemon_options=options))[0]["apps"][0]["daemon_options"]
+    assert result == {key: str(value) for key, value in sorted(options.items())}
+
+
+def test_daemon_option_list_matches_mod_wsgi() -> None:
+    assert len(wsgi_sites.DAEMON_OPTIONS) == len(set(wsgi_sites.DAEMON_OPTIONS)) == 41
+    assert "interrupt-timeout" not in wsgi_sites.DAEMON_OPTIONS
+
+
+# --------------------------------------------------------------------------- collecting
+
+
+def test_all_errors_are_reported_together(error) -> None:
+    sites = [site(port=0, log_level="loud", apps=[app(processes=0, threads=0, mode="daemon", callable="1")]),
+             {"server_name": "bad_name", "apps": [app(name="Bad", mode="embedded", mount="/")]}]
+    message = error(sites)
+    lines = message.splitlines()
+    assert lines[0] == "wsgi_sites is invalid (7 problem(s)):"
+    assert len(lines) == 8
+    for fragment in ("'port'", "'log_level'", "'processes'", "'threads'", "'callable'", "'server_name'", "'name'"):
+        assert sum(fragment in line for line in lines) == 1, fragment
+
+
+# --------------------------------------------------------------------------- other filters
+
+
+def test_wsgi_apps_flattens_and_filters_by_mode(normalize) -> None:
+    sites = normalize([
+        site(apps=[app(), app(name="emb", mode="embedded", mount="/")]),
+        site(server_name="b.example.com", port=8080, apps=[app(name="px", mode="proxy")]),
+    ])
+    assert [(a["name"], a["server_name"], a["config_name"]) for a in wsgi_apps(sites)] == [
+        ("myapp", "www.example.com", "www.example.com-80"),
+        ("emb", "www.example.com", "www.example.com-80"),
+        ("px", "b.example.com", "b.example.com-8080"),
+    ]
+    assert [a["name"] for a in wsgi_apps(sites, "daemon")] == ["myapp"]
+    assert wsgi_apps(sites, "embedded")[0]["mode"] == "embedded"
+    assert "server_name" not in sites[0]["apps"][0]
+    with pytest.raises(AnsibleFilterError, match="mode 'demon' is invalid"):
+        wsgi_apps(sites, "demon")
+
+
+def test_daemon_directive_options(normalize) -> None:
+    daemon = normalize(one_app(daemon_options={"umask": "0007", "maximum-requests": 1000}))[0]["apps"][0]
+    assert wsgi_daemon_directive_options(daemon) == (
+        "processes=2 threads=15 display-name=%{GROUP} user=wsgi group=wsgi maximum-requests=1000 umask=0007")
+    assert wsgi_daemon_directive_options(daemon, "www-scripts").endswith("group=www-scripts maximum-requests=1000 "
+                                                                         "umask=0007")
+    embedded = normalize(one_app(mode="embedded"))[0]["apps"][0]
+    with pytest.raises(AnsibleFilterError, match="'myapp' is not a daemon-mode app"):
+        wsgi_daemon_directive_options(embedded)
+
+
+def test_filter_module_exposes_the_filters() -> None:
+    assert set(FilterModule().filters()) == {"wsgi_normalize_sites", "wsgi_apps", "wsgi_daemon_directive_options"}
+
+
+# --------------------------------------------------------------------------- through Ansible itself
+
+
+ANSIBLE = shutil.which("ansible", path=os.path.dirname(sys.executable))
+
+
+@pytest.mark.skipif(ANSIBLE is None, reason="ansible not installed next to this Python")
+def test_runs_inside_ansible_templating(paths, tmp_path: Path) -> None:
+    """Ansible 2.19 hands filters tagged str/dict subclasses; the plugin must still work and fail cleanly."""
+    env = {**os.environ, "ANSIBLE_FILTER_PLUGINS": str(Path(wsgi_sites.__file__).parent),
+           "ANSIBLE_HOME": str(tmp_path), "ANSIBLE_LOCALHOST_WARNING": "false", "ANSIBLE_STDOUT_CALLBACK": "json"}
+    good = {"wsgi_sites": one_app(source="apps/myapp.wsgi")}
+    expr = (f"{{{{ wsgi_sites | wsgi_normalize_sites('/usr/local/www', '{paths['playbook']}', '{paths['hello']}')"
+            " | wsgi_apps('daemon') | map('wsgi_daemon_directive_options') | first }}")
+
+    def run(variables: dict[str, Any]) -> subprocess.CompletedProcess:
+        return subprocess.run([ANSIBLE, "localhost", "-c", "local", "-i", "localhost,", "-m", "debug",
+                               "-a", f"msg={expr}", "-e", json.dumps(variables)],
+                              check=False, env=env, capture_output=True, text=True, timeout=60)
+
+    ok = run(good)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "processes=2 threads=15 display-name=%{GROUP} user=wsgi group=wsgi" in ok.stdout
+    bad = run({"wsgi_sites": one_app(proceses=3)})
+    assert bad.returncode != 0
+    assert "field 'proceses'" in bad.stdout + bad.stderr
