@@ -15,7 +15,7 @@ import keyword
 import os
 import posixpath
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,9 +121,11 @@ class Where:
 class Errors(list):
     """Collects every problem so the user sees all of them in one run."""
 
-    def add(self, where: Where, field: str, value: Any, allowed: str, problem: str = "invalid value") -> None:
-        """Record one problem in the fixed 'where: field: problem value; allowed: ...' form."""
-        self.append(f"{where}: field '{field}': {problem} {_show(value)}; allowed: {allowed}")
+    def add(self, where: Where, field: str, value: Any, allowed: str, problem: str = "invalid value",
+            hint: str = "") -> None:
+        """Record one problem in the fixed 'where: field: problem value[ hint]; allowed: ...' form."""
+        hint = f" ({hint})" if hint else ""
+        self.append(f"{where}: field '{field}': {problem} {_show(value)}{hint}; allowed: {allowed}")
 
 
 def _show(value: Any) -> str:
@@ -210,13 +212,18 @@ def _is_within(path: str, directory: str) -> bool:
     return path == directory.rstrip("/") or path.startswith(directory)
 
 
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    """'did you mean ...?' for the closest choice, since most unknown names are typos."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f"did you mean '{close[0]}'?" if close else ""
+
+
 def _unknown_keys(errors: Errors, where: Where, raw: Mapping, known: tuple[str, ...], what: str) -> None:
     """Unknown keys are usually misspellings (proceses) that would otherwise be ignored silently."""
     for key in raw:
         if key not in known:
-            hint = difflib.get_close_matches(str(key), known, n=1)
-            problem = f"unknown {what} key" + (f" (did you mean '{hint[0]}'?)" if hint else "")
-            errors.add(where, str(key), key, "one of " + ", ".join(known), problem)
+            errors.add(where, str(key), key, "one of " + ", ".join(known), f"unknown {what} key",
+                       _suggest(str(key), known))
 
 
 # --------------------------------------------------------------------------- site fields
@@ -494,9 +501,8 @@ def _daemon_option_name_ok(errors: Errors, where: Where, key: Any) -> bool:
         return False
     if name not in DAEMON_OPTIONS:
         documented = [o for o in DAEMON_OPTIONS if o not in OPTION_FIELDS and o != "group"]
-        hint = difflib.get_close_matches(name, documented, n=1)
-        problem = "unknown WSGIDaemonProcess option" + (f" (did you mean '{hint[0]}'?)" if hint else "")
-        errors.add(where, field, key, "one of " + ", ".join(documented), problem)
+        errors.add(where, field, key, "one of " + ", ".join(documented), "unknown WSGIDaemonProcess option",
+                   _suggest(name, documented))
         return False
     return True
 
@@ -581,8 +587,11 @@ def _app(errors: Errors, where: Where, raw: Any, ctx: Context) -> dict[str, Any]
     return app
 
 
-def _apps(errors: Errors, where: Where, raw: Mapping, ctx: Context) -> list[dict[str, Any]]:
-    """Every app of one site, each tagged with its own position for messages."""
+AppEntry = tuple[Where, dict[str, Any]]
+
+
+def _apps(errors: Errors, where: Where, raw: Mapping, ctx: Context) -> list[AppEntry]:
+    """Every app of one site, each paired with its own position in the input for later messages."""
     value = raw.get("apps", [])
     if value is None:
         return []
@@ -595,42 +604,46 @@ def _apps(errors: Errors, where: Where, raw: Mapping, ctx: Context) -> list[dict
         app_where = Where(where.site_index, where.server_name, index, name)
         app = _app(errors, app_where, raw_app, ctx)
         if app is not None:
-            apps.append(app)
+            apps.append((app_where, app))
     return apps
 
 
 # --------------------------------------------------------------------------- per-site cross checks
 
 
-def _app_where(site_where: Where, site: Mapping, app: Mapping) -> Where:
-    """Rebuild an app's location from the normalized site, for cross-field messages."""
-    return Where(site_where.site_index, site_where.server_name, site["apps"].index(app), app["name"])
+@dataclass(frozen=True)
+class SiteEntry:
+    """A normalized site with the input positions of it and its apps, for cross-entry messages."""
+
+    where: Where
+    site: dict[str, Any]
+    apps: list[AppEntry]
 
 
-def _check_mounts(errors: Errors, where: Where, site: Mapping) -> None:
+def _check_mounts(errors: Errors, entry: SiteEntry) -> None:
     """Two apps on one URL: Apache would only ever run the first."""
     seen: dict[str, Mapping] = {}
-    for app in site["apps"]:
+    for app_where, app in entry.apps:
         mount = app["mount"]
         if mount is None:
             continue
         if mount in seen:
-            errors.add(_app_where(where, site, app), "mount", mount,
+            errors.add(app_where, "mount", mount,
                        "one app per mount in a site",
                        f"same mount as app {_show(seen[mount]['name'])}:")
         else:
             seen[mount] = app
 
 
-def _check_alias_vs_mounts(errors: Errors, where: Where, site: Mapping) -> None:
+def _check_alias_vs_mounts(errors: Errors, entry: SiteEntry) -> None:
     """An Alias exactly on an app's mount would hide the whole app behind static files."""
-    for app in site["apps"]:
+    for _, app in entry.apps:
         mount = app["mount"]
         if mount in (None, "/"):
             continue
-        for alias in site["static_aliases"]:
+        for alias in entry.site["static_aliases"]:
             if alias.rstrip("/") == mount:
-                errors.add(where, "static_aliases", alias,
+                errors.add(entry.where, "static_aliases", alias,
                            "a URL path other than an app mount (paths under a mount are fine)",
                            f"hides app {_show(app['name'])} mounted at {mount!r}:")
 
@@ -641,17 +654,17 @@ def _daemon_signature(app: Mapping) -> tuple:
             tuple(sorted(app["daemon_options"].items())), app["user"])
 
 
-def _check_shared_groups(errors: Errors, where: Where, site: Mapping) -> None:
+def _check_shared_groups(errors: Errors, entry: SiteEntry) -> None:
     """Apps sharing a process group share one directive, so its settings must be identical."""
     first: dict[str, Mapping] = {}
-    for app in site["apps"]:
+    for app_where, app in entry.apps:
         if app["mode"] != "daemon" or app["process_group"] is None:
             continue
         group = app["process_group"]
         if group not in first:
             first[group] = app
         elif _daemon_signature(first[group]) != _daemon_signature(app):
-            errors.add(_app_where(where, site, app), "process_group", group,
+            errors.add(app_where, "process_group", group,
                        "identical processes, threads, display_name, daemon_options and user "
                        "for apps sharing a process group",
                        f"shared with app {_show(first[group]['name'])} but settings differ:")
@@ -660,11 +673,11 @@ def _check_shared_groups(errors: Errors, where: Where, site: Mapping) -> None:
 # --------------------------------------------------------------------------- cross-site checks
 
 
-def _check_site_keys(errors: Errors, sites: list[tuple[Where, dict[str, Any]]]) -> None:
+def _check_site_keys(errors: Errors, entries: list[SiteEntry]) -> None:
     """Same name and port twice, or a name that is another site's alias: Apache picks one silently."""
     names: dict[tuple[str, int], Where] = {}
     aliases: dict[tuple[str, int], Where] = {}
-    for where, site in sites:
+    for where, site in ((e.where, e.site) for e in entries):
         if site["server_name"] is None or site["port"] is None:
             continue
         key = (site["server_name"].lower(), site["port"])
@@ -673,8 +686,11 @@ def _check_site_keys(errors: Errors, sites: list[tuple[Where, dict[str, Any]]]) 
                        f"same server_name and port {site['port']} as {names[key]}:")
         names.setdefault(key, where)
         for alias in site["server_aliases"]:
-            aliases.setdefault((alias.lower(), site["port"]), where)
-    for where, site in sites:
+            owner = aliases.setdefault((alias.lower(), site["port"]), where)
+            if owner != where:
+                errors.add(where, "server_aliases", alias, "each server_alias in one site per port",
+                           f"also a server_alias of {owner} on port {site['port']}:")
+    for where, site in ((e.where, e.site) for e in entries):
         if site["server_name"] is None or site["port"] is None:
             continue
         owner = aliases.get((site["server_name"].lower(), site["port"]))
@@ -684,14 +700,13 @@ def _check_site_keys(errors: Errors, sites: list[tuple[Where, dict[str, Any]]]) 
                        f"is a server_alias of {owner} on port {site['port']}:")
 
 
-def _check_unique_apps(errors: Errors, sites: list[tuple[Where, dict[str, Any]]]) -> None:
+def _check_unique_apps(errors: Errors, entries: list[SiteEntry]) -> None:
     """App names become script paths, and process groups are global: both must be unique."""
     app_names: dict[str, Where] = {}
     group_sites: dict[str, Where] = {}
-    for where, site in sites:
+    for entry in entries:
         site_groups: set[str] = set()
-        for app in site["apps"]:
-            app_where = _app_where(where, site, app)
+        for app_where, app in entry.apps:
             name = app["name"]
             if name is not None and name in app_names:
                 errors.add(app_where, "name", name, "app names unique across all sites "
@@ -712,7 +727,7 @@ def _check_unique_apps(errors: Errors, sites: list[tuple[Where, dict[str, Any]]]
 # --------------------------------------------------------------------------- entry points
 
 
-def _site(errors: Errors, index: int, raw: Any, ctx: Context) -> dict[str, Any] | None:
+def _site(errors: Errors, index: int, raw: Any, ctx: Context) -> SiteEntry | None:
     """Validate one site (its own fields, then its apps) and fill in the defaults."""
     if not isinstance(raw, Mapping):
         errors.add(Where(index), "wsgi_sites", raw, "a mapping with server_name, port, apps, ...",
@@ -721,6 +736,7 @@ def _site(errors: Errors, index: int, raw: Any, ctx: Context) -> dict[str, Any] 
     where = Where(index, raw.get("server_name"))
     _unknown_keys(errors, where, raw, SITE_KEYS, "site")
     server_name = _server_name(errors, where, raw)
+    apps = _apps(errors, where, raw, ctx)
     port = _bounded_int(errors, where, "port", raw.get("port", DEFAULTS["port"]), 1, 65535)
     site = {
         "server_name": server_name,
@@ -729,15 +745,16 @@ def _site(errors: Errors, index: int, raw: Any, ctx: Context) -> dict[str, Any] 
         "log_level": _log_level(errors, where, raw),
         "document_root": _document_root(errors, where, raw, ctx),
         "static_aliases": _static_aliases(errors, where, raw),
-        "apps": _apps(errors, where, raw, ctx),
+        "apps": [app for _, app in apps],
         "config_name": f"{(server_name or '').lower()}-{port}",
     }
+    entry = SiteEntry(where, site, apps)
     for check in SITE_CHECKS:
-        check(errors, where, site)
-    return site
+        check(errors, entry)
+    return entry
 
 
-SITE_CHECKS: tuple[Callable[[Errors, Where, Mapping], None], ...] = (
+SITE_CHECKS: tuple[Callable[[Errors, SiteEntry], None], ...] = (
     _check_mounts, _check_alias_vs_mounts, _check_shared_groups,
 )
 
@@ -766,17 +783,12 @@ def wsgi_normalize_sites(sites: Any, base_dir: Any, source_base: Any, default_so
     if not _is_list(sites):
         errors.add(Where(), "wsgi_sites", sites, "a list of site mappings")
         sites = []
-    normalized: list[tuple[Where, dict[str, Any]]] = []
-    for index, raw in enumerate(sites):
-        site = _site(errors, index, raw, ctx)
-        if site is not None:
-            name = raw.get("server_name") if isinstance(raw, Mapping) else None
-            normalized.append((Where(index, name), site))
-    _check_site_keys(errors, normalized)
-    _check_unique_apps(errors, normalized)
+    entries = [entry for index, raw in enumerate(sites) if (entry := _site(errors, index, raw, ctx))]
+    _check_site_keys(errors, entries)
+    _check_unique_apps(errors, entries)
     if errors:
         raise AnsibleFilterError(f"wsgi_sites is invalid ({len(errors)} problem(s)):\n" + "\n".join(errors))
-    return [site for _, site in normalized]
+    return [entry.site for entry in entries]
 
 
 def wsgi_apps(sites: Any, mode: str | None = None) -> list[dict[str, Any]]:

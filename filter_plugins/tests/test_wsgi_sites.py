@@ -247,7 +247,8 @@ def test_unknown_site_key_lists_known_keys(error) -> None:
 
 def test_misspelled_app_key_is_caught(error) -> None:
     message = error(one_app(proceses=4))
-    assert_names(message, APP0, "field 'proceses'", "did you mean 'processes'", "one of name, mount, mode")
+    assert_names(message, APP0, "field 'proceses': unknown app key 'proceses' (did you mean 'processes'?)",
+                 "one of name, mount, mode")
 
 
 # --------------------------------------------------------------------------- site field errors
@@ -287,6 +288,13 @@ def test_server_name_that_is_another_sites_alias(error) -> None:
     message = error([site(server_aliases=["example.com"]), site(server_name="example.com")])
     assert_names(message, "wsgi_sites[1] (server_name 'example.com'): field 'server_name'",
                  f"is a server_alias of {SITE0} on port 80")
+
+
+def test_alias_in_two_sites_on_one_port(error) -> None:
+    message = error([site(server_aliases=["example.com"]), site(server_name="b.example.com",
+                                                                server_aliases=["EXAMPLE.com"])])
+    assert_names(message, "wsgi_sites[1] (server_name 'b.example.com'): field 'server_aliases'", "'EXAMPLE.com'",
+                 f"also a server_alias of {SITE0} on port 80")
 
 
 def test_log_level_must_be_known(error) -> None:
@@ -346,6 +354,13 @@ def test_app_names_are_unique_across_sites(error) -> None:
 def test_mount_shape(error, mount: Any) -> None:
     message = error(one_app(mount=mount) if mount is not None else [site(apps=[{"name": "myapp", "mode": "embedded"}])])
     assert_names(message, APP0, "field 'mount'", "without a trailing '/'")
+
+
+def test_positions_in_messages_count_the_input_entries(error) -> None:
+    """Identical apps and dropped (non-mapping) entries must not shift the reported index."""
+    message = error([site(apps=["junk", app(), app()])])
+    assert_names(message, f"{SITE0}, apps[0] (name None): field 'apps'",
+                 f"{SITE0}, apps[2] (name 'myapp'): field 'mount': same mount as app 'myapp'")
 
 
 def test_two_apps_on_one_mount(error) -> None:
@@ -447,7 +462,7 @@ def test_daemon_options_must_be_a_mapping(error) -> None:
 def test_misspelled_daemon_option_suggests_the_documented_one(error) -> None:
     message = error(one_app(daemon_options={"maximum_requests": 100}))
     assert_names(message, APP0, "field 'daemon_options.maximum_requests'",
-                 "unknown WSGIDaemonProcess option (did you mean 'maximum-requests'?)",
+                 "unknown WSGIDaemonProcess option 'maximum_requests' (did you mean 'maximum-requests'?)",
                  "one of chroot, connect-timeout")
 
 
