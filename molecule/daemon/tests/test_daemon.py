@@ -1,0 +1,101 @@
+"""Daemon mode: each process group runs as its own unprivileged processes, reloaded by touching."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from conftest import apache_main_pid
+
+
+def daemon_groups(lab) -> dict[str, dict]:
+    groups = {}
+    for site, app in lab.apps("daemon"):
+        groups.setdefault(app.get("process_group", app["name"]), {"site": site, "app": app})
+    return groups
+
+
+def daemon_processes(host) -> Counter:
+    """(user, display name) of every mod_wsgi daemon process."""
+    lines = host.check_output("ps -eo user:32=,args=").splitlines()
+    return Counter(tuple(line.split(None, 1)) for line in lines if "(wsgi:" in line)
+
+
+def test_exactly_the_configured_processes_per_group(host, lab):
+    processes = daemon_processes(host)
+    expected = Counter()
+    for group, entry in daemon_groups(lab).items():
+        expected[(entry["app"].get("user", "wsgi"), f"(wsgi:{group})")] = entry["app"].get("processes", 2)
+    assert {key: count for key, count in processes.items()} == dict(expected)
+
+
+def test_directives(host, lab):
+    conf = host.file("/etc/apache2/sites-enabled/wsgi-sites.conf").content_string
+    for group, entry in daemon_groups(lab).items():
+        app = entry["app"]
+        line = next(line for line in conf.splitlines() if line.strip().startswith(f"WSGIDaemonProcess {group} "))
+        assert f"processes={app.get('processes', 2)}" in line
+        assert f"threads={app.get('threads', 15)}" in line
+        assert f"display-name={app.get('display_name', '%{GROUP}')}" in line
+        for option, value in app.get("daemon_options", {}).items():
+            assert f"{option}={value}" in line
+        assert f"WSGIProcessGroup {group}\n" in conf
+    assert "WSGIRestrictEmbedded On" in host.file("/etc/apache2/conf-enabled/wsgi-global.conf").content_string
+
+
+def test_apps_answer_from_their_daemon_group(lab):
+    for site, app in lab.apps("daemon"):
+        if not app.get("source"):
+            continue
+        report = lab.request(app["mount"] + "/x", site["server_name"], port=site.get("port", 80)).json()
+        assert report["process_group"] == app.get("process_group", app["name"])
+        assert report["user"] == app.get("user", "wsgi")
+        assert report["script_name"] == app["mount"]
+        assert report["path_info"] == "/x"
+
+
+def wait_for_version(lab, site, app, version: str, seconds: float = 20) -> dict:
+    deadline = time.monotonic() + seconds
+    while True:
+        report = lab.request(app["mount"], site["server_name"], port=site.get("port", 80)).json()
+        if report["version"] == version or time.monotonic() > deadline:
+            return report
+        time.sleep(0.2)
+
+
+def test_a_changed_script_is_picked_up_without_restarting_apache(host, lab):
+    site, app = next((s, a) for s, a in lab.apps("daemon") if a.get("source"))
+    script = f"{lab.variables['wsgi_base_dir']}/wsgi-scripts/{app['name']}.wsgi"
+    group = app.get("process_group", app["name"])
+    apache_pid = apache_main_pid(host)
+    old_pids = group_pids(host, group)
+    # Editing in place keeps owner and mode; the new modification time is what mod_wsgi notices.
+    host.check_output(f"sed -i 's/^VERSION = \"1\"/VERSION = \"2\"/' {script}")
+    try:
+        report = wait_for_version(lab, site, app, "2")
+        assert report["version"] == "2"
+        assert report["pid"] not in old_pids
+        assert apache_main_pid(host) == apache_pid
+    finally:
+        host.check_output(f"sed -i 's/^VERSION = \"2\"/VERSION = \"1\"/' {script}")
+    assert wait_for_version(lab, site, app, "1")["version"] == "1"
+    assert apache_main_pid(host) == apache_pid
+
+
+def group_pids(host, group: str) -> set[int]:
+    return {int(pid) for pid in host.check_output(f"pgrep -f '^\\(wsgi:{group}\\)'").split()}
+
+
+def test_touching_the_script_restarts_the_daemon_processes(host, lab):
+    site, app = next((s, a) for s, a in lab.apps("daemon") if a.get("source"))
+    script = f"{lab.variables['wsgi_base_dir']}/wsgi-scripts/{app['name']}.wsgi"
+    apache_pid = apache_main_pid(host)
+    old_pids = group_pids(host, app.get("process_group", app["name"]))
+    host.check_output(f"touch {script}")
+    deadline = time.monotonic() + 20
+    pid = next(iter(old_pids))
+    while pid in old_pids and time.monotonic() < deadline:
+        pid = lab.request(app["mount"], site["server_name"], port=site.get("port", 80)).json()["pid"]
+        time.sleep(0.1)
+    assert pid not in old_pids
+    assert apache_main_pid(host) == apache_pid
