@@ -1,0 +1,5 @@
+"""Allow ``python -m headrace``."""
+
+from headrace.cli import main
+
+raise SystemExit(main())

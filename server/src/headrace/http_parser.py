@@ -1,0 +1,352 @@
+"""Strict parsing of HTTP/1.1 request heads and chunked bodies (RFC 9110, RFC 9112).
+
+Validation is the expensive part of parsing in Python, so it is done with a few
+precompiled regular expressions over the whole header block at once instead of
+per-character loops.  Anything that does not match the grammar exactly is rejected
+with an :class:`HTTPError`; the worker answers it and closes the connection, which is
+what defeats request smuggling through ambiguous framing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_TCHAR = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
+_VCHAR = rb"\x21-\x7e\x80-\xff"
+
+# request-line = method SP request-target SP HTTP-version
+_REQUEST_LINE = re.compile(rb"([" + _TCHAR + rb"]+) ([\x21-\x7e\x80-\xff]+) HTTP/([0-9])\.([0-9])")
+_LOOSE_VERSION = re.compile(rb"[^ ]+ [^ ]+ HTTP/([0-9])\.[0-9]")
+
+# field-line = field-name ":" OWS field-value OWS CRLF; the block must be a run of these.
+_FIELD = (
+    rb"([" + _TCHAR + rb"]+):[ \t]*((?:[" + _VCHAR + rb"]+(?:[ \t]+[" + _VCHAR + rb"]+)*)?)[ \t]*\r\n"
+)
+_FIELD_BLOCK = re.compile(rb"(?:" + _FIELD + rb")*")
+_FIELD_LINE = re.compile(_FIELD)
+
+_CHUNK_EXT = (
+    rb"(?:[ \t]*;[ \t]*[" + _TCHAR + rb"]+(?:[ \t]*=[ \t]*(?:[" + _TCHAR + rb"]+|"
+    rb'"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"))?)*'
+)
+_CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})" + _CHUNK_EXT)
+
+_STATUS_REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    417: "Expectation Failed",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
+
+
+class HTTPError(Exception):
+    """A request the server refuses; ``status`` is the response code to send before closing."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status} {detail}")
+        self.status = status
+        self.detail = detail
+
+    @property
+    def reason(self) -> str:
+        return _STATUS_REASONS.get(self.status, "Error")
+
+
+@dataclass(slots=True)
+class Limits:
+    """Request size limits; 0 for ``max_body`` means unbounded."""
+
+    request_line: int = 8190
+    fields: int = 100
+    field_size: int = 8190
+    max_body: int = 0
+
+    @property
+    def max_head(self) -> int:
+        """Largest head (request line plus fields) that can possibly be valid."""
+        return self.request_line + 2 + self.fields * (self.field_size + 2) + 2
+
+
+@dataclass(slots=True)
+class RequestHead:
+    """What the worker needs from a parsed head; ``headers`` are already CGI-style keys."""
+
+    method: str
+    target: str
+    version: str  # "HTTP/1.1" or "HTTP/1.0"
+    headers: dict[str, str]
+    content_length: int  # -1 when the body is chunked
+    chunked: bool
+    keep_alive: bool
+    expect_continue: bool
+
+
+# Cache of field-name bytes -> CGI environ key ("" means: drop the field).
+_KEY_CACHE: dict[bytes, str] = {}
+_SPECIAL = {"CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING", "HTTP_HOST", "HTTP_CONNECTION", "HTTP_EXPECT"}
+
+
+def _environ_key(name: bytes) -> str:
+    key = _KEY_CACHE.get(name)
+    if key is None:
+        text = name.decode("ascii")
+        if "_" in text:
+            # X_Forwarded_For and X-Forwarded-For would collide in the environ: drop the
+            # underscore form so a client cannot spoof a header a proxy sets.
+            key = ""
+        else:
+            key = text.upper().replace("-", "_")
+            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                key = "HTTP_" + key
+        if len(_KEY_CACHE) < 2048:
+            _KEY_CACHE[name] = key
+    return key
+
+
+def find_head_end(buf: bytes, limits: Limits) -> int:
+    """Return the index just past the blank line ending the head, or -1 if incomplete.
+
+    Raises for heads that can no longer become valid (too long, bare-LF framing).
+    """
+    end = buf.find(b"\r\n\r\n")
+    if end >= 0:
+        return end + 4
+    if len(buf) > limits.max_head:
+        first = buf.find(b"\r\n")
+        if first < 0 or first > limits.request_line:
+            raise HTTPError(414, "request line too long")
+        raise HTTPError(431, "request head too large")
+    eol = buf.find(b"\r\n")
+    if (eol < 0 and len(buf) > limits.request_line) or eol > limits.request_line:
+        raise HTTPError(414, "request line too long")
+    if b"\n\n" in buf or b"\n\r\n" in buf:
+        raise HTTPError(400, "bare LF line terminator")
+    return -1
+
+
+def parse_head(head: bytes, limits: Limits) -> RequestHead:
+    """Parse one request head (including its terminating blank line)."""
+    line_end = head.find(b"\r\n")
+    line = head[:line_end]
+    if len(line) > limits.request_line:
+        raise HTTPError(414, "request line too long")
+    match = _REQUEST_LINE.fullmatch(line)
+    if match is None:
+        loose = _LOOSE_VERSION.fullmatch(line)
+        if loose is not None and loose.group(1) != b"1" and b"\t" not in line:
+            raise HTTPError(505, "unsupported HTTP version")
+        raise HTTPError(400, "malformed request line")
+    method_b, target_b, major, minor = match.groups()
+    if major != b"1":
+        raise HTTPError(505, "unsupported HTTP version")
+    http11 = minor != b"0"
+    block = head[line_end + 2 : -2]
+    if block:
+        if _FIELD_BLOCK.fullmatch(block) is None:
+            raise HTTPError(*_diagnose_fields(block, limits))
+        fields = _FIELD_LINE.findall(block)
+        if len(fields) > limits.fields:
+            raise HTTPError(431, "too many header fields")
+        if len(block) > limits.field_size:
+            for name, value in fields:
+                if len(name) + len(value) + 2 > limits.field_size:
+                    raise HTTPError(431, "header field too large")
+    else:
+        fields = []
+
+    headers: dict[str, str] = {}
+    special = False
+    for name, value in fields:
+        key = _environ_key(name)
+        if not key:
+            continue
+        text = value.decode("latin-1")
+        if key in headers:
+            if key == "HTTP_HOST":
+                raise HTTPError(400, "repeated Host field")
+            if key == "CONTENT_LENGTH":
+                if headers[key] != text:
+                    raise HTTPError(400, "conflicting Content-Length fields")
+                continue
+            headers[key] = headers[key] + "," + text
+        else:
+            headers[key] = text
+        if key in _SPECIAL:
+            special = True
+
+    method = method_b.decode("ascii")
+    target = target_b.decode("latin-1")
+    _check_target(method, target)
+
+    content_length = 0
+    chunked = False
+    keep_alive = http11
+    expect_continue = False
+    if special:
+        connection = headers.get("HTTP_CONNECTION")
+        if connection is not None:
+            tokens = {t.strip().lower() for t in connection.split(",")}
+            if "close" in tokens:
+                keep_alive = False
+            elif "keep-alive" in tokens and not http11:
+                keep_alive = True
+        te = headers.get("HTTP_TRANSFER_ENCODING")
+        cl = headers.get("CONTENT_LENGTH")
+        if te is not None:
+            if not http11:
+                raise HTTPError(400, "Transfer-Encoding in an HTTP/1.0 request")
+            if cl is not None:
+                raise HTTPError(400, "both Transfer-Encoding and Content-Length")
+            codings = [c.strip().lower() for c in te.split(",")]
+            if codings[-1] != "chunked":
+                raise HTTPError(400, "final transfer coding is not chunked")
+            if codings.count("chunked") > 1:
+                raise HTTPError(400, "chunked applied more than once")
+            if len(codings) > 1:
+                raise HTTPError(501, "unsupported transfer coding")
+            chunked = True
+            content_length = -1
+        elif cl is not None:
+            if not cl.isdigit() or not cl.isascii() or len(cl) > 18:
+                raise HTTPError(400, "invalid Content-Length")
+            content_length = int(cl)
+            if limits.max_body and content_length > limits.max_body:
+                raise HTTPError(413, "request body too large")
+        if http11 and headers.get("HTTP_EXPECT") is not None:
+            if headers["HTTP_EXPECT"].lower() != "100-continue":
+                raise HTTPError(417, "unsupported expectation")
+            expect_continue = content_length != 0
+    if http11 and "HTTP_HOST" not in headers:
+        raise HTTPError(400, "missing Host field")
+    return RequestHead(
+        method,
+        target,
+        "HTTP/1.1" if http11 else "HTTP/1.0",
+        headers,
+        content_length,
+        chunked,
+        keep_alive,
+        expect_continue,
+    )
+
+
+def _check_target(method: str, target: str) -> None:
+    """Accept only the four request-target forms of RFC 9112 section 3.2."""
+    first = target[0]
+    if first == "/":
+        return
+    if method == "CONNECT":
+        if "/" not in target and ":" in target:
+            return
+        raise HTTPError(400, "invalid CONNECT target")
+    if target == "*":
+        if method == "OPTIONS":
+            return
+        raise HTTPError(400, "asterisk target outside OPTIONS")
+    lower = target[:8].lower()
+    if (lower.startswith("http://") or lower.startswith("https://")) and "#" not in target:
+        return
+    raise HTTPError(400, "invalid request target")
+
+
+def _diagnose_fields(block: bytes, limits: Limits) -> tuple[int, str]:
+    """Explain why a header block failed the fast grammar check (slow path, errors only)."""
+    lines = block.split(b"\r\n")
+    for line in lines[:-1]:
+        if len(line) > limits.field_size:
+            return 431, "header field too large"
+        if line[:1] in (b" ", b"\t"):
+            return 400, "obsolete line folding"
+        name, sep, _ = line.partition(b":")
+        if not sep:
+            return 400, "header line without colon"
+        if name[-1:] in (b" ", b"\t"):
+            return 400, "whitespace between field name and colon"
+        if not name:
+            return 400, "empty field name"
+    return 400, "invalid characters in header field"
+
+
+def parse_trailer_line(line: bytes) -> None:
+    """Validate one trailer field line (its content is discarded)."""
+    if _FIELD_LINE.fullmatch(line + b"\r\n") is None:
+        raise HTTPError(400, "malformed trailer field")
+
+
+class ChunkedDecoder:
+    """Incremental decoder for the chunked transfer coding.
+
+    ``decode`` consumes what it can from a ``bytearray`` buffer and returns the decoded
+    payload; bytes after the final CRLF stay in the buffer (a pipelined request).
+    """
+
+    __slots__ = ("_remaining", "_state", "done", "limits", "total", "trailers")
+
+    _SIZE, _DATA, _DATA_END, _TRAILER = range(4)
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self._state = self._SIZE
+        self._remaining = 0
+        self.done = False
+        self.total = 0
+        self.trailers = 0
+
+    def decode(self, buf: bytearray) -> bytes:
+        out: list[bytes] = []
+        while not self.done:
+            state = self._state
+            if state == self._DATA:
+                if not buf:
+                    break
+                n = min(self._remaining, len(buf))
+                out.append(bytes(buf[:n]))
+                del buf[:n]
+                self._remaining -= n
+                if self._remaining == 0:
+                    self._state = self._DATA_END
+            elif state == self._DATA_END:
+                if len(buf) < 2:
+                    if buf and buf[0] != 13:
+                        raise HTTPError(400, "chunk data longer than declared")
+                    break
+                if buf[0] != 13 or buf[1] != 10:
+                    raise HTTPError(400, "chunk data longer than declared")
+                del buf[:2]
+                self._state = self._SIZE
+            else:
+                eol = buf.find(b"\r\n")
+                if eol < 0:
+                    if len(buf) > self.limits.field_size or b"\n" in buf:
+                        raise HTTPError(400, "malformed chunk line")
+                    break
+                line = bytes(buf[:eol])
+                del buf[: eol + 2]
+                if state == self._SIZE:
+                    match = _CHUNK_SIZE_LINE.fullmatch(line)
+                    if match is None:
+                        raise HTTPError(400, "invalid chunk size line")
+                    size = int(match.group(1), 16)
+                    self.total += size
+                    if self.limits.max_body and self.total > self.limits.max_body:
+                        raise HTTPError(413, "request body too large")
+                    if size == 0:
+                        self._state = self._TRAILER
+                    else:
+                        self._remaining = size
+                        self._state = self._DATA
+                elif not line:
+                    self.done = True
+                else:
+                    self.trailers += 1
+                    if self.trailers > self.limits.fields:
+                        raise HTTPError(431, "too many trailer fields")
+                    parse_trailer_line(line)
+        return b"".join(out)
