@@ -1,0 +1,51 @@
+# The two commands of the README:
+#   make deploy   set up the controller and a local lab of systemd containers, then run site.yml on it
+#   make test     lint, unit tests and every Molecule scenario (what CI runs)
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+DEBIAN_VERSIONS := 12 13
+SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+
+.PHONY: deploy test venv engine images lab lab-down lint unit molecule clean
+
+deploy: venv engine images lab
+	ansible-playbook site.yml
+	scripts/lab.sh urls
+
+test: venv engine images lint unit molecule
+
+$(BIN)/ansible-playbook: requirements.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+venv: $(BIN)/ansible-playbook
+
+engine:
+	scripts/ensure-docker.sh
+
+images: engine
+	@for version in $(DEBIAN_VERSIONS); do scripts/build-image.sh $$version || exit 1; done
+
+lab: venv engine images
+	scripts/lab.sh up
+
+lab-down:
+	scripts/lab.sh down
+
+lint: venv
+	yamllint --strict .
+	ansible-lint --profile production
+	ruff check filter_plugins molecule tests
+
+unit: venv
+	pytest -q filter_plugins tests
+
+molecule: venv engine images
+	@for scenario in $(SCENARIOS); do molecule test -s $$scenario || exit 1; done
+
+clean: lab-down
+	rm -rf $(VENV)
