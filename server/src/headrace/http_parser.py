@@ -126,6 +126,8 @@ def find_head_end(buf: bytes, limits: Limits) -> int:
     eol = buf.find(b"\r\n")
     if (eol < 0 and len(buf) > limits.request_line) or eol > limits.request_line:
         raise HTTPError(414, "request line too long")
+    if eol >= 0 and len(buf) - buf.rfind(b"\r\n") - 2 > limits.field_size:
+        raise HTTPError(431, "header field too large")
     if b"\n\n" in buf or b"\n\r\n" in buf:
         raise HTTPError(400, "bare LF line terminator")
     return -1
