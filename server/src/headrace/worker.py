@@ -378,6 +378,9 @@ class Worker:
                 if conn.state == HEAD:
                     if not buf:
                         return
+                    if buf[0] == 13 and buf.startswith(b"\r\n"):  # RFC 9112 2.2: skip empty lines
+                        del buf[:2]
+                        continue
                     end = find_head_end(buf, limits)
                     if end < 0:
                         return
@@ -485,7 +488,7 @@ class Worker:
         streaming = None
         if body is None:
             decoder = ChunkedDecoder(self.limits) if head.chunked else None
-            body = streaming = StreamingInput(conn, head, response, decoder)
+            body = streaming = response.streaming = StreamingInput(conn, head, response, decoder)
         environ = conn.factory.build(head, conn, body)
         try:
             run_app(self.app, environ, response)

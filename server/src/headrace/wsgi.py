@@ -130,6 +130,7 @@ class Response:
         "keep_alive",
         "no_body",
         "status",
+        "streaming",
     )
 
     def __init__(self, conn: Connection, head: RequestHead, keep_alive: bool) -> None:
@@ -145,6 +146,7 @@ class Response:
         self.chunked = False
         self.no_body = False
         self.flags = 0
+        self.streaming: StreamingInput | None = None
 
     def start_response(self, status: str, headers: list, exc_info: Any = None):
         if exc_info:
@@ -215,6 +217,8 @@ class Response:
                 parts.append(f"Server: {SERVER_NAME}\r\n")
         else:
             parts.append(_Clock.date_server())
+        if self.streaming is not None and not self.streaming.complete:
+            self.keep_alive = False  # the unread body would be taken for the next request
         if not self.keep_alive or self.conn.closing:
             self.keep_alive = False
             parts.append("Connection: close\r\n")
