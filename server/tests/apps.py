@@ -55,7 +55,7 @@ class FailingBody:
 def router(environ, start_response):
     path = environ["PATH_INFO"]
     query = environ.get("QUERY_STRING", "")
-    if path == "/environ":
+    if path.startswith("/environ"):
         keys = {k: v for k, v in environ.items() if isinstance(v, str | int | bool | tuple)}
         keys["wsgi.input.type"] = type(environ["wsgi.input"]).__name__
         return _json(start_response, keys)
