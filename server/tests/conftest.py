@@ -67,6 +67,14 @@ class Server:
                 time.sleep(0.05)
         raise RuntimeError(f"headrace not ready:\n{self.log()}")
 
+    def wait_booted(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until ``count`` workers have reported that their application loaded."""
+        deadline = time.monotonic() + timeout
+        while self.log().count(" ready\n") < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"workers not ready:\n{self.log()}")
+            time.sleep(0.05)
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

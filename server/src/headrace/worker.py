@@ -34,6 +34,7 @@ _EPOLLIN = select.EPOLLIN
 _SPOOL_LIMIT = 1 << 20
 _LINGER_SECONDS = 2.0
 _TICK = 0.5
+_SHUTDOWN_IDLE = 0.3  # while stopping, idle connections get this long for a request in flight
 
 
 class Listener:
@@ -259,8 +260,9 @@ class Worker:
                 if now - conn.last_active > _LINGER_SECONDS:
                     self._close(conn)
             elif state == HEAD and not conn.buf:
-                if not self.alive or now - conn.last_active > self.keep_alive:
-                    self._close(conn)
+                idle = now - conn.last_active
+                if idle > self.keep_alive or (not self.alive and idle > _SHUTDOWN_IDLE):
+                    self._close_idle(conn)
             elif now - conn.started > self.request_timeout:
                 self._send_error(conn, HTTPError(408, "request not completed in time"))
         if not hung:
@@ -278,10 +280,22 @@ class Worker:
         for sock_fd in list(self.listeners):
             self.listeners[sock_fd].sock.close()
         self.listeners = {}
-        for conn in list(self.conns.values()):
+        for conn in self.conns.values():
             conn.closing = True
-            if conn.state == HEAD and not conn.buf:
-                self._close(conn)
+
+    def _close_idle(self, conn: Connection) -> None:
+        """Close an idle connection unless a request has just arrived on it."""
+        try:
+            pending = conn.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            self._close(conn)
+            return
+        except OSError:
+            pending = b""
+        if pending:
+            self._on_readable(conn)
+        else:
+            self._close(conn)
 
     def _set_accepting(self, on: bool) -> None:
         if on == self.accepting:
