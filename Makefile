@@ -16,10 +16,11 @@ deploy: venv engine images lab
 
 test: venv engine images lint unit molecule
 
-$(BIN)/ansible-playbook: requirements.txt
+$(BIN)/ansible-playbook: requirements.txt server/pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --editable ./server
 	touch $@
 
 venv: $(BIN)/ansible-playbook
@@ -40,9 +41,11 @@ lint: venv
 	yamllint --strict .
 	ansible-lint --profile production
 	ruff check filter_plugins molecule tests
+	cd server && ruff check .
 
 unit: venv
-	pytest -q filter_plugins tests
+	pytest -q tests
+	cd server && pytest -q
 
 molecule: venv engine images
 	@for scenario in $(SCENARIOS); do molecule test -s $$scenario || exit 1; done

@@ -84,9 +84,16 @@ class Lab:
         return subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600)
 
 
+_VARIABLES: dict[str, dict] = {}
+
+
 @pytest.fixture
 def lab(host) -> Lab:
-    variables = host.ansible.get_variables()
+    # Reading a host's variables runs ansible-inventory (about a second); they do not change during a run.
+    key = host.backend.get_pytest_id()
+    if key not in _VARIABLES:
+        _VARIABLES[key] = host.ansible.get_variables()
+    variables = _VARIABLES[key]
     return Lab(name=variables["inventory_hostname"], variables=variables)
 
 
