@@ -14,6 +14,8 @@ import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
 SRC_DIR = TESTS_DIR.parent / "src"
+if str(SRC_DIR) not in sys.path:  # run the tests against this checkout, installed or not
+    sys.path.insert(0, str(SRC_DIR))
 
 
 def headrace_env(extra: dict[str, str] | None = None) -> dict[str, str]:

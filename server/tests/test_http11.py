@@ -16,9 +16,9 @@ def read_response(sock: socket.socket, buffer: bytearray, timeout: float = 5.0):
     while True:
         status, headers, body, rest = parse_response(bytes(buffer))
         complete = status and (
-            "content-length" in headers
-            and len(body) == int(headers["content-length"])
-            or headers.get("transfer-encoding") == "chunked" and bytes(buffer).endswith(b"0\r\n\r\n")
+            ("content-length" in headers
+            and len(body) == int(headers["content-length"]))
+            or (headers.get("transfer-encoding") == "chunked" and bytes(buffer).endswith(b"0\r\n\r\n"))
         )
         if complete:
             del buffer[: len(buffer) - len(rest)]
@@ -49,7 +49,7 @@ def test_pipelined_requests_are_answered_in_order(shared_server):
         data = read_until_close(sock)
     bodies = []
     for _ in range(11):
-        status, headers, body, data = parse_response(data)
+        status, _headers, body, data = parse_response(data)
         assert status == 200
         bodies.append(json.loads(body))
     assert [b["body"] for b in bodies[:10]] == [str(i) for i in range(10)]
@@ -128,7 +128,7 @@ def test_chunked_response_when_no_content_length(shared_server):
     with connect(shared_server.port) as sock:
         sock.sendall(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
         buf = bytearray()
-        status, headers, body = read_response(sock, buf)
+        _status, headers, body = read_response(sock, buf)
         assert headers["transfer-encoding"] == "chunked"
         assert body == b"chunk0;chunk1;chunk2;"
         # still usable afterwards
@@ -137,7 +137,7 @@ def test_chunked_response_when_no_content_length(shared_server):
 
 
 def test_write_callable_output_precedes_iterable(shared_server):
-    status, headers, body = get(shared_server.port, "/write")
+    status, _headers, body = get(shared_server.port, "/write")
     assert status == 200
     assert body == b"written-returned"
 
@@ -163,7 +163,7 @@ def test_http10_closes_by_default_and_keeps_alive_on_request(shared_server):
 
 
 def test_http10_environ_protocol(shared_server):
-    status, _, body = request(shared_server.port, b"GET /environ HTTP/1.0\r\n\r\n")
+    _status, _, body = request(shared_server.port, b"GET /environ HTTP/1.0\r\n\r\n")
     assert json.loads(body)["SERVER_PROTOCOL"] == "HTTP/1.0"
 
 
@@ -195,7 +195,7 @@ def test_app_connection_close_header_closes_connection(shared_server):
 
 
 def test_date_and_server_headers(shared_server):
-    status, headers, _ = get(shared_server.port)
+    _status, headers, _ = get(shared_server.port)
     assert headers["server"] == "headrace"
     date = email.utils.parsedate_to_datetime(headers["date"])
     assert abs(date.timestamp() - time.time()) < 5
@@ -203,7 +203,8 @@ def test_date_and_server_headers(shared_server):
 
 def test_no_content_response_has_no_body_or_length(shared_server):
     with connect(shared_server.port) as sock:
-        sock.sendall(b"GET /no-content HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        sock.sendall(b"GET /no-content HTTP/1.1\r\nHost: t\r\n\r\n"
+                     b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         data = read_until_close(sock)
     first, _, rest = data.partition(b"\r\n\r\n")
     assert first.startswith(b"HTTP/1.1 204 ")
@@ -229,7 +230,7 @@ def test_idle_keep_alive_connection_is_closed_after_timeout(shared_server):
 
 
 def test_forwarded_headers_from_trusted_proxy(shared_server):
-    status, _, body = get(shared_server.port, "/environ",
+    _status, _, body = get(shared_server.port, "/environ",
                           "X-Forwarded-For: 203.0.113.9, 198.51.100.7\r\nX-Forwarded-Proto: https\r\n")
     env = json.loads(body)
     assert env["REMOTE_ADDR"] == "198.51.100.7"
@@ -238,19 +239,19 @@ def test_forwarded_headers_from_trusted_proxy(shared_server):
 
 def test_forwarded_headers_ignored_from_untrusted_peer(server_factory):
     server = server_factory("apps:router", "--workers", "1", "--forwarded-allow-ips", "10.0.0.1")
-    status, _, body = get(server.port, "/environ", "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\n")
+    _status, _, body = get(server.port, "/environ", "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\n")
     env = json.loads(body)
     assert env["REMOTE_ADDR"] == "127.0.0.1"
     assert env["wsgi.url_scheme"] == "http"
 
 
 def test_underscore_headers_are_dropped(shared_server):
-    status, _, body = get(shared_server.port, "/environ", "X_Forwarded_For: 1.2.3.4\r\nX-Real: yes\r\n")
+    _status, _, body = get(shared_server.port, "/environ", "X_Forwarded_For: 1.2.3.4\r\nX-Real: yes\r\n")
     env = json.loads(body)
     assert env["HTTP_X_REAL"] == "yes"
     assert "HTTP_X_FORWARDED_FOR" not in env
 
 
 def test_leading_empty_line_is_tolerated(shared_server):
-    status, _, body = request(shared_server.port, b"\r\nGET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    status, _, _body = request(shared_server.port, b"\r\nGET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     assert status == 200

@@ -68,7 +68,7 @@ def test_required_environ_keys(validated_server):
 
 
 def test_path_info_is_percent_decoded_latin1(validated_server):
-    status, _, body = get(validated_server.port, "/mount/environ/caf%C3%A9/a%2Fb")
+    _status, _, body = get(validated_server.port, "/mount/environ/caf%C3%A9/a%2Fb")
     env = json.loads(body)
     assert env["PATH_INFO"] == "/environ/caf\u00c3\u00a9/a/b"  # bytes as latin-1, per PEP 3333
     assert env["RAW_URI"] == "/mount/environ/caf%C3%A9/a%2Fb"
@@ -91,7 +91,7 @@ def test_body_read_and_readline_under_validator(validated_server):
 def test_write_and_streaming_under_validator(validated_server):
     assert get(validated_server.port, "/mount/write")[2] == b"written-returned"
     assert get(validated_server.port, "/mount/stream")[2] == b"chunk0;chunk1;chunk2;"
-    status, headers, body = get(validated_server.port, "/mount/empty-stream")
+    status, _headers, body = get(validated_server.port, "/mount/empty-stream")
     assert status == 200 and body == b""
     assert_clean(validated_server)
 
@@ -111,7 +111,7 @@ def test_close_is_called_on_the_result(validated_server, close_log):
 
 
 def test_exc_info_replaces_headers_before_they_are_sent(validated_server):
-    status, headers, body = get(validated_server.port, "/mount/exc-info")
+    status, _headers, body = get(validated_server.port, "/mount/exc-info")
     assert status == 500
     assert body == b"oopsie"
 
@@ -137,7 +137,7 @@ def test_application_exception_gives_500_and_worker_survives(validated_server):
 
 def test_file_wrapper_sends_whole_file(validated_server, data_file):
     # the validator hides the wrapper type, so this is the plain iteration path
-    status, headers, body = get(validated_server.port, "/mount/file")
+    status, _headers, body = get(validated_server.port, "/mount/file")
     assert status == 200
     assert body == data_file.read_bytes()
 
@@ -145,7 +145,8 @@ def test_file_wrapper_sends_whole_file(validated_server, data_file):
 def test_unvalidated_file_wrapper_uses_sendfile_path(server_factory, data_file, tmp_path):
     server = server_factory("apps:router", "--workers", "1", env={"HEADRACE_TEST_FILE": str(data_file)})
     with connect(server.port) as sock:
-        sock.sendall(b"GET /file HTTP/1.1\r\nHost: t\r\n\r\nHEAD /file HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        sock.sendall(b"GET /file HTTP/1.1\r\nHost: t\r\n\r\n"
+                     b"HEAD /file HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         data = read_until_close(sock)
     status, headers, body, rest = parse_response(data)
     assert status == 200 and body == data_file.read_bytes()
