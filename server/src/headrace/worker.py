@@ -31,6 +31,9 @@ log = logging.getLogger("headrace.worker")
 
 HEAD, BODY, BUSY, CLOSING = range(4)
 _EPOLLIN = select.EPOLLIN
+# Exclusive wake-ups: a new connection wakes one idle worker, not all of them, so a busy
+# worker does not grab connections an idle one could serve (better balance, no herd).
+_LISTEN_EVENTS = select.EPOLLIN | getattr(select, "EPOLLEXCLUSIVE", 0)
 _SPOOL_LIMIT = 1 << 20
 _LINGER_SECONDS = 2.0
 _TICK = 0.5
@@ -215,7 +218,7 @@ class Worker:
     def run(self) -> int:
         ep = self.ep
         for fd in self.listeners:
-            ep.register(fd, _EPOLLIN)
+            ep.register(fd, _LISTEN_EVENTS)
         ep.register(self.wake_r, _EPOLLIN)
         conns = self.conns
         listeners = self.listeners
@@ -303,7 +306,7 @@ class Worker:
         self.accepting = on
         for fd in self.listeners:
             if on:
-                self.ep.register(fd, _EPOLLIN)
+                self.ep.register(fd, _LISTEN_EVENTS)
             else:
                 self.ep.unregister(fd)
 

@@ -1,0 +1,7 @@
+"""The seed's hello-world WSGI application (a copy of roles/wsgi/files/hello.wsgi)."""
+
+
+def application(environ, start_response):
+    body = b"Hello World!"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
