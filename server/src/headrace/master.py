@@ -2,7 +2,7 @@
 
 It never imports the application, so every worker it forks loads the code afresh; that is
 what makes SIGHUP a real code reload.  Liveness comes from a shared ``mmap`` of
-heartbeat stamps; a worker whose stamp is older than ``--timeout`` is killed and replaced.
+heartbeat stamps (:mod:`headrace.scoreboard`); a worker whose stamp is older than ``--timeout`` is killed and replaced.
 
 Signals: HUP graceful reload, TERM graceful stop, INT/QUIT fast stop, TTIN/TTOU add or
 remove a worker, USR1 reopen access logs.
@@ -11,7 +11,6 @@ remove a worker, USR1 reopen access logs.
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import select
 import signal
@@ -21,13 +20,12 @@ import time
 from dataclasses import dataclass
 
 from headrace.config import Config
+from headrace.scoreboard import MAX_SLOTS, Scoreboard
 from headrace.sockets import sd_notify
 
 log = logging.getLogger("headrace.master")
 
-MAX_SLOTS = 1024
 BOOT_FAILURE = 3
-_STAMP = struct.Struct("d")
 
 
 @dataclass
@@ -55,7 +53,7 @@ class Master:
         self.exit_code = 0
         self.spawn_after = 0.0
         self.signals: list[int] = []
-        self.shared = mmap.mmap(-1, MAX_SLOTS * 8)
+        self.scoreboard = Scoreboard()
         self.free_slots = list(range(MAX_SLOTS - 1, -1, -1))
         self.sig_r, self.sig_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.ready_r, self.ready_w = os.pipe2(os.O_CLOEXEC)
@@ -127,7 +125,7 @@ class Master:
 
     def _spawn(self) -> None:
         slot = self.free_slots.pop()
-        _STAMP.pack_into(self.shared, slot * 8, time.monotonic())
+        self.scoreboard.reset(slot)
         generation = self.generation
         pid = os.fork()
         if pid == 0:  # the child never returns into the master's code
@@ -153,7 +151,7 @@ class Master:
             os.close(fd)
         from headrace.worker import worker_main
 
-        return worker_main(self.config, self.sockets, slot, self.shared, self.ready_w)
+        return worker_main(self.config, self.sockets, slot, self.scoreboard, self.ready_w)
 
     def _read_ready(self) -> None:
         try:
@@ -177,6 +175,7 @@ class Master:
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
+            self.scoreboard.clear(worker.slot)
             self.free_slots.append(worker.slot)
             code = os.waitstatus_to_exitcode(status)
             if worker.stop_sent or self.stopping:
@@ -218,7 +217,7 @@ class Master:
                     self._kill(worker.pid, signal.SIGKILL)
                 continue
             if timeout > 0:
-                (stamp,) = _STAMP.unpack_from(self.shared, worker.slot * 8)
+                stamp = self.scoreboard.stamp(worker.slot)
                 if now - stamp > timeout:
                     log.error("worker %d timed out after %.0fs; killing it", worker.pid, now - stamp)
                     worker.killed = True

@@ -25,15 +25,18 @@ from typing import Any
 
 from headrace.access_log import AccessLog
 from headrace.http_parser import ChunkedDecoder, HTTPError, Limits, RequestHead, find_head_end, parse_head
+from headrace.scoreboard import IDLE_COUNT, Scoreboard
 from headrace.wsgi import ClientGone, EnvironFactory, Response, StreamingInput, _Clock, run_app
 
 log = logging.getLogger("headrace.worker")
 
 HEAD, BODY, BUSY, CLOSING = range(4)
 _EPOLLIN = select.EPOLLIN
-# Exclusive wake-ups: a new connection wakes one idle worker, not all of them, so a busy
-# worker does not grab connections an idle one could serve (better balance, no herd).
-_LISTEN_EVENTS = select.EPOLLIN | getattr(select, "EPOLLEXCLUSIVE", 0)
+# Not EPOLLEXCLUSIVE: a worker that declines a connection to balance load relies on its
+# siblings having been woken for it too.
+_LISTEN_EVENTS = select.EPOLLIN
+_BALANCE_SLACK = 1  # accept while holding at most this many more connections than a sibling
+_BALANCE_PAUSE = 0.005
 _SPOOL_LIMIT = 1 << 20
 _LINGER_SECONDS = 2.0
 _TICK = 0.5
@@ -166,7 +169,7 @@ class Worker:
 
     def __init__(self, *, app: Callable, listeners: list[Listener], limits: Limits, keep_alive: float,
                  timeout: float, threads: int, max_requests: int, trust: Callable[[str], bool],
-                 access_log: AccessLog | None, heartbeat: Callable[[], None],
+                 access_log: AccessLog | None, scoreboard: Scoreboard, slot: int,
                  worker_connections: int) -> None:
         self.app = app
         self.listeners = {ls.sock.fileno(): ls for ls in listeners}
@@ -178,7 +181,10 @@ class Worker:
         self.max_requests = max_requests
         self.trust = trust
         self.access_log = access_log
-        self.heartbeat = heartbeat
+        self.scoreboard = scoreboard
+        self.slot = slot
+        self.balance = True
+        self.resume_accept = 0.0
         self.worker_connections = worker_connections
         self.conns: dict[int, Connection] = {}
         self.alive = True
@@ -232,7 +238,7 @@ class Worker:
                 self._begin_shutdown()
             if shutting_down and not conns:
                 break
-            events = poll(_TICK)
+            events = poll(_TICK if not self.resume_accept else _BALANCE_PAUSE)
             for fd, _ in events:
                 conn = conns.get(fd)
                 if conn is not None:
@@ -242,6 +248,10 @@ class Worker:
                 elif fd == wake_r:
                     self._on_wake()
             now = time.monotonic()
+            if self.resume_accept and now >= self.resume_accept:
+                self.resume_accept = 0.0
+                if self.alive:
+                    self._set_accepting(True)
             if now >= next_tick:
                 next_tick = now + _TICK
                 self._tick(now)
@@ -269,7 +279,7 @@ class Worker:
             elif now - conn.started > self.request_timeout:
                 self._send_error(conn, HTTPError(408, "request not completed in time"))
         if not hung:
-            self.heartbeat()
+            self.scoreboard.beat(self.slot)
         if self.reopen_logs:
             self.reopen_logs = False
             if self.access_log is not None:
@@ -280,6 +290,7 @@ class Worker:
     def _begin_shutdown(self) -> None:
         """Stop accepting; in-flight requests finish, idle connections are closed."""
         self._set_accepting(False)
+        self.scoreboard.publish(self.slot, IDLE_COUNT)
         for sock_fd in list(self.listeners):
             self.listeners[sock_fd].sock.close()
         self.listeners = {}
@@ -311,6 +322,13 @@ class Worker:
                 self.ep.unregister(fd)
 
     def _accept(self, listener: Listener) -> None:
+        if self.balance:
+            now = time.monotonic()
+            if len(self.conns) > self.scoreboard.least_loaded_sibling(self.slot, now) + _BALANCE_SLACK:
+                # A less busy sibling was woken for this connection too: let it take it.
+                self._set_accepting(False)
+                self.resume_accept = now + _BALANCE_PAUSE
+                return
         try:
             sock, addr = listener.sock.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
@@ -328,6 +346,7 @@ class Worker:
         trusted = self.trust("unix" if listener.is_unix else remote[0])
         conn = Connection(sock, listener.factory, remote, trusted, self.io_timeout, time.monotonic())
         self.conns[conn.fd] = conn
+        self.scoreboard.publish(self.slot, len(self.conns))
         self.ep.register(conn.fd, _EPOLLIN)
         if len(self.conns) >= self.worker_connections:
             self._set_accepting(False)
@@ -335,6 +354,8 @@ class Worker:
     def _close(self, conn: Connection) -> None:
         if self.conns.pop(conn.fd, None) is None:
             return
+        if self.alive:
+            self.scoreboard.publish(self.slot, len(self.conns))
         try:
             self.ep.unregister(conn.fd)
         except (OSError, ValueError):
@@ -571,18 +592,8 @@ def make_trust(spec: str) -> Callable[[str], bool]:
     return trusted
 
 
-def make_heartbeat(shared: Any, slot: int) -> Callable[[], None]:
-    """The worker's liveness stamp: a monotonic time in a shared mmap slot read by the master."""
-    pack_into = struct.Struct("d").pack_into
-    offset = slot * 8
-
-    def beat() -> None:
-        pack_into(shared, offset, time.monotonic())
-
-    return beat
-
-
-def worker_main(config: Any, sockets: list[socket.socket], slot: int, shared: Any, ready_fd: int) -> int:
+def worker_main(config: Any, sockets: list[socket.socket], slot: int, scoreboard: Scoreboard,
+                ready_fd: int) -> int:
     """Entry point of a forked worker: load the app, report ready, run the loop."""
     import random
     import sys
@@ -590,8 +601,7 @@ def worker_main(config: Any, sockets: list[socket.socket], slot: int, shared: An
     from headrace.app_loader import load_app
     from headrace.sockets import describe
 
-    heartbeat = make_heartbeat(shared, slot)
-    heartbeat()
+    scoreboard.beat(slot)
     try:
         app = load_app(config.app, config.callable)
     except BaseException:
@@ -619,7 +629,8 @@ def worker_main(config: Any, sockets: list[socket.socket], slot: int, shared: An
         max_requests=max_requests,
         trust=make_trust(config.forwarded_allow_ips),
         access_log=AccessLog(config.access_log) if config.access_log else None,
-        heartbeat=heartbeat,
+        scoreboard=scoreboard,
+        slot=slot,
         worker_connections=config.worker_connections,
     )
     worker.install_signals()
