@@ -81,7 +81,9 @@ class Lab:
             command += ["--extra-vars", json.dumps(extra_vars)]
         env = {key: value for key, value in os.environ.items() if key != "ANSIBLE_FORCE_COLOR"}
         env.update(ANSIBLE_CONFIG=str(PROJECT_DIR / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-        return subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600)
+        return subprocess.run(
+            command, check=False, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600
+        )
 
 
 _VARIABLES: dict[str, dict] = {}
