@@ -14,12 +14,13 @@ def read_response(sock: socket.socket, buffer: bytearray, timeout: float = 5.0):
     """Read exactly one response from a persistent connection."""
     sock.settimeout(timeout)
     while True:
-        status, headers, body, rest = parse_response(bytes(buffer))
-        complete = status and (
-            ("content-length" in headers
-            and len(body) == int(headers["content-length"]))
-            or (headers.get("transfer-encoding") == "chunked" and bytes(buffer).endswith(b"0\r\n\r\n"))
-        )
+        head_done = b"\r\n\r\n" in buffer
+        chunked = head_done and b"Transfer-Encoding: chunked" in buffer.split(b"\r\n\r\n", 1)[0]
+        if chunked and not buffer.endswith(b"0\r\n\r\n"):
+            complete = False
+        else:
+            status, headers, body, rest = parse_response(bytes(buffer))
+            complete = status and (chunked or len(body) == int(headers.get("content-length", -1)))
         if complete:
             del buffer[: len(buffer) - len(rest)]
             return status, headers, body
