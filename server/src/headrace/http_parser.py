@@ -10,7 +10,7 @@ what defeats request smuggling through ambiguous framing.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _TCHAR = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
 _VCHAR = rb"\x21-\x7e\x80-\xff"
@@ -25,6 +25,11 @@ _FIELD = (
 )
 _FIELD_BLOCK = re.compile(rb"(?:" + _FIELD + rb")*")
 _FIELD_LINE = re.compile(_FIELD)
+# The whole head in one pass, for the common case; anything else takes the slow path.
+_HEAD = re.compile(
+    rb"([" + _TCHAR + rb"]+) ([\x21-\x7e\x80-\xff]+) HTTP/([0-9])\.([0-9])\r\n"
+    rb"((?:[" + _TCHAR + rb"]+:[ \t]*(?:[" + _VCHAR + rb"]+(?:[ \t]+[" + _VCHAR + rb"]+)*)?[ \t]*\r\n)*)\r\n"
+)
 
 _CHUNK_EXT = (
     rb"(?:[ \t]*;[ \t]*[" + _TCHAR + rb"]+(?:[ \t]*=[ \t]*(?:[" + _TCHAR + rb"]+|"
@@ -67,6 +72,11 @@ class Limits:
     fields: int = 100
     field_size: int = 8190
     max_body: int = 0
+    fast_max: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        # A head no longer than this cannot break the line or field size limits.
+        self.fast_max = min(self.request_line, self.field_size)
 
     @property
     def max_head(self) -> int:
@@ -135,33 +145,17 @@ def find_head_end(buf: bytes, limits: Limits) -> int:
 
 def parse_head(head: bytes, limits: Limits) -> RequestHead:
     """Parse one request head (including its terminating blank line)."""
-    line_end = head.find(b"\r\n")
-    line = head[:line_end]
-    if len(line) > limits.request_line:
-        raise HTTPError(414, "request line too long")
-    match = _REQUEST_LINE.fullmatch(line)
-    if match is None:
-        loose = _LOOSE_VERSION.fullmatch(line)
-        if loose is not None and loose.group(1) != b"1" and b"\t" not in line:
+    match = _HEAD.fullmatch(head)
+    if match is None or len(head) > limits.fast_max:
+        method_b, target_b, http11, fields = _parse_head_slowly(head, limits)
+    else:
+        method_b, target_b, major, minor, block = match.group(1, 2, 3, 4, 5)
+        if major != b"1":
             raise HTTPError(505, "unsupported HTTP version")
-        raise HTTPError(400, "malformed request line")
-    method_b, target_b, major, minor = match.groups()
-    if major != b"1":
-        raise HTTPError(505, "unsupported HTTP version")
-    http11 = minor != b"0"
-    block = head[line_end + 2 : -2]
-    if block:
-        if _FIELD_BLOCK.fullmatch(block) is None:
-            raise HTTPError(*_diagnose_fields(block, limits))
-        fields = _FIELD_LINE.findall(block)
+        http11 = minor != b"0"
+        fields = _FIELD_LINE.findall(block) if block else []
         if len(fields) > limits.fields:
             raise HTTPError(431, "too many header fields")
-        if len(block) > limits.field_size:
-            for name, value in fields:
-                if len(name) + len(value) + 2 > limits.field_size:
-                    raise HTTPError(431, "header field too large")
-    else:
-        fields = []
 
     headers: dict[str, str] = {}
     special = False
@@ -185,7 +179,8 @@ def parse_head(head: bytes, limits: Limits) -> RequestHead:
 
     method = method_b.decode("ascii")
     target = target_b.decode("latin-1")
-    _check_target(method, target)
+    if target_b[0] != 47:  # not origin-form ("/...")
+        _check_target(method, target)
 
     content_length = 0
     chunked = False
@@ -237,6 +232,36 @@ def parse_head(head: bytes, limits: Limits) -> RequestHead:
         keep_alive,
         expect_continue,
     )
+
+
+def _parse_head_slowly(head: bytes, limits: Limits) -> tuple[bytes, bytes, bool, list]:
+    """Full checks with precise errors: long heads and heads the one-shot pattern rejected."""
+    line_end = head.find(b"\r\n")
+    line = head[:line_end]
+    if len(line) > limits.request_line:
+        raise HTTPError(414, "request line too long")
+    match = _REQUEST_LINE.fullmatch(line)
+    if match is None:
+        loose = _LOOSE_VERSION.fullmatch(line)
+        if loose is not None and loose.group(1) != b"1" and b"\t" not in line:
+            raise HTTPError(505, "unsupported HTTP version")
+        raise HTTPError(400, "malformed request line")
+    method_b, target_b, major, minor = match.groups()
+    if major != b"1":
+        raise HTTPError(505, "unsupported HTTP version")
+    block = head[line_end + 2 : -2]
+    fields = []
+    if block:
+        if _FIELD_BLOCK.fullmatch(block) is None:
+            raise HTTPError(*_diagnose_fields(block, limits))
+        fields = _FIELD_LINE.findall(block)
+        if len(fields) > limits.fields:
+            raise HTTPError(431, "too many header fields")
+        if len(block) > limits.field_size:
+            for name, value in fields:
+                if len(name) + len(value) + 2 > limits.field_size:
+                    raise HTTPError(431, "header field too large")
+    return method_b, target_b, minor != b"0", fields
 
 
 def _check_target(method: str, target: str) -> None:

@@ -60,8 +60,7 @@ _HOP_BY_HOP = frozenset(
 
 # Header tuple -> flags.  Bits: 1 Content-Length, 2 Connection, 4 Date, 8 Server.
 _HEADER_CACHE: dict[tuple[str, str], int] = {}
-_STATUS_CACHE: set[str] = set()
-_NO_BODY_CODES = frozenset({204, 304})
+_STATUS_CACHE: dict[str, int] = {}  # validated status line -> code
 
 
 def _check_header(header: Any) -> int:
@@ -161,7 +160,7 @@ class Response:
             if type(status) is not str or _STATUS_RE.fullmatch(status) is None:
                 raise ValueError(f"invalid status line: {status!r}")
             status.encode("latin-1")
-            _STATUS_CACHE.add(status)
+            _STATUS_CACHE[status] = int(status[:3])
         if type(headers) is not list:
             raise TypeError("response headers must be a list")
         flags = 0
@@ -188,45 +187,41 @@ class Response:
         status = self.status
         if status is None:
             raise AssertionError("application returned without calling start_response")
-        code = int(status[:3])
-        parts = ["HTTP/1.1 ", status, "\r\n"]
-        flags = self.flags
-        for name, value in self.headers:
-            parts.append(name)
-            parts.append(": ")
-            parts.append(value)
-            parts.append("\r\n")
-        if code < 200 or code in _NO_BODY_CODES:
+        code = _STATUS_CACHE[status]
+        fields = "".join([f"{name}: {value}\r\n" for name, value in self.headers])
+        framing = ""
+        if code < 200 or code == 204 or code == 304:
             self.no_body = True
-        elif self.head_request:
-            self.no_body = True
-            if self.app_length < 0 and body_length >= 0:
-                parts.append(f"Content-Length: {body_length}\r\n")
         elif self.app_length < 0:
             if body_length >= 0:
-                parts.append(f"Content-Length: {body_length}\r\n")
+                framing = f"Content-Length: {body_length}\r\n"
+            elif self.head_request:
+                pass
             elif self.http11:
                 self.chunked = True
-                parts.append("Transfer-Encoding: chunked\r\n")
+                framing = "Transfer-Encoding: chunked\r\n"
             else:
                 self.keep_alive = False
+        if self.head_request:
+            self.no_body = True
+        flags = self.flags
         if flags & 12:
-            if not flags & 4:
-                parts.append(f"Date: {formatdate(time.time(), usegmt=True)}\r\n")
+            stamp = "" if flags & 4 else f"Date: {formatdate(time.time(), usegmt=True)}\r\n"
             if not flags & 8:
-                parts.append(f"Server: {SERVER_NAME}\r\n")
+                stamp += f"Server: {SERVER_NAME}\r\n"
         else:
-            parts.append(_Clock.date_server())
+            stamp = _Clock.date_line if int(time.time()) == _Clock.second else _Clock.date_server()
         if self.streaming is not None and not self.streaming.complete:
             self.keep_alive = False  # the unread body would be taken for the next request
         if not self.keep_alive or self.conn.closing:
             self.keep_alive = False
-            parts.append("Connection: close\r\n")
+            connection = "Connection: close\r\n"
         elif not self.http11:
-            parts.append("Connection: keep-alive\r\n")
-        parts.append("\r\n")
+            connection = "Connection: keep-alive\r\n"
+        else:
+            connection = ""
         self.headers_sent = True
-        return "".join(parts).encode("latin-1")
+        return f"HTTP/1.1 {status}\r\n{fields}{framing}{stamp}{connection}\r\n".encode("latin-1")
 
     def write(self, data: bytes) -> None:
         """Send body bytes now (PEP 3333 ``write`` and iterable items both end up here)."""
@@ -262,14 +257,20 @@ class Response:
         """Fast path: the whole body is one bytes object, so a Content-Length can be given."""
         if type(data) is not bytes and not isinstance(data, bytes):
             raise TypeError(f"WSGI body data must be bytes, not {type(data).__name__}")
-        head = self._head(len(data))
-        if self.no_body or not data:
+        size = len(data)
+        head = self._head(size)
+        if self.no_body or not size:
             self.conn.sendall(head)
-        elif len(data) < 262144:
-            self.conn.sendall(head + self._frame(data))
+        elif self.app_length == size or self.app_length < 0:
+            self.body_sent = size
+            if size < 262144:
+                self.conn.sendall(head + data)
+            else:
+                self.conn.sendall(head)
+                self.conn.sendall(data)
+            return
         else:
-            self.conn.sendall(head)
-            self.conn.sendall(self._frame(data))
+            self.conn.sendall(head + self._frame(data))
         self.finish()
 
     def send_file(self, wrapper: FileWrapper) -> bool:
