@@ -197,6 +197,7 @@ class Worker:
         self.done: list[tuple[Connection, bool]] = []
         self.done_lock = threading.Lock()
         self.inflight = 0
+        self.now = time.monotonic()  # refreshed once per loop iteration
 
     # -- signals -----------------------------------------------------------------------
     def install_signals(self) -> None:
@@ -239,6 +240,7 @@ class Worker:
             if shutting_down and not conns:
                 break
             events = poll(_TICK if not self.resume_accept else _BALANCE_PAUSE)
+            self.now = time.monotonic()
             for fd, _ in events:
                 conn = conns.get(fd)
                 if conn is not None:
@@ -398,17 +400,35 @@ class Worker:
         if not data:
             self._close(conn)
             return
-        if conn.state == CLOSING:
+        state = conn.state
+        if state == CLOSING:
             return
-        conn.last_active = time.monotonic()
+        conn.last_active = now = self.now
         buf = conn.buf
-        if not buf and conn.state == HEAD:
-            conn.started = conn.last_active
+        if state == HEAD and not buf:
+            conn.started = now
+            # Fast path: the read is exactly one request head with no body (most requests);
+            # parse it straight from the received bytes, no buffer copies.
+            if data[-4:] == b"\r\n\r\n" and data.find(b"\r\n\r\n") == len(data) - 4 and data[0] != 13:
+                try:
+                    head = parse_head(data, self.limits)
+                except HTTPError as err:
+                    self._send_error(conn, err)
+                    return
+                if head.content_length == 0:
+                    self._dispatch(conn, head, io.BytesIO())
+                    return
+                buf += data
+                self._process(conn, head)
+                return
         buf += data
         self._process(conn)
 
-    def _process(self, conn: Connection) -> None:
-        """Parse and serve every complete request in the buffer (pipelining, in order)."""
+    def _process(self, conn: Connection, parsed: RequestHead | None = None) -> None:
+        """Parse and serve every complete request in the buffer (pipelining, in order).
+
+        ``parsed`` is the already parsed head at the start of the buffer, if any.
+        """
         buf = conn.buf
         limits = self.limits
         try:
@@ -422,7 +442,10 @@ class Worker:
                     end = find_head_end(buf, limits)
                     if end < 0:
                         return
-                    head = parse_head(bytes(buf[:end]), limits)
+                    if parsed is None:
+                        head = parse_head(bytes(buf[:end]), limits)
+                    else:
+                        head, parsed = parsed, None
                     del buf[:end]
                     length = head.content_length
                     if head.expect_continue:
