@@ -66,13 +66,20 @@ _OPTIONS: dict[str, tuple[type, float | None, str]] = {
     "limit_request_field_size": (int, 16, "maximum size of one header field (default 8190)"),
     "limit_request_body": (int, 0, "maximum request body size in bytes; 0 is unlimited (default 0)"),
     "chdir": (str, None, "change to DIR before loading the application"),
-    "callable": (str, None, "name of the WSGI callable in a script file (default application)"),
+    "callable": (str, None, "name of the WSGI callable in a script file, or in a module given "
+                 "without ':callable' (default application)"),
     "backlog": (int, 1, "listen backlog (default 2048)"),
     "worker_connections": (int, 1, "maximum open connections per worker (default 1000)"),
     "pid": (str, None, "write the master's pid to this file"),
     "log_level": (str, None, "debug, info, warning or error (default info)"),
 }
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+_METAVARS = {
+    "timeout": "SECONDS", "graceful_timeout": "SECONDS", "keep_alive": "SECONDS", "root_path": "PATH",
+    "forwarded_allow_ips": "ADDRS", "access_log": "PATH", "chdir": "DIR", "callable": "NAME", "pid": "FILE",
+    "log_level": "LEVEL", "limit_request_body": "BYTES", "limit_request_field_size": "BYTES",
+    "limit_request_line": "BYTES",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         elif name == "workers":
             parser.add_argument(flag, "-w", dest=name, metavar="N", help=help_text)
         else:
-            parser.add_argument(flag, dest=name, metavar=name.split("_")[-1].upper(), help=help_text)
+            parser.add_argument(flag, dest=name, metavar=_METAVARS.get(name, "N"), help=help_text)
     parser.add_argument("--config", "-c", metavar="FILE", help="TOML config file with the same keys")
     parser.add_argument("--check-config", action="store_true",
                         help="validate the configuration, import the application and exit")

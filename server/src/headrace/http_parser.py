@@ -91,6 +91,7 @@ class RequestHead:
     method: str
     target: str
     version: str  # "HTTP/1.1" or "HTTP/1.0"
+    http11: bool
     headers: dict[str, str]
     content_length: int  # -1 when the body is chunked
     chunked: bool
@@ -159,8 +160,9 @@ def parse_head(head: bytes, limits: Limits) -> RequestHead:
 
     headers: dict[str, str] = {}
     special = False
+    key_cache = _KEY_CACHE
     for name, value in fields:
-        key = _environ_key(name)
+        key = key_cache.get(name) or _environ_key(name)
         if not key:
             continue
         text = value.decode("latin-1")
@@ -226,6 +228,7 @@ def parse_head(head: bytes, limits: Limits) -> RequestHead:
         method,
         target,
         "HTTP/1.1" if http11 else "HTTP/1.0",
+        http11,
         headers,
         content_length,
         chunked,

@@ -416,7 +416,10 @@ class Worker:
                     self._send_error(conn, err)
                     return
                 if head.content_length == 0:
-                    self._dispatch(conn, head, io.BytesIO())
+                    if self.pool is not None:
+                        self._dispatch(conn, head, io.BytesIO())
+                    elif not self._handle(conn, head, io.BytesIO()) and conn.fd in self.conns:
+                        self._linger_close(conn)
                     return
                 buf += data
                 self._process(conn, head)

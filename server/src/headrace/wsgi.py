@@ -116,36 +116,22 @@ class _Clock:
 class Response:
     """State of one response; ``start_response`` and ``write`` are handed to the app."""
 
-    __slots__ = (
-        "app_length",
-        "body_sent",
-        "chunked",
-        "conn",
-        "flags",
-        "head_request",
-        "headers",
-        "headers_sent",
-        "http11",
-        "keep_alive",
-        "no_body",
-        "status",
-        "streaming",
-    )
+    # Class-level defaults: a response only sets what differs (cheaper than __slots__ here).
+    status: str | None = None
+    headers: list = []
+    headers_sent = False
+    app_length = -1
+    body_sent = 0
+    chunked = False
+    no_body = False
+    flags = 0
+    streaming: StreamingInput | None = None
 
     def __init__(self, conn: Connection, head: RequestHead, keep_alive: bool) -> None:
         self.conn = conn
         self.head_request = head.method == "HEAD"
-        self.http11 = head.version == "HTTP/1.1"
+        self.http11 = head.http11
         self.keep_alive = keep_alive
-        self.status: str | None = None
-        self.headers: list = []
-        self.headers_sent = False
-        self.app_length = -1
-        self.body_sent = 0
-        self.chunked = False
-        self.no_body = False
-        self.flags = 0
-        self.streaming: StreamingInput | None = None
 
     def start_response(self, status: str, headers: list, exc_info: Any = None):
         if exc_info:
