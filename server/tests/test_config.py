@@ -97,6 +97,19 @@ def test_config_file_errors(tmp_path, content, message):
     assert len(lines) == 1 and message in lines[0], proc.stderr
 
 
+def test_address_in_use_is_a_one_line_error():
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    try:
+        proc = run("--bind", f"127.0.0.1:{taken.getsockname()[1]}", "apps:hello")
+    finally:
+        taken.close()
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot bind" in lines[0] and "in use" in lines[0], proc.stderr
+
+
 def test_version():
     proc = run("--version")
     assert proc.returncode == 0

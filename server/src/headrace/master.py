@@ -184,6 +184,9 @@ class Master:
             if code == BOOT_FAILURE and not worker.booted:
                 self._boot_failed(worker)
                 continue
+            if code == 0:  # it chose to go: --max-requests reached
+                log.info("worker %d retired; replacing it", pid)
+                continue
             how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
             log.warning("worker %d %s; replacing it", pid, how)
 
