@@ -101,7 +101,7 @@ class RequestHead:
 
 # Cache of field-name bytes -> CGI environ key ("" means: drop the field).
 _KEY_CACHE: dict[bytes, str] = {}
-_SPECIAL = {"CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING", "HTTP_HOST", "HTTP_CONNECTION", "HTTP_EXPECT"}
+_SPECIAL = {"CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING", "HTTP_CONNECTION", "HTTP_EXPECT"}
 
 
 def _environ_key(name: bytes) -> str:
