@@ -1,8 +1,9 @@
 """The master process: pre-forks workers on shared sockets and keeps them healthy.
 
 It never imports the application, so every worker it forks loads the code afresh; that is
-what makes SIGHUP a real code reload.  Liveness comes from a shared ``mmap`` of
-heartbeat stamps (:mod:`headrace.scoreboard`); a worker whose stamp is older than ``--timeout`` is killed and replaced.
+what makes SIGHUP a real code reload.  Liveness comes from heartbeat stamps in shared
+memory (:mod:`headrace.scoreboard`); a worker whose stamp is older than ``--timeout`` is
+killed and replaced.
 
 Signals: HUP graceful reload, TERM graceful stop, INT/QUIT fast stop, TTIN/TTOU add or
 remove a worker, USR1 reopen access logs.

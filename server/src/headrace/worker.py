@@ -293,9 +293,9 @@ class Worker:
         """Stop accepting; in-flight requests finish, idle connections are closed."""
         self._set_accepting(False)
         self.scoreboard.publish(self.slot, IDLE_COUNT)
-        for sock_fd in list(self.listeners):
-            self.listeners[sock_fd].sock.close()
-        self.listeners = {}
+        for listener in self.listeners.values():
+            listener.sock.close()
+        self.listeners.clear()  # in place: run() holds a reference
         for conn in self.conns.values():
             conn.closing = True
 
