@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -180,10 +181,15 @@ def test_access_log_to_stdout_in_combined_format(tmp_path):
             sock.sendall(b'GET /x?q="y" HTTP/1.1\r\nHost: h\r\nReferer: http://r/\r\nUser-Agent: UA "1"\r\n'
                          b"Connection: close\r\n\r\n")
             read_until_close(sock)
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(sock_path))
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n\r\n")
+            read_until_close(sock)
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=15)
-    line = out.strip().splitlines()[-1]
+    line, rejected = out.strip().splitlines()[-2:]
+    assert re.fullmatch(r'- - - \[[^\]]+\] "-" 400 \d+ "-" "-"', rejected), rejected
     assert line.startswith("- - - [")
     assert '] "GET /x?q=\\"y\\" HTTP/1.1" 200 12 "http://r/" "UA \\"1\\""' in line
 

@@ -47,6 +47,10 @@ class AccessLog:
             f'"{_quote(environ.get("HTTP_USER_AGENT", "-"))}"\n'
         )
 
+    def log_rejected(self, remote_addr: str, status: int, size: int) -> None:
+        """A request refused by the parser: there is no trustworthy request line to show."""
+        self._stream.write(f'{remote_addr or "-"} - - {self._timestamp()} "-" {status} {size} "-" "-"\n')
+
     def flush(self) -> None:
         try:
             self._stream.flush()

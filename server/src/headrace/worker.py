@@ -382,6 +382,8 @@ class Worker:
             f"HTTP/1.1 {err.status} {err.reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n{_Clock.date_server()}\r\n"
         ).encode("latin-1")
+        if self.access_log is not None:
+            self.access_log.log_rejected(conn.remote_addr, err.status, len(body))
         try:
             conn.sendall(head + body)
         except ClientGone:
