@@ -50,11 +50,14 @@ for unit in getty.target console-getty.service systemd-udevd.service systemd-ude
 done
 : >"$rootfs/etc/machine-id"
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb
+# An empty package list must look old, or `apt: cache_valid_time` would trust it and find no packages.
+touch -d @0 "$rootfs/var/lib/apt/lists"
 
 # `docker import` cannot set a stop signal; a one-line build on top of the imported layer can (no registry
 # involved: the base is local). SIGRTMIN+3 makes systemd halt at once instead of waiting for SIGKILL.
 tar -C "$rootfs" -c . | docker import --change 'CMD ["/sbin/init"]' --change 'ENV container=docker' \
   - "${image}-rootfs" >/dev/null
-printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\n' "${image}-rootfs" | docker build -q -t "$image" - >/dev/null
+printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\n' "${image}-rootfs" | docker build -q -t "$image" - >/dev/null 2>&1 \
+  || { echo "build-image: docker build on top of ${image}-rootfs failed" >&2; exit 1; }
 docker image rm "${image}-rootfs" >/dev/null
 echo "build-image: built $image" >&2
