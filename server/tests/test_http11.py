@@ -256,3 +256,21 @@ def test_underscore_headers_are_dropped(shared_server):
 def test_leading_empty_line_is_tolerated(shared_server):
     status, _, _body = request(shared_server.port, b"\r\nGET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     assert status == 200
+
+
+def test_absolute_form_and_asterisk_targets(shared_server):
+    status, _, body = request(shared_server.port,
+                              b"GET http://example.com/environ/x?q=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    env = json.loads(body)
+    assert status == 200 and env["PATH_INFO"] == "/environ/x" and env["QUERY_STRING"] == "q=1"
+    status, _, body = request(shared_server.port, b"OPTIONS * HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert status == 200 and body == b"Hello World!"
+
+
+def test_repeated_fields_are_joined_and_identical_lengths_accepted(shared_server):
+    raw = (b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 3\r\nX-A: 1\r\nX-A: 2\r\n"
+           b"Connection: close\r\n\r\nabc")
+    status, _, body = request(shared_server.port, raw)
+    assert status == 200 and json.loads(body)["body"] == "abc"
+    status, _, body = get(shared_server.port, "/environ", "X-A: 1\r\nX-A:  2 \r\n")
+    assert json.loads(body)["HTTP_X_A"] == "1,2"

@@ -268,3 +268,20 @@ def test_boot_failure_exits_non_zero(tmp_path):
                           capture_output=True, text=True, timeout=20)
     assert proc.returncode == 3
     assert "cannot start" in proc.stderr
+
+
+def test_term_with_idle_keep_alive_connections_exits_promptly(server_factory):
+    server = server_factory("apps:router", "--workers", "2", "--keep-alive", "60", "--graceful-timeout", "30")
+    idle = []
+    for _ in range(10):
+        sock = connect(server.port)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert sock.recv(1000).startswith(b"HTTP/1.1 200")
+        idle.append(sock)
+    start = time.monotonic()
+    server.signal(signal.SIGTERM)
+    assert server.proc.wait(10) == 0
+    assert time.monotonic() - start < 3, "idle connections must not hold a graceful stop"
+    for sock in idle:
+        assert read_until_close(sock, timeout=2) == b""
+        sock.close()
