@@ -285,3 +285,25 @@ def test_term_with_idle_keep_alive_connections_exits_promptly(server_factory):
     for sock in idle:
         assert read_until_close(sock, timeout=2) == b""
         sock.close()
+
+
+def test_hup_rereads_the_config_file(server_factory, tmp_path):
+    import json
+
+    def script_name(path: str) -> str | None:
+        body = get(server.port, path)[2]
+        return json.loads(body)["SCRIPT_NAME"] if body.startswith(b"{") else None
+
+    config = tmp_path / "headrace.toml"
+    config.write_text('root-path = "/one"\nworkers = 1\n')
+    server = server_factory("apps:router", "--config", str(config))
+    assert script_name("/one/environ") == "/one"
+    config.write_text('root-path = "/two"\nworkers = 2\n')
+    server.signal(signal.SIGHUP)
+    assert _wait_for(lambda: script_name("/two/environ") == "/two")
+    assert _wait_for(lambda: len(server.worker_pids()) == 2)
+    config.write_text('root-path = "/three"\nbogus = 1\n')
+    server.signal(signal.SIGHUP)
+    assert _wait_for(lambda: "config not reloaded" in server.log())
+    time.sleep(0.5)
+    assert script_name("/two/environ") == "/two"

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("headrace")
     for sock in sockets:
         log.info("listening on %s", describe(sock)[0])
-    return Master(config, sockets, unix_paths).run()
+    return Master(config, sockets, unix_paths, reload_config=lambda: parse_args(argv)[0]).run()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from headrace.config import Config
@@ -40,8 +41,10 @@ class WorkerProc:
 
 
 class Master:
-    def __init__(self, config: Config, sockets: list[socket.socket], unix_paths: list[str]) -> None:
+    def __init__(self, config: Config, sockets: list[socket.socket], unix_paths: list[str],
+                 reload_config: Callable[[], Config] | None = None) -> None:
         self.config = config
+        self.reload_config = reload_config
         self.sockets = sockets
         self.unix_paths = unix_paths
         self.target = config.workers
@@ -79,6 +82,7 @@ class Master:
                 log.info("SIGHUP: reloading workers")
                 usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
                 sd_notify(f"RELOADING=1\nMONOTONIC_USEC={usec}")
+                self._reread_config()
                 self.generation += 1
                 self.reloading = True
             elif signum == signal.SIGTERM:
@@ -95,6 +99,21 @@ class Master:
             elif signum == signal.SIGUSR1:
                 for pid in self.workers:
                     self._kill(pid, signal.SIGUSR1)
+
+    def _reread_config(self) -> None:
+        """On SIGHUP the new workers also get the current command line and config file."""
+        if self.reload_config is None:
+            return
+        try:
+            config = self.reload_config()
+        except Exception as exc:
+            log.error("config not reloaded, keeping the previous one: %s", exc)
+            return
+        if config.bind != self.config.bind:
+            log.warning("bind addresses changed in the config: that needs a restart; keeping the sockets")
+        config.bind = self.config.bind
+        self.config = config
+        self.target = config.workers
 
     def _stop(self, how: str) -> None:
         if self.stopping == how:
