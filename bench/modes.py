@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""The three ways of running WSGI behind Apache, side by side on one lab host, with wrk.
+
+    .venv/bin/python bench/modes.py                  # 5 interleaved rounds of 10 s per mode
+    .venv/bin/python bench/modes.py --rounds 3 --duration 5 --keep
+
+One systemd container (Debian 13 by default, image from scripts/build-image.sh) is configured by the real
+playbook (playbooks/webservers.yml) with four sites, each on its own port published on 127.0.0.1 and each
+serving the role's hello-world script (roles/wsgi/files/hello.wsgi):
+
+    embedded   mod_wsgi in Apache's children (WSGIScriptAlias)
+    daemon     mod_wsgi daemon mode, processes=2 threads=15
+    headrace   mode proxy: ProxyPass to headrace over its unix socket (the role's defaults)
+    gunicorn   the same proxy-mode VirtualHost, with gunicorn (sync workers, as many as headrace has)
+               listening on that app's socket instead of headrace, for reference
+
+gunicorn is downloaded on the controller (`pip download`) and installed into the host's headrace venv with
+no package index, like headrace itself. Every mode is checked to answer "Hello World!" before it is
+measured; rounds are interleaved so that a noisy machine hurts every mode alike; the table shows the median
+requests/s and the median p99 latency of the rounds, with the ratios the issue asks for. Only loopback
+traffic, bounded by --rounds and --duration. Extra playbook variables (--extra-vars, JSON) let you try
+other Apache or pool settings against the same modes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTAINER = "bench-modes"
+MODES = {  # name -> (port in the container, port published on 127.0.0.1)
+    "embedded": (8001, 18561),
+    "daemon": (8002, 18562),
+    "headrace": (8003, 18563),
+    "gunicorn": (8004, 18564),
+}
+SITES = [
+    {"server_name": "embedded.bench", "port": 8001,
+     "apps": [{"name": "hello_embedded", "mount": "/", "mode": "embedded"}]},
+    {"server_name": "daemon.bench", "port": 8002,
+     "apps": [{"name": "hello_daemon", "mount": "/", "mode": "daemon", "processes": 2, "threads": 15}]},
+    {"server_name": "headrace.bench", "port": 8003,
+     "apps": [{"name": "hello_headrace", "mount": "/", "mode": "proxy"}]},
+    {"server_name": "gunicorn.bench", "port": 8004,
+     "apps": [{"name": "hello_gunicorn", "mount": "/", "mode": "proxy"}]},
+]
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def run(*command: str, check: bool = True, capture: bool = False, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command, check=check, text=True, capture_output=capture, **kwargs)
+
+
+def in_container(*command: str, capture: bool = True) -> str:
+    return run("docker", "exec", CONTAINER, *command, capture=capture).stdout or ""
+
+
+def start_container(image: str, fresh: bool) -> None:
+    exists = run("docker", "container", "inspect", CONTAINER, check=False, capture=True).returncode == 0
+    if exists and not fresh:
+        log(f"reusing container {CONTAINER}")
+        return
+    if exists:
+        run("docker", "rm", "-f", CONTAINER, capture=True)
+    # The same flags as the Molecule platforms: systemd as PID 1 in a container.
+    ports = [arg for inside, outside in MODES.values() for arg in ("-p", f"127.0.0.1:{outside}:{inside}")]
+    run("docker", "run", "-d", "--name", CONTAINER, "--hostname", CONTAINER,
+        "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
+        "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+        "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+        "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
+        "--stop-signal", "SIGRTMIN+3", *ports, image, "/sbin/init", capture=True)
+    for _ in range(60):
+        state = run("docker", "exec", CONTAINER, "systemctl", "is-system-running", check=False, capture=True)
+        if state.stdout.strip() in ("running", "degraded"):
+            return
+        time.sleep(0.5)
+    raise SystemExit("bench: the container's systemd did not come up")
+
+
+def deploy(extra_vars: dict) -> None:
+    """The real playbook, against the bench container only."""
+    with tempfile.TemporaryDirectory() as tmp:
+        inventory = Path(tmp) / "inventory.json"
+        inventory.write_text(json.dumps({
+            "webservers": {
+                "hosts": {CONTAINER: {"ansible_connection": "community.docker.docker"}},
+                "vars": {"wsgi_sites": SITES},
+            }
+        }))
+        # The project's tooling: the venv this script runs from comes first on PATH.
+        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+                   PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        command = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / "webservers.yml"),
+                   "--extra-vars", json.dumps(extra_vars)]
+        result = run(*command, check=False, capture=True, cwd=ROOT, env=env)
+        if result.returncode != 0:
+            sys.stderr.write(result.stdout[-6000:] + result.stderr[-3000:])
+            raise SystemExit("bench: the playbook failed")
+
+
+def install_gunicorn() -> None:
+    """gunicorn from the controller's index into the host's headrace venv, then on the gunicorn app's socket."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run(sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+            "--only-binary", ":all:", "--dest", tmp, "gunicorn", capture=True)
+        # Not under /tmp: that is a tmpfs in the container, which docker cp does not see.
+        in_container("rm", "-rf", "/opt/gunicorn-bench/wheels")
+        in_container("mkdir", "-p", "/opt/gunicorn-bench")
+        run("docker", "cp", tmp, f"{CONTAINER}:/opt/gunicorn-bench/wheels", capture=True)
+    in_container("sh", "-c", "/opt/headrace/venv/bin/pip install --quiet --no-index --disable-pip-version-check "
+                 "/opt/gunicorn-bench/wheels/*.whl")
+    config = in_container("cat", "/etc/headrace/hello_headrace.toml")
+    workers = re.search(r"^workers = (\d+)$", config, re.MULTILINE).group(1)
+    # gunicorn imports modules, not .wsgi files: a module that runs the very same script.
+    in_container("sh", "-c", "printf '%s\\n' 'import runpy' \"application = runpy.run_path("
+                 "'/usr/local/www/wsgi-scripts/hello_gunicorn.wsgi')['application']\" "
+                 "> /opt/gunicorn-bench/hello_gunicorn_app.py")
+    # The same socket unit (root:www-data 0660, held by systemd) and the same sandboxed service, with
+    # gunicorn (which takes systemd's socket from LISTEN_FDS) in place of headrace.
+    dropin = "/etc/systemd/system/headrace@hello_gunicorn.service.d"
+    in_container("mkdir", "-p", dropin)
+    in_container("sh", "-c", f"printf '%s\\n' '[Service]' 'Type=simple' 'ExecReload=' 'ExecStart=' "
+                 f"'ExecStart=/opt/headrace/venv/bin/gunicorn --workers {workers} --log-level warning "
+                 f"--pythonpath /opt/gunicorn-bench hello_gunicorn_app:application' > {dropin}/gunicorn.conf")
+    in_container("systemctl", "daemon-reload")
+    in_container("systemctl", "restart", "headrace@hello_gunicorn.service")
+    pid = in_container("systemctl", "show", "-p", "MainPID", "--value", "headrace@hello_gunicorn.service").strip()
+    if "gunicorn" not in in_container("cat", f"/proc/{pid}/cmdline"):
+        raise SystemExit("bench: gunicorn did not replace headrace for the reference mode")
+
+
+def check_modes() -> None:
+    for mode, (_, port) in MODES.items():
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": f"{mode}.bench"})
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    body = response.read()
+                if body == b"Hello World!":
+                    break
+                raise SystemExit(f"bench: {mode} answered {body[:80]!r}")
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"bench: {mode} does not answer: {exc}") from None
+                time.sleep(0.5)
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(mode: str, duration: int, threads: int, connections: int) -> dict:
+    port = MODES[mode][1]
+    out = run("wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency",
+              "-H", f"Host: {mode}.bench", f"http://127.0.0.1:{port}/", capture=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+    value, unit = re.search(r"^\s+99%\s+([0-9.]+)(us|ms|s)\s*$", out, re.MULTILINE).groups()
+    errors = re.search(r"Socket errors: (.*)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": rps,
+        "p99_ms": float(value) * UNITS[unit],
+        "errors": (errors.group(1) if errors else "") + (f" non-2xx {non2xx.group(1)}" if non2xx else ""),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image", default="wsgi-lab/debian:13")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=10, help="seconds of wrk per mode and round")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--extra-vars", default="{}", help="JSON: playbook variables to try other settings")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma list of modes to measure")
+    parser.add_argument("--fresh", action="store_true", help="recreate the container")
+    parser.add_argument("--no-deploy", action="store_true", help="measure the container as it is")
+    parser.add_argument("--keep", action="store_true", help="leave the container running afterwards")
+    args = parser.parse_args()
+    modes = args.modes.split(",")
+    if args.duration > 60 or args.rounds > 20:
+        parser.error("keep the load bounded: --duration <= 60, --rounds <= 20")
+
+    start_container(args.image, args.fresh)
+    try:
+        if not args.no_deploy:
+            log("deploying the four modes with playbooks/webservers.yml")
+            # The image has no package lists; the roles' apt tasks only refresh them when they are old.
+            in_container("apt-get", "update", "-qq")
+            deploy(json.loads(args.extra_vars))
+            log("installing gunicorn for the reference mode")
+            install_gunicorn()
+        check_modes()
+        log("warming up")
+        for mode in modes:
+            wrk(mode, 2, args.threads, args.connections)
+        results: dict[str, list[dict]] = {mode: [] for mode in modes}
+        for round_number in range(1, args.rounds + 1):
+            for mode in modes:
+                result = wrk(mode, args.duration, args.threads, args.connections)
+                results[mode].append(result)
+                log(f"round {round_number} {mode:9} {result['rps']:9.0f} req/s  p99 {result['p99_ms']:7.2f} ms"
+                    f"  {result['errors']}")
+        report(results, args)
+    finally:
+        if not args.keep:
+            run("docker", "rm", "-f", CONTAINER, check=False, capture=True)
+    return 0
+
+
+def report(results: dict[str, list[dict]], args: argparse.Namespace) -> None:
+    median = {mode: statistics.median(r["rps"] for r in runs) for mode, runs in results.items()}
+    p99 = {mode: statistics.median(r["p99_ms"] for r in runs) for mode, runs in results.items()}
+    cpus = os.cpu_count()
+    print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} interleaved rounds, "
+          f"{args.image} on {cpus} CPUs (wrk, Docker's port forwarding and the container share them)\n")
+    print("| mode | median req/s | median p99 (ms) | vs daemon | vs proxy → gunicorn | errors |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    labels = {"embedded": "embedded (mod_wsgi)", "daemon": "daemon (mod_wsgi, processes=2 threads=15)",
+              "headrace": "proxy → headrace", "gunicorn": "proxy → gunicorn (sync)"}
+    for mode, runs in results.items():
+        vs_daemon = f"{median[mode] / median['daemon']:.2f}x" if "daemon" in median else "-"
+        vs_gunicorn = f"{median[mode] / median['gunicorn']:.2f}x" if "gunicorn" in median else "-"
+        errors = "; ".join(sorted({r["errors"] for r in runs if r["errors"]})) or "none"
+        print(f"| {labels[mode]} | {median[mode]:.0f} | {p99[mode]:.2f} | {vs_daemon} | {vs_gunicorn} | {errors} |")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
