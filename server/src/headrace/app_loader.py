@@ -20,8 +20,16 @@ class AppLoadError(Exception):
 
 
 def is_script_path(app: str) -> bool:
-    """A path (contains a slash or ends like a script) rather than ``module:callable``."""
-    return "/" in app or app.endswith((".wsgi", ".py"))
+    """A script path rather than ``module[:callable]``.
+
+    A slash makes it a path; so does a ``.wsgi``/``.py`` name that exists as a file here
+    (``myproject.wsgi`` without such a file stays the module of that name).
+    """
+    if "/" in app:
+        return True
+    if ":" in app:
+        return False
+    return app.endswith((".wsgi", ".py")) and os.path.isfile(app)
 
 
 def load_app(spec: str, callable_name: str = "application") -> Callable:
