@@ -254,3 +254,14 @@ def test_installed_console_script_runs():
     proc = subprocess.run([sys.executable, "-c", "import headrace.cli as c; raise SystemExit(c.main(['--version']))"],
                           env=headrace_env(), capture_output=True, text=True, timeout=20)
     assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+def test_app_spec_forms(tmp_path, monkeypatch):
+    from headrace.app_loader import is_script_path
+
+    monkeypatch.chdir(tmp_path)
+    assert is_script_path("/usr/local/www/wsgi-scripts/myapp.wsgi")
+    assert not is_script_path("myproject.wsgi")  # Django-style module, no such file here
+    assert not is_script_path("myproject.wsgi:application")
+    (tmp_path / "site.wsgi").write_text("")
+    assert is_script_path("site.wsgi")
