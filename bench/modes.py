@@ -133,7 +133,7 @@ def install_gunicorn() -> None:
     # gunicorn (which takes systemd's socket from LISTEN_FDS) in place of headrace.
     dropin = "/etc/systemd/system/headrace@hello_gunicorn.service.d"
     in_container("mkdir", "-p", dropin)
-    in_container("sh", "-c", f"printf '%s\\n' '[Service]' 'Type=simple' 'ExecReload=' 'ExecStart=' "
+    in_container("sh", "-c", f"printf '%s\\n' '[Service]' 'Type=simple' 'ExecStart=' "
                  f"'ExecStart=/opt/headrace/venv/bin/gunicorn --workers {workers} --log-level warning "
                  f"--pythonpath /opt/gunicorn-bench hello_gunicorn_app:application' > {dropin}/gunicorn.conf")
     in_container("systemctl", "daemon-reload")
