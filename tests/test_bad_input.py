@@ -1,113 +1,179 @@
-"""Bad input stops `ansible-playbook site.yml` before any host is touched, naming site, app and field.
+"""Bad wsgi_sites input stops `ansible-playbook site.yml` before any host changes.
 
-The inventory's only web server is a container that does not exist: if validation let an input through,
-the run would fail as UNREACHABLE instead, so each test also proves no host connection was attempted.
+These run the real top-level site.yml (cwd = project, so ansible.cfg applies) against a throwaway
+inventory whose only web server is a Docker container that does not exist. Validation runs on the
+controller, so a correct rejection never touches the host; if validation wrongly let an input through,
+the next play would try to gather facts and the run would end UNREACHABLE instead. The valid control case
+proves the tests can tell those two failures apart.
+
+Every bad case must be reported as a problem line naming the site (server_name), the app (name) and the
+field, and must be the only problem, so a case cannot pass by tripping over some other mistake.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
-SECOND_PLAY = "PLAY [Apache with mod_wsgi"
+SERVER_NAME = "www.example.com"
+APP_NAME = "myapp"
 
 
-def site(*apps: dict) -> dict:
-    return {"server_name": "www.example.com", "apps": list(apps)}
+def _play_names() -> tuple[str, str]:
+    """Read the play names from the playbook so a renamed play cannot make the 'never started' check vacuous."""
+    plays = yaml.safe_load((PROJECT_DIR / "playbooks" / "webservers.yml").read_text())
+    validate, deploy = plays
+    return validate["name"], deploy["name"]
 
 
-def app(**fields) -> dict:
-    return {"name": "myapp", "mount": "/myapp", "mode": "daemon", **fields}
+VALIDATE_PLAY, DEPLOY_PLAY = _play_names()
+# One line per problem, in the filter's 'wsgi_sites[i] (server_name ...), apps[j] (name ...): field ...' form.
+PROBLEM_LINE = re.compile(r"^\s*(wsgi_sites\[\d+\] \(server_name .*: field '.*)$", re.MULTILINE)
+PROBLEM_COUNT = re.compile(r"wsgi_sites is invalid \((\d+) problem\(s\)\)")
 
 
-def run_site(tmp_path: Path, sites: list[dict]) -> subprocess.CompletedProcess:
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        json.dumps({
-            "webservers": {
-                "hosts": {
-                    "ghost-web1": {
-                        "ansible_connection": "community.docker.docker",
-                        "ansible_host": f"no-such-container-{uuid.uuid4().hex}",
-                    }
-                }
-            }
-        })
-    )
-    extra = tmp_path / "vars.json"
-    extra.write_text(json.dumps({"wsgi_sites": sites}))
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    return subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), "site.yml", "--extra-vars", f"@{extra}"],
-        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )
+def app(**fields: Any) -> dict[str, Any]:
+    """A valid daemon-mode app (the bundled hello-world source); each case overrides one field."""
+    return {"name": APP_NAME, "mount": "/myapp", "mode": "daemon", **fields}
 
 
-BAD_INPUTS = {
-    "trailing slash": (site(app(mount="/myapp/")), "mount"),
-    "no leading slash": (site(app(mount="myapp")), "mount"),
-    "unknown mode": (site(app(mode="deamon")), "mode"),
-    "misspelled daemon option": (site(app(daemon_options={"maximum-request": 1000})), "maximum-request"),
-    "processes below 1": (site(app(processes=0)), "processes"),
-    "threads below 1": (site(app(threads=0)), "threads"),
-    "missing source": (site(app(source="/nonexistent/app.wsgi")), "source"),
+def site(*apps: dict[str, Any], server_name: str = SERVER_NAME) -> dict[str, Any]:
+    """A valid site around the given apps, so only the field under test can be wrong."""
+    return {"server_name": server_name, "apps": list(apps)}
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one ansible-playbook run left behind, with the views the assertions need."""
+
+    returncode: int
+    output: str
+
+    @property
+    def problems(self) -> list[str]:
+        """Distinct problem lines; Ansible repeats the message (error, cause, result), order kept."""
+        return list(dict.fromkeys(line.strip() for line in PROBLEM_LINE.findall(self.output)))
+
+    @property
+    def problem_count(self) -> int | None:
+        """The count the filter itself states, to check that all problems were reported together."""
+        match = PROBLEM_COUNT.search(self.output)
+        return int(match.group(1)) if match else None
+
+    def problem(self, server_name: str, app_name: str, field: str) -> str:
+        """The one problem line naming this site, app and field; fails with the whole output if absent."""
+        wanted = (f"(server_name '{server_name}')", f"(name '{app_name}')", f"field '{field}'")
+        found = [line for line in self.problems if all(part in line for part in wanted)]
+        assert found, f"no problem naming {wanted} in:\n{self.output}"
+        return found[0]
+
+
+RunSite = Callable[[list[dict[str, Any]]], Run]
+
+
+@pytest.fixture
+def run_site(tmp_path: Path) -> RunSite:
+    """Run site.yml with wsgi_sites from a JSON file against an unreachable, uniquely named host."""
+
+    def run(sites: list[dict[str, Any]]) -> Run:
+        inventory = tmp_path / "hosts.yml"
+        inventory.write_text(json.dumps({"webservers": {"hosts": {"ghost-web1": {
+            "ansible_connection": "community.docker.docker",
+            "ansible_host": f"no-such-container-{uuid.uuid4().hex}",
+        }}}}))
+        extra_vars = tmp_path / "wsgi_sites.json"
+        extra_vars.write_text(json.dumps({"wsgi_sites": sites}))
+        # Inherited ANSIBLE_* settings (another inventory, config or callback) would change what is tested.
+        env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
+        env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"))
+        result = subprocess.run(
+            [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), "site.yml", "--extra-vars", f"@{extra_vars}"],
+            cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )
+        return Run(result.returncode, result.stdout + result.stderr)
+
+    return run
+
+
+def assert_stopped_by_validation(run: Run) -> None:
+    """Failed in the validation play, on the controller, with no connection and no change on any host."""
+    assert run.returncode != 0, run.output
+    assert f"PLAY [{VALIDATE_PLAY}]" in run.output, run.output
+    assert "wsgi_sites is invalid" in run.output, run.output
+    assert "UNREACHABLE" not in run.output, run.output
+    assert f"PLAY [{DEPLOY_PLAY}]" not in run.output, run.output
+    assert "TASK [Gathering Facts]" not in run.output, run.output
+    assert re.search(r"ghost-web1\s*:.*changed=0\s+unreachable=0\s+failed=1", run.output), run.output
+
+
+MISSING_SOURCE = "/nonexistent/wsgi-bad-input/app.wsgi"
+
+# case id -> (wsgi_sites, app name the message must name, field, bad value the message must show)
+BAD_INPUTS: dict[str, tuple[list[dict[str, Any]], str, str, str]] = {
+    "mount-trailing-slash": ([site(app(mount="/myapp/"))], APP_NAME, "mount", "'/myapp/'"),
+    "mount-no-leading-slash": ([site(app(mount="myapp"))], APP_NAME, "mount", "'myapp'"),
+    "two-apps-one-mount": (
+        [site(app(name="first", mount="/shared"), app(name="second", mount="/shared"))],
+        "second", "mount", "same mount as app 'first'",
+    ),
+    "unknown-mode": ([site(app(mode="deamon"))], APP_NAME, "mode", "'deamon'"),
+    "misspelled-daemon-option": (
+        [site(app(daemon_options={"maximum-request": 1000}))],
+        APP_NAME, "daemon_options.maximum-request", "did you mean 'maximum-requests'?",
+    ),
+    "processes-zero": ([site(app(processes=0))], APP_NAME, "processes", "invalid value 0"),
+    "threads-zero": ([site(app(threads=0))], APP_NAME, "threads", "invalid value 0"),
+    "missing-source": ([site(app(source=MISSING_SOURCE))], APP_NAME, "source", MISSING_SOURCE),
+    "app-name-bad-characters": ([site(app(name="My App"))], "My App", "name", "'My App'"),
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
-def test_bad_input_stops_before_any_host_changes(tmp_path, case):
-    sites, field = BAD_INPUTS[case]
-    result = run_site(tmp_path, [sites])
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "UNREACHABLE" not in output
-    assert SECOND_PLAY not in output
-    assert "www.example.com" in output
-    assert "myapp" in output
-    assert field in output
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_stops_before_any_host_changes(run_site: RunSite, case: str) -> None:
+    """Each kind of mistake alone is caught on the controller, named by site, app and field."""
+    sites, app_name, field, shown = BAD_INPUTS[case]
+    run = run_site(sites)
+    assert_stopped_by_validation(run)
+    line = run.problem(SERVER_NAME, app_name, field)
+    assert shown in line, line
+    assert run.problem_count == 1 and len(run.problems) == 1, run.output
 
 
-def test_two_apps_on_one_mount(tmp_path):
-    result = run_site(tmp_path, [site(app(name="first", mount="/x"), app(name="second", mount="/x"))])
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert SECOND_PLAY not in output
-    assert "www.example.com" in output
-    assert "first" in output and "second" in output
-    assert "mount" in output
+def test_all_problems_are_reported_in_one_run(run_site: RunSite) -> None:
+    """Two mistakes in two sites come back together, so one run shows everything to fix."""
+    run = run_site([
+        site(app(name="alpha", mount="/alpha/"), server_name="a.example.com"),
+        site(app(name="beta", mount="/beta", threads=0), server_name="b.example.com"),
+    ])
+    assert_stopped_by_validation(run)
+    run.problem("a.example.com", "alpha", "mount")
+    run.problem("b.example.com", "beta", "threads")
+    assert run.problem_count == 2 and len(run.problems) == 2, run.output
 
 
-def test_app_name_outside_the_allowed_characters(tmp_path):
-    result = run_site(tmp_path, [site(app(name="My App"))])
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert SECOND_PLAY not in output
-    assert "www.example.com" in output
-    assert "My App" in output
-    assert "name" in output
-    assert "allowed: 1-64 characters of a-z, 0-9" in output
+def test_valid_input_passes_validation_and_fails_only_on_the_host(run_site: RunSite) -> None:
+    """Control: valid input gets past validation and fails only because the host cannot be reached.
 
-
-def test_every_problem_is_reported_in_one_run(tmp_path):
-    result = run_site(tmp_path, [site(app(mount="/myapp/", processes=0))])
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "2 problem" in output
-    assert "'mount'" in output and "'processes'" in output
-
-
-def test_valid_input_reaches_the_hosts(tmp_path):
-    """The control case: valid input passes validation and fails only because the host is unreachable."""
-    result = run_site(tmp_path, [site(app())])
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert SECOND_PLAY in output
-    assert "UNREACHABLE" in output
+    Without this, every test above could pass for a reason unrelated to validation (a broken
+    site.yml, a missing plugin): here the same setup must reach the host play and end UNREACHABLE.
+    """
+    run = run_site([site(app())])
+    assert run.returncode != 0, run.output
+    assert "wsgi_sites is invalid" not in run.output, run.output
+    assert not run.problems, run.output
+    assert f"PLAY [{DEPLOY_PLAY}]" in run.output, run.output
+    assert "UNREACHABLE" in run.output, run.output
+    assert re.search(r"ghost-web1\s*:.*changed=0\s+unreachable=1\s+failed=0", run.output), run.output
