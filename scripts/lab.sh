@@ -22,13 +22,20 @@ ensure_bridge() {
 }
 
 start_container() { # name image port
-  docker run -d --name "$1" --hostname "$1" --label wsgi-lab=1 \
+  docker run -d --pull never --name "$1" --hostname "$1" --label wsgi-lab=1 \
     --cap-add SYS_ADMIN --cap-add NET_ADMIN \
     --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
     --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
     --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
     --stop-signal SIGRTMIN+3 \
     -p "127.0.0.1:$3:80" "$2" >/dev/null
+}
+
+# "image 127.0.0.1:port" of a running lab container, to compare with what the inventory asks for.
+running_as() { # name
+  docker inspect --format \
+    '{{if .State.Running}}{{.Config.Image}} {{with index .HostConfig.PortBindings "80/tcp"}}{{(index . 0).HostIp}}:{{(index . 0).HostPort}}{{end}}{{end}}' \
+    "$1" 2>/dev/null || true
 }
 
 wait_for_systemd() { # name
@@ -43,30 +50,44 @@ wait_for_systemd() { # name
 }
 
 up() {
-  local name image port
+  local name image port hosts
+  hosts=$(lab_hosts)  # an assignment, so that a broken inventory stops the script (set -e)
+  err=$(mktemp)  # global: the EXIT trap runs after this function's locals are gone
+  trap 'rm -f "$err"' EXIT
   while read -r name image port; do
-    if [ -n "$(docker ps -q --filter "name=^${name}$")" ]; then
+    [ -n "$name" ] || continue
+    if [ "$(running_as "$name")" = "$image 127.0.0.1:$port" ]; then
       continue
     fi
+    docker image inspect "$image" >/dev/null 2>&1 \
+      || { echo "lab: image $image is missing; build it with scripts/build-image.sh ${image##*:}" >&2; exit 1; }
+    # Stopped, or started with another image or port than the inventory now says: start it afresh.
     docker rm -f "$name" >/dev/null 2>&1 || true
-    if ! start_container "$name" "$image" "$port" 2>/tmp/lab-run.err; then
-      if grep -q "could not find bridge docker0" /tmp/lab-run.err; then
+    if ! start_container "$name" "$image" "$port" 2>"$err"; then
+      if grep -q "could not find bridge docker0" "$err"; then
         docker rm -f "$name" >/dev/null 2>&1 || true
         ensure_bridge
         start_container "$name" "$image" "$port"
       else
-        cat /tmp/lab-run.err >&2
+        cat "$err" >&2
         exit 1
       fi
     fi
     echo "lab: started $name ($image, 127.0.0.1:$port)"
-  done < <(lab_hosts)
-  while read -r name _ _; do wait_for_systemd "$name"; done < <(lab_hosts)
+  done <<<"$hosts"
+  while read -r name _ _; do wait_for_systemd "$name"; done <<<"$hosts"
+  echo "lab: up ($(wc -l <<<"$hosts") hosts)"
 }
 
 down() {
-  local name
-  while read -r name _ _; do docker rm -f "$name" >/dev/null 2>&1 && echo "lab: removed $name" || true; done < <(lab_hosts)
+  # The inventory's hosts, and any container this script started for a host since removed from it.
+  local name hosts
+  hosts=$(lab_hosts | cut -d' ' -f1)
+  while read -r name; do
+    [ -n "$name" ] || continue
+    docker container inspect "$name" >/dev/null 2>&1 || continue
+    docker rm -f "$name" >/dev/null && echo "lab: removed $name"
+  done < <({ echo "$hosts"; docker ps -a --filter label=wsgi-lab=1 --format '{{.Names}}'; } | sort -u)
 }
 
 urls() { "$PYTHON" scripts/lab_inventory.py urls; }
