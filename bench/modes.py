@@ -228,14 +228,15 @@ def report(results: dict[str, list[dict]], args: argparse.Namespace) -> None:
     cpus = os.cpu_count()
     print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} interleaved rounds, "
           f"{args.image} on {cpus} CPUs (wrk, Docker's port forwarding and the container share them)\n")
-    print("| mode | median req/s | median p99 (ms) | vs daemon | vs proxy → gunicorn | errors |")
+    print("| mode | median req/s | median p99 (ms) | vs daemon | vs proxy → gunicorn | socket errors, non-2xx |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
     labels = {"embedded": "embedded (mod_wsgi)", "daemon": "daemon (mod_wsgi, processes=2 threads=15)",
               "headrace": "proxy → headrace", "gunicorn": "proxy → gunicorn (sync)"}
     for mode, runs in results.items():
         vs_daemon = f"{median[mode] / median['daemon']:.2f}x" if "daemon" in median else "-"
         vs_gunicorn = f"{median[mode] / median['gunicorn']:.2f}x" if "gunicorn" in median else "-"
-        errors = "; ".join(sorted({r["errors"] for r in runs if r["errors"]})) or "none"
+        # wrk's socket errors (connect, read, write, timeout) and non-2xx answers, summed over the rounds.
+        errors = sum(int(n) for r in runs for n in re.findall(r"\d+", r["errors"]))
         print(f"| {labels[mode]} | {median[mode]:.0f} | {p99[mode]:.2f} | {vs_daemon} | {vs_gunicorn} | {errors} |")
 
 
