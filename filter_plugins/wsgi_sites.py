@@ -774,8 +774,30 @@ def _context(errors: Errors, base_dir: Any, source_base: Any, default_source: An
     )
 
 
-def wsgi_normalize_sites(sites: Any, base_dir: Any, source_base: Any, default_source: Any) -> list[dict[str, Any]]:
-    """Return a new, fully defaulted copy of wsgi_sites, or raise listing every problem found."""
+def _check_reserved(errors: Errors, entries: list[SiteEntry], paths: list[str], groups: list[str]) -> None:
+    """URL paths and process groups the roles use themselves (the health check) are not for apps."""
+    for entry in entries:
+        for app_where, app in entry.apps:
+            mount = app["mount"]
+            for path in paths:
+                if mount is not None and (mount == path or mount.startswith(path + "/")):
+                    errors.add(app_where, "mount", mount, f"a URL path outside {path}",
+                               "is the health check's path (wsgi_health_path):")
+            if app.get("process_group") in groups:
+                errors.add(app_where, "process_group", app["process_group"],
+                           f"a name other than {', '.join(groups)}", "is used by the health check:")
+        for alias in entry.site["static_aliases"]:
+            if alias.rstrip("/") in paths:
+                errors.add(entry.where, "static_aliases", alias, "a URL path other than the health check's",
+                           "hides the health check (wsgi_health_path):")
+
+
+def wsgi_normalize_sites(sites: Any, base_dir: Any, source_base: Any, default_source: Any,
+                         reserved_paths: Any = (), reserved_groups: Any = ()) -> list[dict[str, Any]]:
+    """Return a new, fully defaulted copy of wsgi_sites, or raise listing every problem found.
+
+    reserved_paths and reserved_groups are URL paths and process groups the roles use themselves.
+    """
     errors = Errors()
     ctx = _context(errors, base_dir, source_base, default_source)
     if sites is None:
@@ -786,6 +808,7 @@ def wsgi_normalize_sites(sites: Any, base_dir: Any, source_base: Any, default_so
     entries = [entry for index, raw in enumerate(sites) if (entry := _site(errors, index, raw, ctx))]
     _check_site_keys(errors, entries)
     _check_unique_apps(errors, entries)
+    _check_reserved(errors, entries, [p for p in reserved_paths or [] if p], list(reserved_groups or []))
     if errors:
         raise AnsibleFilterError(f"wsgi_sites is invalid ({len(errors)} problem(s)):\n" + "\n".join(errors))
     return [entry.site for entry in entries]
@@ -800,6 +823,16 @@ def wsgi_apps(sites: Any, mode: str | None = None) -> list[dict[str, Any]]:
         for site in sites or []
         for app in site["apps"]
         if mode is None or app["mode"] == mode
+    ]
+
+
+def wsgi_health_checks(sites: Any, timeout: Any = 3) -> list[dict[str, Any]]:
+    """What the health check asks: each app once, at its mount, through the port of its site."""
+    return [
+        {"app": app["name"], "server_name": site["server_name"], "port": site["port"], "path": app["mount"],
+         "timeout": float(timeout)}
+        for site in sites or []
+        for app in site["apps"]
     ]
 
 
@@ -831,5 +864,6 @@ class FilterModule:
         return {
             "wsgi_normalize_sites": wsgi_normalize_sites,
             "wsgi_apps": wsgi_apps,
+            "wsgi_health_checks": wsgi_health_checks,
             "wsgi_daemon_directive_options": wsgi_daemon_directive_options,
         }

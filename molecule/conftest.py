@@ -67,14 +67,14 @@ class Lab:
         ]
 
     def playbook(self, *args: str, extra_vars: dict | None = None) -> subprocess.CompletedProcess:
-        """Run the real webservers playbook against this host only, with Molecule's inventory."""
+        """Run the real site.yml against this host only, with Molecule's inventory."""
         command = [
             "ansible-playbook",
             "-i",
             os.environ["MOLECULE_INVENTORY_FILE"],
             "--limit",
             self.name,
-            str(PROJECT_DIR / "playbooks" / "webservers.yml"),
+            str(PROJECT_DIR / "site.yml"),
             *args,
         ]
         if extra_vars is not None:

@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 INVENTORY=inventories/lab/hosts.yml
+NETWORK=wsgi-lab  # the lab's own network: its containers resolve each other's names
 
 # "name image http_port" for every lab host, read from the inventory.
 lab_hosts() { "$PYTHON" scripts/lab_inventory.py hosts; }
@@ -21,8 +22,12 @@ ensure_bridge() {
   ip link set docker0 up
 }
 
+ensure_network() {
+  docker network inspect "$NETWORK" >/dev/null 2>&1 || docker network create --label wsgi-lab=1 "$NETWORK" >/dev/null
+}
+
 start_container() { # name image port
-  docker run -d --pull never --name "$1" --hostname "$1" --label wsgi-lab=1 \
+  docker run -d --pull never --name "$1" --hostname "$1" --label wsgi-lab=1 --network "$NETWORK" \
     --cap-add SYS_ADMIN --cap-add NET_ADMIN \
     --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
     --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
@@ -31,10 +36,10 @@ start_container() { # name image port
     -p "127.0.0.1:$3:80" "$2" >/dev/null
 }
 
-# "image 127.0.0.1:port" of a running lab container, to compare with what the inventory asks for.
+# "image 127.0.0.1:port network" of a running lab container, to compare with what the inventory asks for.
 running_as() { # name
   docker inspect --format \
-    '{{if .State.Running}}{{.Config.Image}} {{with index .HostConfig.PortBindings "80/tcp"}}{{(index . 0).HostIp}}:{{(index . 0).HostPort}}{{end}}{{end}}' \
+    '{{if .State.Running}}{{.Config.Image}} {{with index .HostConfig.PortBindings "80/tcp"}}{{(index . 0).HostIp}}:{{(index . 0).HostPort}}{{end}} {{.HostConfig.NetworkMode}}{{end}}' \
     "$1" 2>/dev/null || true
 }
 
@@ -54,9 +59,10 @@ up() {
   hosts=$(lab_hosts)  # an assignment, so that a broken inventory stops the script (set -e)
   err=$(mktemp)  # global: the EXIT trap runs after this function's locals are gone
   trap 'rm -f "$err"' EXIT
+  ensure_network
   while read -r name image port; do
     [ -n "$name" ] || continue
-    if [ "$(running_as "$name")" = "$image 127.0.0.1:$port" ]; then
+    if [ "$(running_as "$name")" = "$image 127.0.0.1:$port $NETWORK" ]; then
       continue
     fi
     docker image inspect "$image" >/dev/null 2>&1 \
@@ -88,6 +94,7 @@ down() {
     docker container inspect "$name" >/dev/null 2>&1 || continue
     docker rm -f "$name" >/dev/null && echo "lab: removed $name"
   done < <({ echo "$hosts"; docker ps -a --filter label=wsgi-lab=1 --format '{{.Names}}'; } | sort -u)
+  docker network rm "$NETWORK" >/dev/null 2>&1 && echo "lab: removed network $NETWORK" || true
 }
 
 urls() { "$PYTHON" scripts/lab_inventory.py urls; }

@@ -38,7 +38,7 @@ def print_hosts() -> None:
 
 
 def print_urls() -> None:
-    """One curl command per app of each site on port 80, through the host's published port."""
+    """One curl command per app of each site on port 80: through the balancer first, then each web host."""
     inventory = json.loads(
         subprocess.run(
             [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(INVENTORY), "--list"],
@@ -46,13 +46,19 @@ def print_urls() -> None:
         ).stdout
     )
     hostvars = inventory["_meta"]["hostvars"]
-    for name, lab in lab_hosts().items():
-        for site in hostvars.get(name, {}).get("wsgi_sites", []):
+    balancers = inventory.get("balancers", {}).get("hosts", [])
+    webservers = inventory.get("webservers", {}).get("hosts", [])
+    lab = lab_hosts()
+    for name in balancers + webservers:
+        # A balancer serves the sites of the web servers behind it.
+        sites = hostvars.get(webservers[0] if name in balancers and webservers else name, {}).get("wsgi_sites", [])
+        role = "balancer" if name in balancers else "web"
+        for site in sites:
             if int(site.get("port", 80)) != 80:
                 continue
             for app in site.get("apps", []):
-                url = f"http://127.0.0.1:{lab['lab_http_port']}{app['mount']}"
-                print(f"{name}  {app['mode']:<8}  curl -H 'Host: {site['server_name']}' {url}")
+                url = f"http://127.0.0.1:{lab[name]['lab_http_port']}{app['mount']}"
+                print(f"{name:<13} {role:<8} {app['mode']:<8}  curl -H 'Host: {site['server_name']}' {url}")
 
 
 if __name__ == "__main__":

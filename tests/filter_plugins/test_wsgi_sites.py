@@ -18,6 +18,7 @@ from wsgi_sites import (
     FilterModule,
     wsgi_apps,
     wsgi_daemon_directive_options,
+    wsgi_health_checks,
     wsgi_normalize_sites,
 )
 
@@ -559,7 +560,8 @@ def test_daemon_directive_options(normalize) -> None:
 
 
 def test_filter_module_exposes_the_filters() -> None:
-    assert set(FilterModule().filters()) == {"wsgi_normalize_sites", "wsgi_apps", "wsgi_daemon_directive_options"}
+    assert set(FilterModule().filters()) == {"wsgi_normalize_sites", "wsgi_apps", "wsgi_health_checks",
+                                             "wsgi_daemon_directive_options"}
 
 
 # --------------------------------------------------------------------------- through Ansible itself
@@ -588,3 +590,156 @@ def test_runs_inside_ansible_templating(paths, tmp_path: Path) -> None:
     bad = run({"wsgi_sites": one_app(proceses=3)})
     assert bad.returncode != 0
     assert "field 'proceses'" in bad.stdout + bad.stderr
+
+
+# --------------------------------------------------------------------------- reserved for the health check
+
+
+HEALTH_PATH = "/healthz"
+HEALTH_GROUP = "wsgi-health"
+
+
+@pytest.fixture()
+def reserved(paths: dict[str, str]):
+    """Call the filter the way the role does when the health check is on."""
+
+    def run(sites: Any, reserved_paths: Any = (HEALTH_PATH,), reserved_groups: Any = (HEALTH_GROUP,)) -> Any:
+        return wsgi_normalize_sites(sites, BASE, paths["playbook"], paths["hello"], reserved_paths, reserved_groups)
+
+    return run
+
+
+@pytest.fixture()
+def reserved_error(reserved):
+    """Return the error message for input that takes what the health check uses."""
+
+    def run(sites: Any, **kwargs: Any) -> str:
+        with pytest.raises(AnsibleFilterError) as info:
+            reserved(sites, **kwargs)
+        return str(info.value.message)
+
+    return run
+
+
+@pytest.mark.parametrize("mount", ["/healthz", "/healthz/x", "/healthz/x/y"])
+def test_app_on_the_health_path(reserved_error, mount: str) -> None:
+    message = reserved_error(one_app(mount=mount))
+    assert message.splitlines() == [
+        "wsgi_sites is invalid (1 problem(s)):",
+        (f"{APP0}: field 'mount': is the health check's path (wsgi_health_path): '{mount}'; "
+         "allowed: a URL path outside /healthz"),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["embedded", "proxy"])
+def test_app_of_any_mode_on_the_health_path(reserved_error, mode: str) -> None:
+    assert_names(reserved_error(one_app(mount="/healthz", mode=mode)), APP0, "field 'mount'", "'/healthz'",
+                 "a URL path outside /healthz")
+
+
+@pytest.mark.parametrize("mount", ["/healthzz", "/health", "/", "/myapp/healthz", "/healthz.json", "/x"])
+def test_mounts_beside_the_health_path_are_fine(reserved, mount: str) -> None:
+    assert reserved(one_app(mount=mount))[0]["apps"][0]["mount"] == mount
+
+
+def test_health_path_is_free_without_a_health_check(reserved, normalize) -> None:
+    sites = one_app(mount="/healthz", process_group="wsgi-health", name="wsgi-health")
+    assert normalize(sites)[0]["apps"][0]["mount"] == "/healthz"
+    assert reserved(sites, reserved_paths=[""], reserved_groups=[])[0]["apps"][0]["mount"] == "/healthz"
+    assert reserved(sites, reserved_paths=None, reserved_groups=None)[0]["apps"][0]["mount"] == "/healthz"
+
+
+def test_reserved_path_in_a_later_site_and_app_is_located(reserved_error) -> None:
+    sites = [site(apps=[app()]),
+             site(server_name="b.example.com", port=8080, apps=[app(name="b", mount="/b"),
+                                                               app(name="c", mount="/healthz/c")])]
+    assert_names(reserved_error(sites),
+                 "wsgi_sites[1] (server_name 'b.example.com'), apps[1] (name 'c'): field 'mount': "
+                 "is the health check's path (wsgi_health_path): '/healthz/c'")
+
+
+def test_every_reserved_path_is_checked(reserved_error) -> None:
+    sites = [site(apps=[app(mount="/status"), app(name="other", mount="/healthz")])]
+    message = reserved_error(sites, reserved_paths=["/healthz", "/status"])
+    assert message.splitlines()[0] == "wsgi_sites is invalid (2 problem(s)):"
+    assert_names(message, f"{APP0}: field 'mount': is the health check's path (wsgi_health_path): '/status'; "
+                 "allowed: a URL path outside /status",
+                 f"{SITE0}, apps[1] (name 'other'): field 'mount'", "'/healthz'; allowed: a URL path outside /healthz")
+
+
+@pytest.mark.parametrize("alias", ["/healthz", "/healthz/"])
+def test_static_alias_on_the_health_path(reserved_error, alias: str) -> None:
+    message = reserved_error([site(static_aliases=["/images/", alias])])
+    assert message.splitlines() == [
+        "wsgi_sites is invalid (1 problem(s)):",
+        (f"{SITE0}: field 'static_aliases': hides the health check (wsgi_health_path): '{alias}'; "
+         "allowed: a URL path other than the health check's"),
+    ]
+
+
+@pytest.mark.parametrize("alias", ["/healthzz", "/health/", "/static/healthz"])
+def test_static_aliases_beside_the_health_path_are_fine(reserved, alias: str) -> None:
+    assert reserved([site(static_aliases=[alias])])[0]["static_aliases"] == [alias]
+
+
+def test_daemon_app_in_the_health_checks_process_group(reserved_error) -> None:
+    message = reserved_error(one_app(process_group="wsgi-health"))
+    assert message.splitlines() == [
+        "wsgi_sites is invalid (1 problem(s)):",
+        (f"{APP0}: field 'process_group': is used by the health check: 'wsgi-health'; "
+         "allowed: a name other than wsgi-health"),
+    ]
+
+
+def test_daemon_app_named_like_the_health_group_gets_it_by_default(reserved_error) -> None:
+    message = reserved_error(one_app(name="wsgi-health"))
+    assert_names(message, f"{SITE0}, apps[0] (name 'wsgi-health'): field 'process_group'",
+                 "is used by the health check: 'wsgi-health'")
+
+
+def test_apps_without_a_process_group_may_use_the_health_groups_name(reserved) -> None:
+    sites = [site(apps=[app(name="wsgi-health", mode="embedded", mount="/"),
+                        app(name="px", mode="proxy", mount="/px"),
+                        app(name="d", process_group="wsgi-health2")])]
+    assert [a["name"] for a in reserved(sites)[0]["apps"]] == ["wsgi-health", "px", "d"]
+
+
+def test_reserved_problems_are_reported_with_the_others(reserved_error) -> None:
+    sites = [site(port=0, static_aliases=["/healthz/"],
+                  apps=[app(mount="/healthz/x", process_group="wsgi-health")])]
+    lines = reserved_error(sites).splitlines()
+    assert lines[0] == "wsgi_sites is invalid (4 problem(s)):"
+    for fragment in ("field 'port'", "field 'mount'", "field 'process_group'", "field 'static_aliases'"):
+        assert sum(fragment in line for line in lines) == 1, fragment
+
+
+# --------------------------------------------------------------------------- health checks
+
+
+def test_health_checks_list_every_app_at_its_mount(reserved) -> None:
+    sites = reserved([
+        site(apps=[app(), app(name="emb", mode="embedded", mount="/")]),
+        site(server_name="b.example.com", port="8080", apps=[app(name="px", mode="proxy", mount="/api/v1")]),
+        site(server_name="empty.example.com", port=8081),
+        site(server_name="www.example.com", port=443, apps=[app(name="tls", mount="/tls")]),
+    ])
+    assert wsgi_health_checks(sites, 5) == [
+        {"app": "myapp", "server_name": "www.example.com", "port": 80, "path": "/myapp", "timeout": 5.0},
+        {"app": "emb", "server_name": "www.example.com", "port": 80, "path": "/", "timeout": 5.0},
+        {"app": "px", "server_name": "b.example.com", "port": 8080, "path": "/api/v1", "timeout": 5.0},
+        {"app": "tls", "server_name": "www.example.com", "port": 443, "path": "/tls", "timeout": 5.0},
+    ]
+
+
+@pytest.mark.parametrize(("timeout", "expected"), [(None, 3.0), (2, 2.0), ("7", 7.0), ("0.5", 0.5), (1.25, 1.25)])
+def test_health_check_timeout_is_a_float(normalize, timeout: Any, expected: float) -> None:
+    sites = normalize(one_app())
+    checks = wsgi_health_checks(sites) if timeout is None else wsgi_health_checks(sites, timeout)
+    assert [check["timeout"] for check in checks] == [expected]
+    assert type(checks[0]["timeout"]) is float
+
+
+def test_no_health_checks_without_apps(normalize) -> None:
+    assert wsgi_health_checks(normalize([site()])) == []
+    assert wsgi_health_checks([]) == []
+    assert wsgi_health_checks(None) == []

@@ -1,0 +1,48 @@
+"""Health check of a web host: proves that Apache and the backend of every app on it answer.
+
+A load balancer asks this often, so it stays cheap: one request per app, all at once, through this host's
+own Apache on the loopback address with the site's Host header, the way a client's request would travel
+(Apache, then mod_wsgi's daemon processes, embedded interpreters or the app's headrace instance). A status
+below 500 means the app's code loaded and answered; a 5xx, a timeout or a refused connection means it did
+not. The answer is 200 when every app answered and 503 naming the apps that did not.
+
+The apps to ask are in checks.json next to this file, written by the wsgi role with the sites.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+CHECKS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checks.json")
+
+
+def probe(check: dict) -> str | None:
+    """Ask one app; None when it answered, else what went wrong."""
+    conn = http.client.HTTPConnection("127.0.0.1", check["port"], timeout=check["timeout"])
+    try:
+        conn.request("GET", check["path"], headers={"Host": check["server_name"], "User-Agent": "wsgi-health"})
+        status = conn.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        conn.close()
+    return None if status < 500 else f"status {status}"
+
+
+def application(environ, start_response):
+    with open(CHECKS_FILE, encoding="utf-8") as handle:
+        checks = json.load(handle)
+    with ThreadPoolExecutor(max_workers=max(1, min(len(checks), 8))) as pool:
+        problems = list(pool.map(probe, checks))
+    failed = [f"{check['app']}: {problem}" for check, problem in zip(checks, problems) if problem]
+    lines = failed or [f"{check['app']}: ok" for check in checks]
+    body = ("\n".join(["fail" if failed else "ok", *lines]) + "\n").encode()
+    start_response(
+        "503 Service Unavailable" if failed else "200 OK",
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+         ("Cache-Control", "no-store")],
+    )
+    return [body]
