@@ -1,0 +1,399 @@
+#!/usr/bin/env python3
+"""How the wall time of `ansible-playbook site.yml` grows with the number of web hosts.
+
+    .venv/bin/python bench/fleet_scale.py                     # 1, 2, 4 and 8 hosts
+    .venv/bin/python bench/fleet_scale.py --sizes 1 2 --log-dir /tmp/scale-logs
+
+The issue asks that a fleet deploys about as fast as a single host: 8 hosts fresh in at most twice the
+1-host time, and a run with nothing to change over 8 hosts in under 30 s. This script measures exactly
+that, with the real site.yml, side by side in one run so that every size sees the same machine.
+
+For each size N of --sizes it starts N fresh systemd containers scale-web1..N (odd hosts Debian 12, even
+hosts Debian 13, or all --image; the flags of scripts/lab.sh) on a Docker network of its own, wsgi-scale,
+writes a temporary inventory whose group `webservers` holds them, with the lab's demo sites
+(inventories/lab/group_vars/webservers.yml: a daemon app at /, an embedded one at /embedded, a proxied one
+at /proxied), and times three runs of site.yml from the repository root (so that ansible.cfg applies):
+
+    fresh           the first deploy of bare hosts
+    no change       the same again; every host must report changed=0, else it is reported loudly (and
+                    the script exits 1 after the table)
+    full converge   the same again with rollout_skip_unchanged=false: every role runs in full on hosts
+                    that are already at their recorded release (by default the roles only check those)
+
+The inventory has no `balancers` group: the measurement is about the web hosts, and the balancer plays
+(which target no host then) would add a constant that is not what scales. The containers are removed
+before the next size, and the containers and the network are always removed at the end, also on Ctrl-C
+or an error. A failed run prints the tail of its output and stops the script with a non-zero status.
+Fresh runs install packages from the Debian mirrors inside the containers, so they need the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+NETWORK = "wsgi-scale"
+LABEL = "wsgi-scale=1"
+PREFIX = "scale-web"
+MAX_HOSTS = 8
+IMAGES = ("wsgi-lab/debian:12", "wsgi-lab/debian:13")  # odd hosts, even hosts
+DEMO_SITES = ROOT / "inventories" / "lab" / "group_vars" / "webservers.yml"
+# A full converge: the roles run in full even on hosts that already have the release (a JSON boolean, so
+# that the roles see false whether or not they pass it through `| bool`).
+FULL_CONVERGE = json.dumps({"rollout_skip_unchanged": False})
+# The issue's targets.
+TARGET_SIZE = 8
+TARGET_FRESH_RATIO = 2.0
+TARGET_NO_CHANGE_S = 30.0
+
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
+TASK_HEADER = re.compile(r"^(?:TASK|RUNNING HANDLER) \[(.+)\] \*+\s*$")
+CHANGED_LINE = re.compile(r"^changed: \[([^\]]+)\]")
+
+
+@dataclass
+class Run:
+    """One timed playbook run."""
+
+    seconds: float
+    output: str
+    changed_tasks: list[tuple[str, str]] = field(default_factory=list)  # (task, host)
+
+
+@dataclass
+class Size:
+    """The three runs of one fleet size, and what looked wrong in them."""
+
+    hosts: int
+    runs: dict[str, Run] = field(default_factory=dict)
+    not_idempotent: list[str] = field(default_factory=list)  # the no-change run changed something
+    notes: list[str] = field(default_factory=list)  # worth a look, not a failed assertion
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def run(*command: str, check: bool = True, capture: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(command, check=check, text=True, capture_output=capture, **kwargs)
+
+
+def host_names(count: int) -> list[str]:
+    return [f"{PREFIX}{number}" for number in range(1, count + 1)]
+
+
+def image_for(name: str, image: str | None) -> str:
+    """--image for every host, else Debian 12 and 13 alternately, so that both releases are in every fleet."""
+    return image or IMAGES[(int(name.removeprefix(PREFIX)) - 1) % len(IMAGES)]
+
+
+# --- preflight -------------------------------------------------------------------------------------------
+
+
+def preflight(images: set[str]) -> None:
+    """Stop before anything is started when a prerequisite is missing, with what to do about it."""
+    if shutil.which("docker") is None:
+        raise SystemExit("bench: docker is not installed; run scripts/ensure-docker.sh (make engine)")
+    if run("docker", "info", check=False).returncode != 0:
+        raise SystemExit("bench: the Docker engine does not answer; run scripts/ensure-docker.sh (make engine)")
+    for image in sorted(images):
+        if run("docker", "image", "inspect", image, check=False).returncode != 0:
+            raise SystemExit(f"bench: image {image} is missing (never pulled); build it with "
+                             f"scripts/build-image.sh {image.rsplit(':', 1)[-1]} (make images)")
+    if not (Path(sys.executable).parent / "ansible-playbook").exists():
+        raise SystemExit("bench: no ansible-playbook next to this Python; run it as .venv/bin/python (make venv)")
+    if not DEMO_SITES.exists():
+        raise SystemExit(f"bench: {DEMO_SITES.relative_to(ROOT)} is missing")
+
+
+def ensure_ours(kind: str, name: str) -> None:
+    """A container or network of that name that this script did not label is someone else's: leave it alone."""
+    labels = run("docker", kind, "inspect", "--format", "{{json .Labels}}", name, check=False)
+    if labels.returncode == 0 and (json.loads(labels.stdout) or {}).get("wsgi-scale") != "1":
+        raise SystemExit(f"bench: a {kind} named {name} exists and is not labelled {LABEL}; not touching it")
+
+
+def ensure_nothing_foreign(sizes: list[int]) -> None:
+    ensure_ours("network", NETWORK)
+    for name in host_names(max(sizes)):
+        ensure_ours("container", name)
+
+
+# --- containers ------------------------------------------------------------------------------------------
+
+
+def ensure_network() -> None:
+    """A user-defined network, so that the hosts resolve each other's names (as in the lab)."""
+    if run("docker", "network", "inspect", NETWORK, check=False).returncode != 0:
+        run("docker", "network", "create", "--label", LABEL, NETWORK)
+
+
+def start_container(name: str, image: str) -> None:
+    """The flags of scripts/lab.sh start_container: systemd as PID 1; no published ports."""
+    run("docker", "run", "-d", "--pull", "never", "--name", name, "--hostname", name, "--label", LABEL,
+        "--network", NETWORK,
+        "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
+        "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+        "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+        "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
+        "--stop-signal", "SIGRTMIN+3", image)
+
+
+def wait_for_systemd(name: str, timeout: float = 90) -> None:
+    """Like lab.sh: the playbook needs systemd up (running, or degraded by a unit containers cannot run)."""
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        state = run("docker", "exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
+        if state in ("running", "degraded"):
+            return
+        time.sleep(1)
+    raise SystemExit(f"bench: systemd in {name} did not come up (state: {state or 'unknown'})")
+
+
+def start_fleet(count: int, image: str | None) -> list[str]:
+    names = host_names(count)
+    remove_containers()
+    ensure_network()
+    for name in names:
+        start_container(name, image_for(name, image))
+    for name in names:
+        wait_for_systemd(name)
+    log(f"started {', '.join(f'{name} ({image_for(name, image)})' for name in names)}")
+    return names
+
+
+def remove_containers() -> None:
+    """Every container this script labelled, whatever size it was started for."""
+    names = run("docker", "ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}",
+                check=False).stdout.split()
+    if names:
+        run("docker", "rm", "-f", *names, check=False)
+
+
+def clean_up() -> None:
+    remove_containers()
+    if run("docker", "network", "inspect", NETWORK, check=False).returncode == 0:
+        run("docker", "network", "rm", NETWORK, check=False)
+    log(f"removed the {PREFIX}* containers and the {NETWORK} network")
+
+
+# --- the playbook ----------------------------------------------------------------------------------------
+
+
+def write_inventory(directory: Path, names: list[str]) -> Path:
+    """The fleet as group webservers, with the lab's demo sites as its group_vars."""
+    inventory = directory / f"{len(names)}-hosts"
+    (inventory / "group_vars").mkdir(parents=True)
+    hosts = {name: {"ansible_host": name} for name in names}
+    (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {
+        "vars": {"ansible_connection": "community.docker.docker",
+                 "ansible_python_interpreter": "/usr/bin/python3"},
+        "children": {"webservers": {"hosts": hosts}},
+    }}, sort_keys=False))
+    shutil.copy(DEMO_SITES, inventory / "group_vars" / "webservers.yml")
+    return inventory / "hosts.yml"
+
+
+def playbook_command(inventory: Path, extra_vars: str | None) -> list[str]:
+    command = ["ansible-playbook", "-i", str(inventory), "site.yml"]
+    return command + ["-e", extra_vars] if extra_vars else command
+
+
+def playbook_env() -> dict[str, str]:
+    """The project's tooling first on PATH and its ansible.cfg, whatever the caller's environment says."""
+    return dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def time_playbook(command: list[str], label: str, log_dir: Path | None, timeout: float) -> Run:
+    """One timed run; a failure shows the tail of the output and stops the benchmark."""
+    start = time.monotonic()
+    try:
+        result = subprocess.run(command, cwd=ROOT, env=playbook_env(), text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        output = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        sys.stderr.write(output[-6000:])
+        raise SystemExit(f"bench: {label} took longer than {timeout:.0f} s: {shlex.join(command)}") from None
+    seconds = time.monotonic() - start
+    if log_dir is not None:
+        (log_dir / f"{label.replace(' ', '-')}.log").write_text(result.stdout)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout[-6000:])
+        raise SystemExit(f"bench: {label} failed (exit {result.returncode}): {shlex.join(command)}")
+    return Run(seconds, result.stdout, changed_tasks(result.stdout))
+
+
+def changed_tasks(output: str) -> list[tuple[str, str]]:
+    """(task, host) for every `changed:` line, so that an idempotence problem is named, not just counted."""
+    task = "?"
+    found: list[tuple[str, str]] = []
+    for line in output.splitlines():
+        header = TASK_HEADER.match(line)
+        if header:
+            task = header.group(1)
+        elif changed := CHANGED_LINE.match(line):
+            found.append((task, changed.group(1)))
+    return found
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    return {host: {"ok": int(ok), "changed": int(changed), "unreachable": int(unreachable),
+                   "failed": int(failed)}
+            for host, ok, changed, unreachable, failed in RECAP.findall(output)}
+
+
+def unchanged_problems(names: list[str], result: Run, label: str) -> list[str]:
+    """Why a run that should change nothing did not: hosts missing from the recap or with changed > 0."""
+    counts = recap(result.output)
+    problems = [f"{label}: {name} is missing from the PLAY RECAP" for name in names if name not in counts]
+    problems += [f"{label}: {host} changed={c['changed']}" for host, c in counts.items() if c["changed"]]
+    problems += [f"{label}: changed task {task!r} on {host}" for task, host in result.changed_tasks]
+    return problems
+
+
+# --- one size, all sizes ---------------------------------------------------------------------------------
+
+
+def measure_size(count: int, args: argparse.Namespace, tmp: Path) -> Size:
+    names = start_fleet(count, args.image)
+    inventory = write_inventory(tmp, names)
+    size = Size(count)
+    phases = {"fresh": None, "no change": None, "full converge": FULL_CONVERGE}
+    for phase, extra_vars in phases.items():
+        label = f"{count} hosts {phase}"
+        log(f"{label}: ansible-playbook site.yml ...")
+        result = time_playbook(playbook_command(inventory, extra_vars), label, args.log_dir, args.timeout)
+        size.runs[phase] = result
+        log(f"{label}: {result.seconds:.1f} s, {len(result.changed_tasks)} changed task results")
+        if phase == "no change":
+            size.not_idempotent = unchanged_problems(names, result, label)
+            for problem in size.not_idempotent:
+                log(f"!!! NOT IDEMPOTENT: {problem}")
+        elif phase == "full converge" and result.changed_tasks:
+            # Not one of the assertions, but an up-to-date host that changes under a full converge is news.
+            tasks = sorted({task for task, _ in result.changed_tasks})
+            size.notes.append(f"{label}: changed on up-to-date hosts: {', '.join(tasks)}")
+            log(f"note: {size.notes[-1]}")
+    remove_containers()
+    return size
+
+
+# --- report ----------------------------------------------------------------------------------------------
+
+
+def ratio(value: float, base: float | None) -> str:
+    return f"{value / base:.2f}×" if base else "-"
+
+
+def print_table(sizes: list[Size]) -> None:
+    one = next((size for size in sizes if size.hosts == 1), None)
+    print("| hosts | fresh s | ×1 host | no change s | ×1 host | full converge s | ×1 host |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for size in sizes:
+        cells = [str(size.hosts)]
+        for phase in ("fresh", "no change", "full converge"):
+            seconds = size.runs[phase].seconds
+            base = one.runs[phase].seconds if one else None
+            flag = " ⚠" if phase == "no change" and size.not_idempotent else ""
+            cells += [f"{seconds:.1f}{flag}", ratio(seconds, base)]
+        print(f"| {' | '.join(cells)} |")
+
+
+def print_targets(sizes: list[Size]) -> None:
+    by_hosts = {size.hosts: size for size in sizes}
+    big, one = by_hosts.get(TARGET_SIZE), by_hosts.get(1)
+    print("\nTargets of the issue:")
+    if big and one:
+        fresh = big.runs["fresh"].seconds / one.runs["fresh"].seconds
+        print(f"- {TARGET_SIZE} hosts fresh ≤ {TARGET_FRESH_RATIO:g}× the 1-host time: {fresh:.2f}× — "
+              f"{'met' if fresh <= TARGET_FRESH_RATIO else 'NOT met'}")
+    else:
+        print(f"- {TARGET_SIZE} hosts fresh ≤ {TARGET_FRESH_RATIO:g}× the 1-host time: not measured "
+              f"(needs 1 and {TARGET_SIZE} in --sizes)")
+    if big:
+        no_change = big.runs["no change"].seconds
+        print(f"- no change over {TARGET_SIZE} hosts < {TARGET_NO_CHANGE_S:g} s: {no_change:.1f} s — "
+              f"{'met' if no_change < TARGET_NO_CHANGE_S else 'NOT met'}")
+    else:
+        print(f"- no change over {TARGET_SIZE} hosts < {TARGET_NO_CHANGE_S:g} s: not measured "
+              f"(needs {TARGET_SIZE} in --sizes)")
+
+
+def report(sizes: list[Size], args: argparse.Namespace, load: tuple[float, float, float]) -> None:
+    images = args.image or f"{IMAGES[0]} (odd hosts) and {IMAGES[1]} (even hosts)"
+    print(f"\n`{shlex.join([sys.executable, *sys.argv])}`, from {ROOT}\n")
+    print(f"Each size: `{shlex.join(playbook_command(Path('<tmp>/hosts.yml'), None))}` on fresh hosts, then "
+          f"again (no change), then again with `-e '{FULL_CONVERGE}'` (full converge).")
+    print(f"Hosts: {images}, group webservers only. Controller: {os.cpu_count()} CPUs, load average at "
+          f"start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (the containers share the same CPUs).\n")
+    print_table(sizes)
+    print_targets(sizes)
+    problems = [problem for size in sizes for problem in size.not_idempotent + size.notes]
+    if problems:
+        print("\nLooked wrong:")
+        for problem in problems:
+            print(f"- {problem}")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 8],
+                        help=f"numbers of web hosts to measure, 1 to {MAX_HOSTS} (default: 1 2 4 8)")
+    parser.add_argument("--image", help="one image for every host (default: Debian 12 and 13 alternately)")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds one playbook run may take")
+    parser.add_argument("--log-dir", type=Path, help="keep the output of every playbook run here")
+    args = parser.parse_args()
+    if any(not 1 <= size <= MAX_HOSTS for size in args.sizes):
+        parser.error(f"--sizes must be between 1 and {MAX_HOSTS}")
+    args.sizes = sorted(set(args.sizes))
+    if args.log_dir is not None:
+        args.log_dir = args.log_dir.resolve()
+        args.log_dir.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def interrupt_on_sigterm() -> None:
+    """A `kill` cleans up like Ctrl-C does: the finally clause removes the containers and the network."""
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main() -> int:
+    args = parse_args()
+    load = os.getloadavg()
+    preflight({args.image} if args.image else set(IMAGES))
+    ensure_nothing_foreign(args.sizes)
+    interrupt_on_sigterm()
+    sizes: list[Size] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="fleet-scale-") as tmp:
+            for count in args.sizes:
+                sizes.append(measure_size(count, args, Path(tmp)))
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        clean_up()
+    report(sizes, args, load)
+    return 1 if any(size.not_idempotent for size in sizes) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
