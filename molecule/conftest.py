@@ -66,17 +66,11 @@ class Lab:
             if mode is None or app["mode"] == mode
         ]
 
-    def playbook(self, *args: str, extra_vars: dict | None = None) -> subprocess.CompletedProcess:
-        """Run the real site.yml against this host only, with Molecule's inventory."""
-        command = [
-            "ansible-playbook",
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            "--limit",
-            self.name,
-            str(PROJECT_DIR / "site.yml"),
-            *args,
-        ]
+    def playbook(self, *args: str, extra_vars: dict | None = None, limit: bool = True) -> subprocess.CompletedProcess:
+        """Run the real site.yml with Molecule's inventory: against this host only, or every host."""
+        command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(PROJECT_DIR / "site.yml"), *args]
+        if limit:
+            command += ["--limit", self.name]
         if extra_vars is not None:
             command += ["--extra-vars", json.dumps(extra_vars)]
         env = {key: value for key, value in os.environ.items() if key != "ANSIBLE_FORCE_COLOR"}
@@ -99,12 +93,21 @@ def lab(host) -> Lab:
     return Lab(name=variables["inventory_hostname"], variables=variables)
 
 
+def recaps(result: subprocess.CompletedProcess) -> dict[str, dict[str, int]]:
+    """The PLAY RECAP counters of every host, e.g. {'web1': {'ok': 30, 'changed': 0, ...}}."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)
+    lines = re.findall(r"^(\S+)\s+:\s+(ok=.*)$", plain.split("PLAY RECAP", 1)[-1], re.MULTILINE)
+    assert lines, f"no PLAY RECAP in the output:\n{result.stdout}\n{result.stderr}"
+    return {
+        host: {key: int(value) for key, value in (field.split("=") for field in counters.split())}
+        for host, counters in lines
+    }
+
+
 def recap(result: subprocess.CompletedProcess) -> dict[str, int]:
     """The counters of the single host in a PLAY RECAP line, e.g. {'ok': 30, 'changed': 0, ...}."""
-    plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)
-    match = re.search(r"^\S+\s+:\s+(ok=.*)$", plain.split("PLAY RECAP", 1)[-1], re.MULTILINE)
-    assert match, f"no PLAY RECAP in the output:\n{result.stdout}\n{result.stderr}"
-    return {key: int(value) for key, value in (field.split("=") for field in match.group(1).split())}
+    (counters,) = recaps(result).values()
+    return counters
 
 
 def apache_main_pid(host) -> int:

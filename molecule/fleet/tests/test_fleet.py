@@ -1,0 +1,276 @@
+"""The fleet: a balancer in front of three web hosts, rolling updates under load, a host that goes down.
+
+Every request goes through the balancer's port published on 127.0.0.1, the way a user reaches the fleet;
+rollouts run the real site.yml over the whole Molecule inventory. The tests run once, from the balancer.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Self
+
+import pytest
+import testinfra
+from conftest import PROJECT_DIR, Lab, recaps
+
+sys.path.insert(0, str(PROJECT_DIR / "filter_plugins"))
+from balancer import balancer_manager_state  # the same reader the rollout uses
+
+testinfra_hosts = ["fleet-balancer"]
+
+ROLLING_PLAY = "PLAY [Rolling update of the web servers in service]"
+VERSION_RE = re.compile(r'^VERSION = "(\d+)"$', re.MULTILINE)
+
+
+# --------------------------------------------------------------------------- the fleet
+
+
+def web_host_names(lab: Lab) -> list[str]:
+    return list(lab.variables["groups"]["webservers"])
+
+
+@pytest.fixture
+def web(lab: Lab) -> dict[str, tuple[Lab, object]]:
+    """Each web host as (Lab, testinfra host), for direct requests and commands."""
+    hosts = {}
+    for name in web_host_names(lab):
+        spec = f"ansible://{name}?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}"
+        node = testinfra.get_host(spec)
+        hosts[name] = (Lab(name=name, variables=node.ansible.get_variables()), node)
+    return hosts
+
+
+@pytest.fixture
+def app(web) -> tuple[str, Path]:
+    """(server_name, source file on the controller) of the app the tests release."""
+    first, _ = next(iter(web.values()))
+    site = first.sites[0]
+    return site["server_name"], Path(site["apps"][0]["source"])
+
+
+def release(source: Path, broken: bool = False) -> str:
+    """Write the next version of the app (or a broken one, which fails at import); return its version."""
+    text = source.read_text()
+    version = str(int(VERSION_RE.search(text).group(1)) + 1)
+    text = VERSION_RE.sub(f'VERSION = "{version}"', text)
+    text = text.replace('raise RuntimeError("a broken release")\n', "")
+    if broken:
+        text = text.replace("import json\n", 'import json\nraise RuntimeError("a broken release")\n', 1)
+    source.write_text(text)
+    return version
+
+
+def served_version(lab: Lab, server_name: str) -> tuple[int, str | None]:
+    """(status, version) of the app asked directly on a web host, not through the balancer."""
+    response = lab.request("/", server_name)
+    return response.status, response.json()["version"] if response.status == 200 else None
+
+
+def manager_state(host, member: str) -> dict:
+    """The balancer manager's view of one member (read on the balancer host: it answers local requests only)."""
+    page = host.check_output(
+        "python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1/balancer-manager')"
+        ".read().decode())\""
+    )
+    members = balancer_manager_state(page, "web")["members"]
+    return members[f"http://{member}"]
+
+
+def wait_for(predicate, seconds: float, step: float = 0.2) -> float | None:
+    """Seconds until predicate() held, or None if it did not within the time."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(step)
+    return None
+
+
+class BalancerLoad:
+    """Clients on keep-alive connections through the balancer, bounded in time and in requests."""
+
+    def __init__(self, lab: Lab, server_name: str, threads: int = 4, seconds: float = 420,
+                 max_requests: int = 300_000):
+        self.lab, self.server_name = lab, server_name
+        self.deadline = time.monotonic() + seconds
+        self.max_requests = max_requests
+        self.stopped = threading.Event()
+        self.lock = threading.Lock()
+        self.results: Counter = Counter()
+        self.members: Counter = Counter()
+        self.versions: dict[str, Counter] = {}
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        port = {int(key): value for key, value in self.lab.variables["lab_published_ports"].items()}[80]
+        conn = None
+        while not self.stopped.is_set() and time.monotonic() < self.deadline:
+            with self.lock:
+                if sum(self.results.values()) >= self.max_requests:
+                    return
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn.request("GET", "/", headers={"Host": self.server_name})
+                resp = conn.getresponse()
+                body = resp.read()
+                member = resp.getheader("X-Balancer-Member", "?")
+                with self.lock:
+                    self.results[resp.status] += 1
+                    self.members[member] += 1
+                    if resp.status == 200:
+                        self.versions.setdefault(member, Counter())[json.loads(body)["version"]] += 1
+            except (OSError, http.client.HTTPException) as exc:
+                if conn is not None:
+                    conn.close()
+                conn = None
+                with self.lock:
+                    self.results[type(exc).__name__] += 1
+
+    def __enter__(self) -> Self:
+        for thread in self.threads:
+            thread.start()
+        time.sleep(1)  # the load is on before anything happens
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        for thread in self.threads:
+            thread.join(60)
+
+    @property
+    def failures(self) -> dict:
+        return {key: count for key, count in self.results.items() if key != 200}
+
+    @property
+    def total(self) -> int:
+        return sum(self.results.values())
+
+
+def report(what: str, load: BalancerLoad) -> None:
+    """Printed with -s / in the verifier's log: the figures the issue asks to report."""
+    print(f"\n{what}: {load.total} requests, results {dict(load.results)}, by member {dict(load.members)}")
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_management_interface_answers_the_balancer_host_only(host, lab):
+    assert lab.request("/balancer-manager", "www.example.com").status == 403
+    assert manager_state(host, "fleet-web1")["route"] == "fleet-web1"
+
+
+def test_the_balancer_spreads_requests_over_every_web_host(lab, web, app):
+    server_name, _ = app
+    with BalancerLoad(lab, server_name, threads=4, seconds=4) as load:
+        time.sleep(3)
+    assert load.failures == {}, load.results
+    assert set(load.members) == set(web), load.members
+
+
+def test_a_rollout_under_load_fails_no_request_and_ends_on_the_new_version(lab, web, app):
+    server_name, source = app
+    version = release(source)
+    with BalancerLoad(lab, server_name) as load:
+        result = lab.playbook(limit=False)
+    report("rollout", load)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr
+    assert load.failures == {}, load.results
+    # One host at a time (rollout_serial 1): a batch per web host, each drained first.
+    assert result.stdout.count(ROLLING_PLAY) == len(web), result.stdout
+    assert result.stdout.count("Take this host out of the balancers") >= len(web)
+    for name, (web_lab, _) in web.items():
+        assert served_version(web_lab, server_name) == (200, version), name
+    # The balancer saw the old version and then the new one on every host, and nothing else.
+    for name in web:
+        assert set(load.versions.get(name, {})) <= {str(int(version) - 1), version}, load.versions
+
+
+def test_a_broken_release_stops_after_the_first_batch_and_the_fleet_keeps_serving(host, lab, web, app):
+    server_name, source = app
+    first, *others = web_host_names(lab)
+    previous = {name: served_version(web_lab, server_name) for name, (web_lab, _) in web.items()}
+    release(source, broken=True)
+    with BalancerLoad(lab, server_name) as load:
+        result = lab.playbook(limit=False)
+    report("broken rollout", load)
+    assert result.returncode != 0, result.stdout[-5000:]
+    assert load.failures == {}, load.results
+    assert result.stdout.count(ROLLING_PLAY) == 1, result.stdout
+    assert f"{first} failed its check after the deploy and stays out of the balancers" in result.stdout
+    counters = recaps(result)
+    assert counters[first]["failed"] == 1, counters
+    assert all(counters[name]["failed"] == 0 for name in others), counters
+    # The failed host is broken, drained and left out; the others still serve what they served.
+    assert served_version(web[first][0], server_name)[0] == 500
+    assert "drain" in manager_state(host, first)["flags"]
+    for name in others:
+        assert served_version(web[name][0], server_name) == previous[name], name
+
+    # A fixed release repairs the failed host (it is not in service: deployed at once) and rolls the others.
+    version = release(source)
+    with BalancerLoad(lab, server_name) as load:
+        result = lab.playbook(limit=False)
+    report("fixed rollout", load)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr
+    assert load.failures == {}, load.results
+    for name, (web_lab, _) in web.items():
+        assert served_version(web_lab, server_name) == (200, version), name
+    assert "drain" not in manager_state(host, first)["flags"]
+    assert wait_for(lambda: manager_state(host, first)["flags"] == [], 30) is not None
+
+
+def test_a_web_host_that_stops_is_left_out_within_the_health_check_interval(host, lab, web, app):
+    server_name, _ = app
+    name = web_host_names(lab)[-1]
+    _, node = web[name]
+    interval = int(lab.variables.get("balancer_health_interval", 2))
+    fails = int(lab.variables.get("balancer_health_fails", 1))
+    with BalancerLoad(lab, server_name) as load:
+        time.sleep(2)
+        node.check_output("systemctl stop apache2")
+        left_out = wait_for(lambda: bool(manager_state(host, name)["flags"]), interval * (fails + 2))
+        time.sleep(3)
+    report(f"{name} stopped", load)
+    try:
+        assert left_out is not None, manager_state(host, name)
+        assert left_out <= interval * fails + 2, left_out
+        # What clients saw while the balancer found out: bounded, and reported above.
+        assert sum(load.failures.values()) <= 20, load.results
+    finally:
+        node.check_output("systemctl start apache2")
+    # Back in by itself once it passes its checks again.
+    assert wait_for(lambda: manager_state(host, name)["flags"] == [], 30) is not None
+    with BalancerLoad(lab, server_name, seconds=6) as load:
+        time.sleep(4)
+    assert load.failures == {}, load.results
+    assert load.members[name] > 0, load.members
+
+
+def test_a_run_with_nothing_to_change_checks_the_hosts_without_converging_them(lab, web):
+    result = lab.playbook(limit=False, extra_vars={"rollout_skip_unchanged": True})
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr
+    counters = recaps(result)
+    assert all(counters[name]["changed"] == 0 for name in counters), counters
+    assert "TASK [apache : Install Apache]" not in result.stdout.split("PLAY [Plan the rollout", 1)[1]
+
+    # A file changed by hand makes the next run converge that host, and only it.
+    name = web_host_names(lab)[0]
+    _, node = web[name]
+    conf = "/etc/apache2/conf-available/zz-hardening.conf"
+    before = node.file(conf).content_string
+    node.check_output(f"echo '# changed by hand' >> {conf}")
+    result = lab.playbook(limit=False, extra_vars={"rollout_skip_unchanged": True})
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr
+    counters = recaps(result)
+    assert counters[name]["changed"] > 0, counters
+    assert all(counters[other]["changed"] == 0 for other in web if other != name), counters
+    assert node.file(conf).content_string == before
