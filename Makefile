@@ -6,7 +6,9 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 DEBIAN_VERSIONS := 12 13
-SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+# Every scenario under molecule/, the single-host ones first and the fleet (four hosts) last.
+ALL_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+SCENARIOS := $(filter-out fleet,$(ALL_SCENARIOS)) $(filter fleet,$(ALL_SCENARIOS))
 
 .PHONY: deploy test venv engine images lab lab-down lint unit molecule clean
 

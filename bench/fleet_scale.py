@@ -21,7 +21,12 @@ at /proxied), and times three runs of site.yml from the repository root (so that
                     that are already at their recorded release (by default the roles only check those)
 
 The inventory has no `balancers` group: the measurement is about the web hosts, and the balancer plays
-(which target no host then) would add a constant that is not what scales. The containers are removed
+(which target no host then) would add a constant that is not what scales. Each size gets an empty headrace
+wheel cache of its own (headrace_wheel_cache in the temporary directory, for all three runs): every fresh
+run then builds the wheel once, as on a new controller, whatever this machine built before and whichever
+size ran first. The playbook's files (site.yml, playbooks/, roles/, filter_plugins/, server/) are watched
+while a size is measured: an edit in the middle changes the release fingerprint, so the host is deployed
+again; the script says so rather than blaming the roles. The containers are removed
 before the next size, and the containers and the network are always removed at the end, also on Ctrl-C
 or an error. A failed run prints the tail of its output and stops the script with a non-zero status.
 Fresh runs install packages from the Debian mirrors inside the containers, so they need the network.
@@ -60,6 +65,10 @@ TARGET_SIZE = 8
 TARGET_FRESH_RATIO = 2.0
 TARGET_NO_CHANGE_S = 30.0
 
+# What the playbook reads on the controller: an edit here during a measurement changes the release.
+WATCHED = ("site.yml", "ansible.cfg", "playbooks", "roles", "filter_plugins", "server")
+IGNORED_DIRS = {"__pycache__", "build", "dist"}  # and every hidden directory (.venv, caches)
+
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
 TASK_HEADER = re.compile(r"^(?:TASK|RUNNING HANDLER) \[(.+)\] \*+\s*$")
 CHANGED_LINE = re.compile(r"^changed: \[([^\]]+)\]")
@@ -81,6 +90,7 @@ class Size:
     hosts: int
     runs: dict[str, Run] = field(default_factory=dict)
     not_idempotent: list[str] = field(default_factory=list)  # the no-change run changed something
+    edited: list[str] = field(default_factory=list)  # playbook files changed while this size ran
     notes: list[str] = field(default_factory=list)  # worth a look, not a failed assertion
 
 
@@ -209,9 +219,34 @@ def write_inventory(directory: Path, names: list[str]) -> Path:
     return inventory / "hosts.yml"
 
 
-def playbook_command(inventory: Path, extra_vars: str | None) -> list[str]:
+def playbook_command(inventory: Path, *extra_vars: str) -> list[str]:
     command = ["ansible-playbook", "-i", str(inventory), "site.yml"]
-    return command + ["-e", extra_vars] if extra_vars else command
+    for value in extra_vars:
+        command += ["-e", value]
+    return command
+
+
+def wheel_cache_vars(directory: Path) -> str:
+    """An empty headrace wheel cache for one size, so that its fresh run builds like a new controller."""
+    return json.dumps({"headrace_wheel_cache": str(directory / "headrace-wheels")})
+
+
+def tree_state() -> dict[str, tuple[int, int]]:
+    """(mtime, size) of every file the playbook reads on the controller, to notice an edit mid-measurement."""
+    state: dict[str, tuple[int, int]] = {}
+    for top in WATCHED:
+        path = ROOT / top
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        for file in files:
+            parts = file.relative_to(ROOT).parts
+            if IGNORED_DIRS.isdisjoint(parts) and not any(part.startswith(".") for part in parts):
+                stat = file.stat()
+                state[str(file.relative_to(ROOT))] = (stat.st_mtime_ns, stat.st_size)
+    return state
+
+
+def edited_files(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> list[str]:
+    return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
 
 
 def playbook_env() -> dict[str, str]:
@@ -273,16 +308,24 @@ def unchanged_problems(names: list[str], result: Run, label: str) -> list[str]:
 def measure_size(count: int, args: argparse.Namespace, tmp: Path) -> Size:
     names = start_fleet(count, args.image)
     inventory = write_inventory(tmp, names)
+    cache = wheel_cache_vars(inventory.parent)
     size = Size(count)
-    phases = {"fresh": None, "no change": None, "full converge": FULL_CONVERGE}
+    phases = {"fresh": (cache,), "no change": (cache,), "full converge": (cache, FULL_CONVERGE)}
     for phase, extra_vars in phases.items():
         label = f"{count} hosts {phase}"
         log(f"{label}: ansible-playbook site.yml ...")
-        result = time_playbook(playbook_command(inventory, extra_vars), label, args.log_dir, args.timeout)
+        before = tree_state()
+        result = time_playbook(playbook_command(inventory, *extra_vars), label, args.log_dir, args.timeout)
         size.runs[phase] = result
         log(f"{label}: {result.seconds:.1f} s, {len(result.changed_tasks)} changed task results")
+        if edited := edited_files(before, tree_state()):
+            size.edited += edited
+            log(f"!!! the playbook's files changed during {label}: {', '.join(edited[:10])}")
         if phase == "no change":
             size.not_idempotent = unchanged_problems(names, result, label)
+            if size.not_idempotent and size.edited:
+                size.not_idempotent.insert(0, f"{label}: the playbook's files were edited during this size's "
+                                              "runs, so the release changed: this is not (only) the roles' fault")
             for problem in size.not_idempotent:
                 log(f"!!! NOT IDEMPOTENT: {problem}")
         elif phase == "full converge" and result.changed_tasks:
@@ -338,13 +381,16 @@ def print_targets(sizes: list[Size]) -> None:
 def report(sizes: list[Size], args: argparse.Namespace, load: tuple[float, float, float]) -> None:
     images = args.image or f"{IMAGES[0]} (odd hosts) and {IMAGES[1]} (even hosts)"
     print(f"\n`{shlex.join([sys.executable, *sys.argv])}`, from {ROOT}\n")
-    print(f"Each size: `{shlex.join(playbook_command(Path('<tmp>/hosts.yml'), None))}` on fresh hosts, then "
-          f"again (no change), then again with `-e '{FULL_CONVERGE}'` (full converge).")
+    cache = wheel_cache_vars(Path("<tmp>"))
+    print(f"Each size: `{shlex.join(playbook_command(Path('<tmp>/hosts.yml'), cache))}` on fresh hosts, then "
+          f"again (no change), then again with `-e '{FULL_CONVERGE}'` added (full converge).")
     print(f"Hosts: {images}, group webservers only. Controller: {os.cpu_count()} CPUs, load average at "
           f"start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (the containers share the same CPUs).\n")
     print_table(sizes)
     print_targets(sizes)
     problems = [problem for size in sizes for problem in size.not_idempotent + size.notes]
+    problems += [f"{size.hosts} hosts: edited while measured: {', '.join(sorted(set(size.edited)))}"
+                 for size in sizes if size.edited]
     if problems:
         print("\nLooked wrong:")
         for problem in problems:
