@@ -97,8 +97,8 @@ def wait_for(predicate, seconds: float, step: float = 0.2) -> float | None:
 class BalancerLoad:
     """Clients on keep-alive connections through the balancer, bounded in time and in requests."""
 
-    def __init__(self, lab: Lab, server_name: str, threads: int = 4, seconds: float = 420,
-                 max_requests: int = 300_000):
+    def __init__(self, lab: Lab, server_name: str, threads: int = 4, seconds: float = 600,
+                 max_requests: int = 3_000_000):
         self.lab, self.server_name = lab, server_name
         self.deadline = time.monotonic() + seconds
         self.max_requests = max_requests
@@ -142,6 +142,8 @@ class BalancerLoad:
         return self
 
     def __exit__(self, *exc) -> None:
+        # The load must still have been running when the work under test ended, or it proved nothing.
+        self.ran_throughout = time.monotonic() < self.deadline and self.total < self.max_requests
         self.stopped.set()
         for thread in self.threads:
             thread.join(60)
@@ -182,6 +184,7 @@ def test_a_rollout_under_load_fails_no_request_and_ends_on_the_new_version(lab, 
     with BalancerLoad(lab, server_name) as load:
         result = lab.playbook(limit=False)
     report("rollout", load)
+    assert load.ran_throughout, load.results
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr
     assert load.failures == {}, load.results
     # One host at a time (rollout_serial 1): a batch per web host, each drained first.
@@ -202,6 +205,7 @@ def test_a_broken_release_stops_after_the_first_batch_and_the_fleet_keeps_servin
     with BalancerLoad(lab, server_name) as load:
         result = lab.playbook(limit=False)
     report("broken rollout", load)
+    assert load.ran_throughout, load.results
     assert result.returncode != 0, result.stdout[-5000:]
     assert load.failures == {}, load.results
     assert result.stdout.count(ROLLING_PLAY) == 1, result.stdout
@@ -220,6 +224,7 @@ def test_a_broken_release_stops_after_the_first_batch_and_the_fleet_keeps_servin
     with BalancerLoad(lab, server_name) as load:
         result = lab.playbook(limit=False)
     report("fixed rollout", load)
+    assert load.ran_throughout, load.results
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr
     assert load.failures == {}, load.results
     for name, (web_lab, _) in web.items():
@@ -240,6 +245,7 @@ def test_a_web_host_that_stops_is_left_out_within_the_health_check_interval(host
         left_out = wait_for(lambda: bool(manager_state(host, name)["flags"]), interval * (fails + 2))
         time.sleep(3)
     report(f"{name} stopped", load)
+    assert load.ran_throughout, load.results
     try:
         assert left_out is not None, manager_state(host, name)
         assert left_out <= interval * fails + 2, left_out
