@@ -26,6 +26,8 @@ def test_exactly_the_configured_processes_per_group(host, lab):
     expected = Counter()
     for group, entry in daemon_groups(lab).items():
         expected[(entry["app"].get("user", "wsgi"), f"(wsgi:{group})")] = entry["app"].get("processes", 2)
+    # And the health check's own small group (roles/wsgi, wsgi_health_path), one process.
+    expected[("wsgi", "(wsgi:wsgi-health)")] = 1
     assert {key: count for key, count in processes.items()} == dict(expected)
 
 
