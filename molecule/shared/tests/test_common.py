@@ -140,3 +140,22 @@ def test_check_mode_reports_no_change(lab):
     counters = recap(result)
     assert counters["changed"] == 0, result.stdout
     assert counters["failed"] == 0
+
+
+def test_health_check_asks_every_app_of_the_host(lab):
+    """/healthz answers in every site (even with an app at "/"), naming each app of the host as answering."""
+    apps = sorted(app["name"] for _, app in lab.apps())
+    for site in lab.sites:
+        response = lab.request("/healthz", site["server_name"], port=site.get("port", 80))
+        assert response.status == 200, response.text
+        assert response.headers["Cache-Control"] == "no-store"
+        first, *lines = response.text.splitlines()
+        assert first == "ok"
+        assert sorted(lines) == sorted(f"{name}: ok" for name in apps)
+
+
+def test_health_check_source_is_never_served(lab):
+    for site in lab.sites:
+        for path in ("/healthz/checks.json", "/health/healthz.wsgi", "/wsgi-scripts/health/checks.json"):
+            response = lab.request(path, site["server_name"], port=site.get("port", 80))
+            assert b'"server_name"' not in response.body and b"def application" not in response.body, path
