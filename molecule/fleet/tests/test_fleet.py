@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -162,6 +163,15 @@ def report(what: str, load: BalancerLoad) -> None:
     print(f"\n{what}: {load.total} requests, results {dict(load.results)}, by member {dict(load.members)}")
 
 
+def rollout_under_load(lab: Lab, server_name: str, what: str) -> tuple[subprocess.CompletedProcess, BalancerLoad]:
+    """Run site.yml over the whole fleet while clients use the balancer; the load outlasts the run."""
+    with BalancerLoad(lab, server_name) as load:
+        result = lab.playbook(limit=False)
+    report(what, load)
+    assert load.ran_throughout, load.results
+    return result, load
+
+
 # --------------------------------------------------------------------------- tests
 
 
@@ -181,10 +191,7 @@ def test_the_balancer_spreads_requests_over_every_web_host(lab, web, app):
 def test_a_rollout_under_load_fails_no_request_and_ends_on_the_new_version(lab, web, app):
     server_name, source = app
     version = release(source)
-    with BalancerLoad(lab, server_name) as load:
-        result = lab.playbook(limit=False)
-    report("rollout", load)
-    assert load.ran_throughout, load.results
+    result, load = rollout_under_load(lab, server_name, "rollout")
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr
     assert load.failures == {}, load.results
     # One host at a time (rollout_serial 1): a batch per web host, each drained first.
@@ -202,10 +209,7 @@ def test_a_broken_release_stops_after_the_first_batch_and_the_fleet_keeps_servin
     first, *others = web_host_names(lab)
     previous = {name: served_version(web_lab, server_name) for name, (web_lab, _) in web.items()}
     release(source, broken=True)
-    with BalancerLoad(lab, server_name) as load:
-        result = lab.playbook(limit=False)
-    report("broken rollout", load)
-    assert load.ran_throughout, load.results
+    result, load = rollout_under_load(lab, server_name, "broken rollout")
     assert result.returncode != 0, result.stdout[-5000:]
     assert load.failures == {}, load.results
     assert result.stdout.count(ROLLING_PLAY) == 1, result.stdout
@@ -221,10 +225,7 @@ def test_a_broken_release_stops_after_the_first_batch_and_the_fleet_keeps_servin
 
     # A fixed release repairs the failed host (it is not in service: deployed at once) and rolls the others.
     version = release(source)
-    with BalancerLoad(lab, server_name) as load:
-        result = lab.playbook(limit=False)
-    report("fixed rollout", load)
-    assert load.ran_throughout, load.results
+    result, load = rollout_under_load(lab, server_name, "fixed rollout")
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr
     assert load.failures == {}, load.results
     for name, (web_lab, _) in web.items():
