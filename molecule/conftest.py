@@ -83,14 +83,19 @@ class Lab:
 _VARIABLES: dict[str, dict] = {}
 
 
-@pytest.fixture
-def lab(host) -> Lab:
-    # Reading a host's variables runs ansible-inventory (about a second); they do not change during a run.
+def lab_of(host) -> Lab:
+    """The Lab of a testinfra host. Reading a host's variables runs ansible-inventory (about a second);
+    they do not change during a run, so each host's are read once."""
     key = host.backend.get_pytest_id()
     if key not in _VARIABLES:
         _VARIABLES[key] = host.ansible.get_variables()
     variables = _VARIABLES[key]
     return Lab(name=variables["inventory_hostname"], variables=variables)
+
+
+@pytest.fixture
+def lab(host) -> Lab:
+    return lab_of(host)
 
 
 def recaps(result: subprocess.CompletedProcess) -> dict[str, dict[str, int]]:

@@ -20,7 +20,7 @@ from typing import Self
 
 import pytest
 import testinfra
-from conftest import PROJECT_DIR, Lab, recaps
+from conftest import PROJECT_DIR, Lab, lab_of, recaps
 
 sys.path.insert(0, str(PROJECT_DIR / "filter_plugins"))
 from balancer import balancer_manager_state  # the same reader the rollout uses
@@ -45,7 +45,7 @@ def web(lab: Lab) -> dict[str, tuple[Lab, object]]:
     for name in web_host_names(lab):
         spec = f"ansible://{name}?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}"
         node = testinfra.get_host(spec)
-        hosts[name] = (Lab(name=name, variables=node.ansible.get_variables()), node)
+        hosts[name] = (lab_of(node), node)
     return hosts
 
 
