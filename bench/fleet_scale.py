@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -80,6 +81,8 @@ class Run:
 
     seconds: float
     output: str
+    cpu_seconds: float  # CPU time the whole machine spent while it ran: controller and containers alike
+    controller_cpu_seconds: float  # of which ansible-playbook and its workers (the rest: the hosts, Docker)
     changed_tasks: list[tuple[str, str]] = field(default_factory=list)  # (task, host)
 
 
@@ -255,9 +258,26 @@ def playbook_env() -> dict[str, str]:
                 PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
+def busy_cpu_seconds() -> float:
+    """CPU time this machine has spent busy since boot, all CPUs together (user, nice, system, irq, steal).
+
+    The containers are processes of this machine, so this counts the controller's Ansible and every host's
+    work alike: divided by the number of CPUs it is the least wall time a run could have taken here.
+    """
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(value) for value in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this script's finished children: ansible-playbook and the workers it forks (and waits for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def time_playbook(command: list[str], label: str, log_dir: Path | None, timeout: float) -> Run:
     """One timed run; a failure shows the tail of the output and stops the benchmark."""
-    start = time.monotonic()
+    start, cpu_start, controller_start = time.monotonic(), busy_cpu_seconds(), children_cpu_seconds()
     try:
         result = subprocess.run(command, cwd=ROOT, env=playbook_env(), text=True, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, timeout=timeout, check=False)
@@ -265,13 +285,14 @@ def time_playbook(command: list[str], label: str, log_dir: Path | None, timeout:
         output = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
         sys.stderr.write(output[-6000:])
         raise SystemExit(f"bench: {label} took longer than {timeout:.0f} s: {shlex.join(command)}") from None
-    seconds = time.monotonic() - start
+    seconds, cpu_seconds = time.monotonic() - start, busy_cpu_seconds() - cpu_start
+    controller_cpu_seconds = children_cpu_seconds() - controller_start
     if log_dir is not None:
         (log_dir / f"{label.replace(' ', '-')}.log").write_text(result.stdout)
     if result.returncode != 0:
         sys.stderr.write(result.stdout[-6000:])
         raise SystemExit(f"bench: {label} failed (exit {result.returncode}): {shlex.join(command)}")
-    return Run(seconds, result.stdout, changed_tasks(result.stdout))
+    return Run(seconds, result.stdout, cpu_seconds, controller_cpu_seconds, changed_tasks(result.stdout))
 
 
 def changed_tasks(output: str) -> list[tuple[str, str]]:
@@ -317,7 +338,9 @@ def measure_size(count: int, args: argparse.Namespace, tmp: Path) -> Size:
         before = tree_state()
         result = time_playbook(playbook_command(inventory, *extra_vars), label, args.log_dir, args.timeout)
         size.runs[phase] = result
-        log(f"{label}: {result.seconds:.1f} s, {len(result.changed_tasks)} changed task results")
+        log(f"{label}: {result.seconds:.1f} s ({result.cpu_seconds:.0f} CPU s, "
+            f"{result.controller_cpu_seconds:.0f} of them ansible-playbook's), "
+            f"{len(result.changed_tasks)} changed task results")
         if edited := edited_files(before, tree_state()):
             size.edited += edited
             log(f"!!! the playbook's files changed during {label}: {', '.join(edited[:10])}")
@@ -346,8 +369,9 @@ def ratio(value: float, base: float | None) -> str:
 
 def print_table(sizes: list[Size]) -> None:
     one = next((size for size in sizes if size.hosts == 1), None)
-    print("| hosts | fresh s | ×1 host | no change s | ×1 host | full converge s | ×1 host |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| hosts | fresh s | ×1 host | CPU s (Ansible's) | CPUs busy | no change s | ×1 host | full converge s "
+          "| ×1 host |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for size in sizes:
         cells = [str(size.hosts)]
         for phase in ("fresh", "no change", "full converge"):
@@ -355,6 +379,10 @@ def print_table(sizes: list[Size]) -> None:
             base = one.runs[phase].seconds if one else None
             flag = " ⚠" if phase == "no change" and size.not_idempotent else ""
             cells += [f"{seconds:.1f}{flag}", ratio(seconds, base)]
+            if phase == "fresh":
+                cpu = size.runs[phase].cpu_seconds
+                controller = size.runs[phase].controller_cpu_seconds
+                cells += [f"{cpu:.0f} ({controller:.0f})", f"{cpu / seconds:.2f} of {os.cpu_count()}"]
         print(f"| {' | '.join(cells)} |")
 
 
@@ -366,6 +394,10 @@ def print_targets(sizes: list[Size]) -> None:
         fresh = big.runs["fresh"].seconds / one.runs["fresh"].seconds
         print(f"- {TARGET_SIZE} hosts fresh ≤ {TARGET_FRESH_RATIO:g}× the 1-host time: {fresh:.2f}× — "
               f"{'met' if fresh <= TARGET_FRESH_RATIO else 'NOT met'}")
+        floor = big.runs["fresh"].cpu_seconds / (os.cpu_count() or 1)
+        print(f"  The {TARGET_SIZE}-host fresh run kept the CPUs busy for {big.runs['fresh'].cpu_seconds:.0f} CPU s: "
+              f"on {os.cpu_count()} CPUs no run doing that work could take less than {floor:.1f} s "
+              f"({floor / one.runs['fresh'].seconds:.2f}× the 1-host time).")
     else:
         print(f"- {TARGET_SIZE} hosts fresh ≤ {TARGET_FRESH_RATIO:g}× the 1-host time: not measured "
               f"(needs 1 and {TARGET_SIZE} in --sizes)")
