@@ -20,6 +20,12 @@ at /proxied), and times three runs of site.yml from the repository root (so that
     full converge   the same again with rollout_skip_unchanged=false: every role runs in full on hosts
                     that are already at their recorded release (by default the roles only check those)
 
+Every run also records the CPU time the whole machine spent while it ran (from /proc/stat), and how much of
+it was ansible-playbook's own (its workers included): the containers are processes of this machine, so on a
+controller with few CPUs the hosts' work and Ansible's queue for the same CPUs. The CPU time divided by the
+number of CPUs is the least wall time any run doing the same work could take here; the report prints it
+for the largest size next to the ratio.
+
 The inventory has no `balancers` group: the measurement is about the web hosts, and the balancer plays
 (which target no host then) would add a constant that is not what scales. Each size gets an empty headrace
 wheel cache of its own (headrace_wheel_cache in the temporary directory, for all three runs): every fresh
