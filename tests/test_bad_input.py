@@ -3,8 +3,9 @@
 These run the real top-level site.yml (cwd = project, so ansible.cfg applies) against a throwaway
 inventory whose only web server is a Docker container that does not exist. Validation runs on the
 controller, so a correct rejection never touches the host; if validation wrongly let an input through,
-the next play would try to gather facts and the run would end UNREACHABLE instead. The valid control case
-proves the tests can tell those two failures apart.
+the next play would try to gather facts from the container and the docker connection would fail with
+Docker's "No such container" instead (with pipelining on, a missing container is a failed module run, not
+UNREACHABLE). The valid control case proves the tests can tell those two failures apart.
 
 Every bad case must be reported as a problem line naming the site (server_name), the app (name) and the
 field, and must be the only problem, so a case cannot pass by tripping over some other mistake.
@@ -30,6 +31,8 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 SERVER_NAME = "www.example.com"
 APP_NAME = "myapp"
+# What the docker connection prints when a task tries the inventory's container, which never exists.
+HOST_CONTACTED = "No such container: no-such-container-"
 
 
 def _play_names() -> tuple[str, str]:
@@ -113,7 +116,7 @@ def assert_stopped_by_validation(run: Run) -> None:
     assert run.returncode != 0, run.output
     assert f"PLAY [{VALIDATE_PLAY}]" in run.output, run.output
     assert "wsgi_sites is invalid" in run.output, run.output
-    assert "UNREACHABLE" not in run.output, run.output
+    assert HOST_CONTACTED not in run.output, run.output
     assert f"PLAY [{DEPLOY_PLAY}]" not in run.output, run.output
     assert "TASK [Gathering Facts]" not in run.output, run.output
     assert re.search(r"ghost-web1\s*:.*changed=0\s+unreachable=0\s+failed=1", run.output), run.output
@@ -168,12 +171,14 @@ def test_valid_input_passes_validation_and_fails_only_on_the_host(run_site: RunS
     """Control: valid input gets past validation and fails only because the host cannot be reached.
 
     Without this, every test above could pass for a reason unrelated to validation (a broken
-    site.yml, a missing plugin): here the same setup must reach the host play and end UNREACHABLE.
+    site.yml, a missing plugin): here the same setup must reach the host play and fail at its first
+    contact with the host, the fact gathering, because the container does not exist.
     """
     run = run_site([site(app())])
     assert run.returncode != 0, run.output
     assert "wsgi_sites is invalid" not in run.output, run.output
     assert not run.problems, run.output
     assert f"PLAY [{DEPLOY_PLAY}]" in run.output, run.output
-    assert "UNREACHABLE" in run.output, run.output
-    assert re.search(r"ghost-web1\s*:.*changed=0\s+unreachable=1\s+failed=0", run.output), run.output
+    _, _, from_first_contact = run.output.partition("TASK [Gathering Facts]")
+    assert HOST_CONTACTED in from_first_contact, run.output
+    assert re.search(r"ghost-web1\s*:.*changed=0\s+unreachable=0\s+failed=1", run.output), run.output
