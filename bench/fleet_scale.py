@@ -62,6 +62,7 @@ NETWORK = "wsgi-scale"
 LABEL = "wsgi-scale=1"
 PREFIX = "scale-web"
 MAX_HOSTS = 8
+CPUS = os.cpu_count() or 1  # the controller's, which the containers share
 IMAGES = ("wsgi-lab/debian:12", "wsgi-lab/debian:13")  # odd hosts, even hosts
 DEMO_SITES = ROOT / "inventories" / "lab" / "group_vars" / "webservers.yml"
 # A full converge: the roles run in full even on hosts that already have the release (a JSON boolean, so
@@ -388,7 +389,7 @@ def print_table(sizes: list[Size]) -> None:
             if phase == "fresh":
                 cpu = size.runs[phase].cpu_seconds
                 controller = size.runs[phase].controller_cpu_seconds
-                cells += [f"{cpu:.0f} ({controller:.0f})", f"{cpu / seconds:.2f} of {os.cpu_count()}"]
+                cells += [f"{cpu:.0f} ({controller:.0f})", f"{cpu / seconds:.2f} of {CPUS}"]
         print(f"| {' | '.join(cells)} |")
 
 
@@ -400,9 +401,9 @@ def print_targets(sizes: list[Size]) -> None:
         fresh = big.runs["fresh"].seconds / one.runs["fresh"].seconds
         print(f"- {TARGET_SIZE} hosts fresh ≤ {TARGET_FRESH_RATIO:g}× the 1-host time: {fresh:.2f}× — "
               f"{'met' if fresh <= TARGET_FRESH_RATIO else 'NOT met'}")
-        floor = big.runs["fresh"].cpu_seconds / (os.cpu_count() or 1)
+        floor = big.runs["fresh"].cpu_seconds / CPUS
         print(f"  The {TARGET_SIZE}-host fresh run kept the CPUs busy for {big.runs['fresh'].cpu_seconds:.0f} CPU s: "
-              f"on {os.cpu_count()} CPUs no run doing that work could take less than {floor:.1f} s "
+              f"on {CPUS} CPUs no run doing that work could take less than {floor:.1f} s "
               f"({floor / one.runs['fresh'].seconds:.2f}× the 1-host time).")
     else:
         print(f"- {TARGET_SIZE} hosts fresh ≤ {TARGET_FRESH_RATIO:g}× the 1-host time: not measured "
@@ -422,7 +423,7 @@ def report(sizes: list[Size], args: argparse.Namespace, load: tuple[float, float
     cache = wheel_cache_vars(Path("<tmp>"))
     print(f"Each size: `{shlex.join(playbook_command(Path('<tmp>/hosts.yml'), cache))}` on fresh hosts, then "
           f"again (no change), then again with `-e '{FULL_CONVERGE}'` added (full converge).")
-    print(f"Hosts: {images}, group webservers only. Controller: {os.cpu_count()} CPUs, load average at "
+    print(f"Hosts: {images}, group webservers only. Controller: {CPUS} CPUs, load average at "
           f"start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (the containers share the same CPUs).\n")
     print_table(sizes)
     print_targets(sizes)
