@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,18 +65,104 @@ class Lab:
             if mode is None or app["mode"] == mode
         ]
 
-    def playbook(self, *args: str, extra_vars: dict | None = None, limit: bool = True) -> subprocess.CompletedProcess:
-        """Run the real site.yml with Molecule's inventory: against this host only, or every host."""
+    def playbook(self, *args: str, extra_vars: dict | None = None, limit: bool = True) -> PlaybookRun:
+        """Run the real site.yml with Molecule's inventory: against this host only, or every host.
+
+        The run reports through the json callback, so that tests read its counters and messages as data
+        rather than scraping the human-readable output."""
         command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(PROJECT_DIR / "site.yml"), *args]
         if limit:
             command += ["--limit", self.name]
         if extra_vars is not None:
             command += ["--extra-vars", json.dumps(extra_vars)]
         env = {key: value for key, value in os.environ.items() if key != "ANSIBLE_FORCE_COLOR"}
-        env.update(ANSIBLE_CONFIG=str(PROJECT_DIR / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-        return subprocess.run(
+        env.update(
+            ANSIBLE_CONFIG=str(PROJECT_DIR / "ansible.cfg"),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_STDOUT_CALLBACK=JSON_CALLBACK,
+            ANSIBLE_JSON_INDENT="0",
+        )
+        completed = subprocess.run(
             command, check=False, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600
         )
+        return PlaybookRun(completed.returncode, completed.stdout, completed.stderr)
+
+
+# The json stdout callback (collection ansible.posix, shipped with the ansible package): one JSON document
+# with every play, task and host result and the per-host stats, printed when the run ends.
+JSON_CALLBACK = "ansible.posix.json"
+# The json stats name one counter differently from the PLAY RECAP line ("failures" there, "failed" here);
+# the tests use the recap's names.
+_STAT_NAMES = {"failures": "failed"}
+
+
+@dataclass
+class PlaybookRun:
+    """One ansible-playbook run of site.yml and its json report."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def report(self) -> dict:
+        """The callback's document: {'plays': [...], 'stats': {...}}. Anything Ansible printed before it
+        (nothing, normally: warnings go to stderr) is skipped."""
+        start = self.stdout.find("{")
+        assert start >= 0, f"no json report in the output:\n{self.stdout}\n{self.stderr}"
+        document, _ = json.JSONDecoder().raw_decode(self.stdout[start:])
+        return document
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """The counters of every host, e.g. {'web1': {'ok': 30, 'changed': 0, 'failed': 0, ...}}."""
+        stats = self.report["stats"]
+        assert stats, f"no host in the stats:\n{self.stdout}\n{self.stderr}"
+        return {
+            host: {_STAT_NAMES.get(key, key): int(value) for key, value in counters.items()}
+            for host, counters in stats.items()
+        }
+
+    def host_stats(self) -> dict[str, int]:
+        """The counters of the single host of the run."""
+        (counters,) = self.stats().values()
+        return counters
+
+    def play_names(self) -> list[str]:
+        """The name of every play as it started; a play with serial starts once per batch."""
+        return [play["play"]["name"] for play in self.report["plays"]]
+
+    def task_names(self, from_play: str | None = None) -> list[str]:
+        """Every task started ('role : task' inside roles), from the first play named from_play on."""
+        plays = self.report["plays"]
+        if from_play is not None:
+            names = [play["play"]["name"] for play in plays]
+            assert from_play in names, (from_play, names)
+            plays = plays[names.index(from_play):]
+        return [task["task"]["name"] for play in plays for task in play["tasks"]]
+
+    def messages(self) -> list[str]:
+        """Every 'msg' of every host's task result and loop item, in order: what fail, assert and debug
+        tasks said."""
+        found = []
+        for play in self.report["plays"]:
+            for task in play["tasks"]:
+                for result in task["hosts"].values():
+                    for entry in [result, *result.get("results", [])]:
+                        if isinstance(entry, dict) and isinstance(entry.get("msg"), str):
+                            found.append(entry["msg"])
+        return found
+
+    def summary(self) -> str:
+        """A readable digest for assertion messages: every failed result with its message, then the stats."""
+        if self.stdout.find("{") < 0:
+            return f"{self.stdout}\n{self.stderr}"
+        lines = []
+        for play in self.report["plays"]:
+            for task in play["tasks"]:
+                for host, result in task["hosts"].items():
+                    if result.get("failed") or result.get("unreachable"):
+                        lines.append(f"{host}: {task['task']['name']}: {result.get('msg', '')}")
+        return "\n".join([*lines, json.dumps(self.report["stats"]), self.stderr[-3000:]])
 
 
 _VARIABLES: dict[str, dict] = {}
@@ -96,23 +181,6 @@ def lab_of(host) -> Lab:
 @pytest.fixture
 def lab(host) -> Lab:
     return lab_of(host)
-
-
-def recaps(result: subprocess.CompletedProcess) -> dict[str, dict[str, int]]:
-    """The PLAY RECAP counters of every host, e.g. {'web1': {'ok': 30, 'changed': 0, ...}}."""
-    plain = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)
-    lines = re.findall(r"^(\S+)\s+:\s+(ok=.*)$", plain.split("PLAY RECAP", 1)[-1], re.MULTILINE)
-    assert lines, f"no PLAY RECAP in the output:\n{result.stdout}\n{result.stderr}"
-    return {
-        host: {key: int(value) for key, value in (field.split("=") for field in counters.split())}
-        for host, counters in lines
-    }
-
-
-def recap(result: subprocess.CompletedProcess) -> dict[str, int]:
-    """The counters of the single host in a PLAY RECAP line, e.g. {'ok': 30, 'changed': 0, ...}."""
-    (counters,) = recaps(result).values()
-    return counters
 
 
 def apache_main_pid(host) -> int:

@@ -49,11 +49,11 @@ def test_a_changed_script_is_served_after_the_play(lab, tmp_path):
     sites = json.loads(json.dumps(lab.sites).replace(str(ECHO_SOURCE), str(changed)))
     try:
         result = lab.playbook(extra_vars={"wsgi_sites": sites})
-        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.returncode == 0, result.summary()
         report = lab.request(app["mount"], site["server_name"], port=site.get("port", 80)).json()
         assert report["version"] == "2"
     finally:
         restored = lab.playbook()
-        assert restored.returncode == 0, restored.stdout
+        assert restored.returncode == 0, restored.summary()
     report = lab.request(app["mount"], site["server_name"], port=site.get("port", 80)).json()
     assert report["version"] == "1"

@@ -10,7 +10,6 @@ import http.client
 import json
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -20,14 +19,16 @@ from typing import Self
 
 import pytest
 import testinfra
-from conftest import PROJECT_DIR, Lab, lab_of, recaps
+from conftest import PROJECT_DIR, Lab, PlaybookRun, lab_of
 
 sys.path.insert(0, str(PROJECT_DIR / "filter_plugins"))
 from balancer import balancer_manager_state  # the same reader the rollout uses
 
 testinfra_hosts = ["fleet-balancer"]
 
-ROLLING_PLAY = "PLAY [Rolling update of the web servers in service]"
+ROLLING_PLAY = "Rolling update of the web servers in service"
+PLAN_PLAY = "Plan the rollout of the web servers"
+DRAIN_TASK = "Take this host out of the balancers"
 VERSION_RE = re.compile(r'^VERSION = "(\d+)"$', re.MULTILINE)
 
 
@@ -163,7 +164,7 @@ def report(what: str, load: BalancerLoad) -> None:
     print(f"\n{what}: {load.total} requests, results {dict(load.results)}, by member {dict(load.members)}")
 
 
-def rollout_under_load(lab: Lab, server_name: str, what: str) -> tuple[subprocess.CompletedProcess, BalancerLoad]:
+def rollout_under_load(lab: Lab, server_name: str, what: str) -> tuple[PlaybookRun, BalancerLoad]:
     """Run site.yml over the whole fleet while clients use the balancer; the load outlasts the run."""
     with BalancerLoad(lab, server_name) as load:
         result = lab.playbook(limit=False)
@@ -192,11 +193,11 @@ def test_a_rollout_under_load_fails_no_request_and_ends_on_the_new_version(lab, 
     server_name, source = app
     version = release(source)
     result, load = rollout_under_load(lab, server_name, "rollout")
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr
+    assert result.returncode == 0, result.summary()
     assert load.failures == {}, load.results
     # One host at a time (rollout_serial 1): a batch per web host, each drained first.
-    assert result.stdout.count(ROLLING_PLAY) == len(web), result.stdout
-    assert result.stdout.count("Take this host out of the balancers") >= len(web)
+    assert result.play_names().count(ROLLING_PLAY) == len(web), result.play_names()
+    assert sum(DRAIN_TASK in name for name in result.task_names()) >= len(web), result.task_names()
     for name, (web_lab, _) in web.items():
         assert served_version(web_lab, server_name) == (200, version), name
     # The balancer saw the old version and then the new one on every host, and nothing else.
@@ -210,11 +211,12 @@ def test_a_broken_release_stops_after_the_first_batch_and_the_fleet_keeps_servin
     previous = {name: served_version(web_lab, server_name) for name, (web_lab, _) in web.items()}
     release(source, broken=True)
     result, load = rollout_under_load(lab, server_name, "broken rollout")
-    assert result.returncode != 0, result.stdout[-5000:]
+    assert result.returncode != 0, result.summary()
     assert load.failures == {}, load.results
-    assert result.stdout.count(ROLLING_PLAY) == 1, result.stdout
-    assert f"{first} failed its check after the deploy and stays out of the balancers" in result.stdout
-    counters = recaps(result)
+    assert result.play_names().count(ROLLING_PLAY) == 1, result.play_names()
+    failed_check = f"{first} failed its check after the deploy and stays out of the balancers"
+    assert any(failed_check in message for message in result.messages()), result.summary()
+    counters = result.stats()
     assert counters[first]["failed"] == 1, counters
     assert all(counters[name]["failed"] == 0 for name in others), counters
     # The failed host is broken, drained and left out; the others still serve what they served.
@@ -226,7 +228,7 @@ def test_a_broken_release_stops_after_the_first_batch_and_the_fleet_keeps_servin
     # A fixed release repairs the failed host (it is not in service: deployed at once) and rolls the others.
     version = release(source)
     result, load = rollout_under_load(lab, server_name, "fixed rollout")
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr
+    assert result.returncode == 0, result.summary()
     assert load.failures == {}, load.results
     for name, (web_lab, _) in web.items():
         assert served_version(web_lab, server_name) == (200, version), name
@@ -264,10 +266,10 @@ def test_a_web_host_that_stops_is_left_out_within_the_health_check_interval(host
 
 def test_a_run_with_nothing_to_change_checks_the_hosts_without_converging_them(lab, web):
     result = lab.playbook(limit=False, extra_vars={"rollout_skip_unchanged": True})
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr
-    counters = recaps(result)
+    assert result.returncode == 0, result.summary()
+    counters = result.stats()
     assert all(counters[name]["changed"] == 0 for name in counters), counters
-    assert "TASK [apache : Install Apache]" not in result.stdout.split("PLAY [Plan the rollout", 1)[1]
+    assert "apache : Install Apache" not in result.task_names(from_play=PLAN_PLAY)
 
     # A file changed by hand makes the next run converge that host, and only it.
     name = web_host_names(lab)[0]
@@ -276,8 +278,8 @@ def test_a_run_with_nothing_to_change_checks_the_hosts_without_converging_them(l
     before = node.file(conf).content_string
     node.check_output(f"echo '# changed by hand' >> {conf}")
     result = lab.playbook(limit=False, extra_vars={"rollout_skip_unchanged": True})
-    assert result.returncode == 0, result.stdout[-5000:] + result.stderr
-    counters = recaps(result)
+    assert result.returncode == 0, result.summary()
+    counters = result.stats()
     assert counters[name]["changed"] > 0, counters
     assert all(counters[other]["changed"] == 0 for other in web if other != name), counters
     assert node.file(conf).content_string == before

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Self
 
 import pytest
-from conftest import recap
 
 SOCKET_DIR = "/run/headrace"
 SPOOFED = "203.0.113.7"
@@ -369,16 +368,16 @@ def test_the_playbook_reloads_on_a_changed_script_and_a_new_build(host, lab, tmp
     with Load(lab, site, app, threads=3) as load:
         assert load.wait_for_version("3")
         result = lab.playbook(extra_vars={"headrace_source_dir": str(variant)})
-        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.returncode == 0, result.summary()
         assert load.wait_for_version("1")
     assert load.failures == {}, load.results
     assert load.results["retried"] <= 3, load.results
-    assert recap(result)["changed"] > 0
+    assert result.host_stats()["changed"] > 0
     assert "a new build" in host.file(installed_init).content_string
     assert main_pid(host, app) == pid
     assert len(host.file("/opt/headrace/wheels").listdir()) == 1
 
     result = lab.playbook()
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 0, result.summary()
     assert "a new build" not in host.file(installed_init).content_string
     assert main_pid(host, app) == pid

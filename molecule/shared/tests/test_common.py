@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import apache_main_pid, recap
+from conftest import apache_main_pid
 
 SOURCE_MARKERS = ("start_response", "def application")
 
@@ -125,8 +125,9 @@ def test_broken_configuration_never_goes_live(host, lab):
     pid = apache_main_pid(host)
     result = lab.playbook(extra_vars={"apache_mpm_event": {"ThreadsPerChild": 25, "NoSuchDirective": 1}})
     assert result.returncode != 0
-    assert "Apache rejected the new configuration" in result.stdout
-    assert "NoSuchDirective" in result.stdout
+    messages = result.messages()
+    assert any("Apache rejected the new configuration" in message for message in messages), result.summary()
+    assert any("NoSuchDirective" in message for message in messages), result.summary()
     assert host.file(conf).content == before
     assert host.run("apache2ctl configtest").rc == 0
     assert apache_main_pid(host) == pid
@@ -136,9 +137,9 @@ def test_broken_configuration_never_goes_live(host, lab):
 
 def test_check_mode_reports_no_change(lab):
     result = lab.playbook("--check", "--diff")
-    assert result.returncode == 0, result.stdout + result.stderr
-    counters = recap(result)
-    assert counters["changed"] == 0, result.stdout
+    assert result.returncode == 0, result.summary()
+    counters = result.host_stats()
+    assert counters["changed"] == 0, result.summary()
     assert counters["failed"] == 0
 
 
