@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 DEBIAN_VERSIONS := 12 13
-# Every scenario under molecule/, the single-host ones first and the fleet (four hosts) last.
+# Every scenario under molecule/, the fleet (four hosts, the longest) last.
 ALL_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 SCENARIOS := $(filter-out fleet,$(ALL_SCENARIOS)) $(filter fleet,$(ALL_SCENARIOS))
 
@@ -16,7 +16,16 @@ deploy: venv engine images lab
 	ansible-playbook site.yml
 	scripts/lab.sh urls
 
-test: venv engine images lint unit molecule
+# Every stage through scripts/stage-times.sh, which prints how long each took at the end (after a failed
+# stage too): the suite has a time budget (README, Tests and CI).
+test:
+	@times=$$(mktemp); trap 'scripts/stage-times.sh report "$$times"; rm -f "$$times"' EXIT; \
+	stage() { scripts/stage-times.sh run "$$times" "$$@"; }; \
+	stage venv $(MAKE) --no-print-directory venv && \
+	stage images $(MAKE) --no-print-directory images && \
+	stage lint $(MAKE) --no-print-directory lint && \
+	stage unit $(MAKE) --no-print-directory unit && \
+	for scenario in $(SCENARIOS); do stage "molecule $$scenario" molecule test -s $$scenario || exit 1; done
 
 $(BIN)/ansible-playbook: requirements.txt server/pyproject.toml
 	python3 -m venv $(VENV)
