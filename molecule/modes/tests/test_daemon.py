@@ -7,6 +7,9 @@ from collections import Counter
 
 from conftest import apache_main_pid
 
+# The hosts of this mode in the modes scenario (their group in molecule.yml), one per Debian version.
+testinfra_hosts = ["daemon"]
+
 
 def daemon_groups(lab) -> dict[str, dict]:
     groups = {}

@@ -6,6 +6,9 @@ import json
 
 from conftest import PROJECT_DIR
 
+# The hosts of this mode in the modes scenario (their group in molecule.yml), one per Debian version.
+testinfra_hosts = ["embedded"]
+
 ECHO_SOURCE = PROJECT_DIR / "molecule" / "shared" / "files" / "echo.wsgi"
 
 

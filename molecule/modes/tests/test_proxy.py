@@ -14,6 +14,9 @@ from typing import Self
 
 import pytest
 
+# The hosts of this mode in the modes scenario (their group in molecule.yml), one per Debian version.
+testinfra_hosts = ["proxy"]
+
 SOCKET_DIR = "/run/headrace"
 SPOOFED = "203.0.113.7"
 
