@@ -7,7 +7,7 @@ Content-Length or chunked, ``Connection``, ``Date``/``Server``) and written to t
 :class:`~headrace.transport.Transport`.  This module knows nothing of WSGI: the adapter
 in :mod:`headrace.wsgi` builds on it, never the other way round.
 
-The connection's state changes only in :meth:`Connection._event`, through the table
+The connection's state changes only in :meth:`Connection.event`, through the table
 :data:`TRANSITIONS` (as h11 does): anything else is a bug and raises.
 """
 
@@ -117,8 +117,8 @@ class Connection:
         self.remaining = 0
         self._parsed: RequestHead | None = None  # the head at the start of buf, already parsed
 
-    def _event(self, event: str) -> None:
-        """The one place the state changes."""
+    def event(self, event: str) -> None:
+        """The one place the state changes (``KEEP_ALIVE`` comes from the caller, the rest from here)."""
         try:
             self.state = TRANSITIONS[self.state, event]
         except KeyError:
@@ -130,21 +130,28 @@ class Connection:
         return self.state == HEAD and not self.buf
 
     # -- input ---------------------------------------------------------------------------
-    def receive(self, data: bytes, now: float) -> None:
-        """Take bytes read from the socket; raises HTTPError for a head that cannot be valid."""
-        if self.state == CLOSING:
-            return  # draining: whatever the client still sends is discarded
+    def receive(self, data: bytes, now: float) -> tuple[RequestHead, Any] | None:
+        """Take bytes read from the socket; return the next complete request, as :meth:`next_request`.
+
+        Raises HTTPError for a request that cannot be valid.
+        """
+        state = self.state
+        if state == CLOSING:
+            return None  # draining: whatever the client still sends is discarded
         self.last_active = now
         buf = self.buf
-        if self.state == HEAD and not buf:
+        if state == HEAD and not buf:
             self.started = now
             # Fast path: the read is exactly one request head (most requests); parse it
             # straight from the received bytes, with no buffer copies.
             if data[-4:] == b"\r\n\r\n" and data.find(b"\r\n\r\n") == len(data) - 4 and data[0] != 13:
-                self._parsed = head = parse_head(data, self.limits)
+                head = parse_head(data, self.limits)
                 if head.content_length == 0:
-                    return
+                    self.event(REQUEST)
+                    return head, io.BytesIO()
+                self._parsed = head
         buf += data
+        return self.next_request()
 
     def next_request(self) -> tuple[RequestHead, Any] | None:
         """The next complete request as ``(head, body file)``, or None until more bytes come.
@@ -154,10 +161,6 @@ class Connection:
         """
         parsed = self._parsed
         buf = self.buf
-        if parsed is not None and not buf:  # the fast path: a bodiless head, not buffered
-            self._parsed = None
-            self._event(REQUEST)
-            return parsed, io.BytesIO()
         limits = self.limits
         while True:
             if self.state == HEAD:
@@ -188,9 +191,9 @@ class Connection:
                     self.remaining = length
                     self.decoder = ChunkedDecoder(limits) if head.chunked else None
                     self.body_sink = tempfile.SpooledTemporaryFile(_SPOOL_LIMIT)  # noqa: SIM115
-                    self._event(BODY_FOLLOWS)
+                    self.event(BODY_FOLLOWS)
                     continue
-                self._event(REQUEST)
+                self.event(REQUEST)
                 return head, body
             if self.state != BODY or not buf:
                 return None
@@ -210,14 +213,10 @@ class Connection:
             head = self.head
             assert head is not None
             self.head = self.decoder = self.body_sink = None
-            self._event(REQUEST)
+            self.event(REQUEST)
             return head, sink
 
     # -- after a request -----------------------------------------------------------------
-    def keep_alive(self) -> None:
-        """The response is out and the connection stays open for the next request."""
-        self._event(KEEP_ALIVE)
-
     def linger(self, now: float) -> bool:
         """Half-close and drain, so the response is not destroyed by a TCP reset.
 
@@ -225,13 +224,13 @@ class Connection:
         """
         if not self.transport.shutdown_write():
             return False
-        self._event(LINGER)
+        self.event(LINGER)
         self.buf.clear()
         self.last_active = now
         return True
 
     def close(self) -> None:
-        self._event(CLOSE)
+        self.event(CLOSE)
         self.transport.close()
 
 class StreamingBody:
@@ -485,9 +484,3 @@ class Response:
             except ClientGone:
                 pass
         self.keep_alive = False
-
-    def done(self) -> bool:
-        """Whether the connection may carry another request after this response."""
-        if self.streaming is not None and not self.streaming.complete:
-            self.keep_alive = False  # the unread body would be taken for the next request
-        return self.keep_alive

@@ -27,7 +27,7 @@ from typing import Any
 
 from headrace.access_log import AccessLog
 from headrace.http_parser import HTTPError, Limits, RequestHead
-from headrace.protocol import BUSY, CLOSING, HEAD, Connection, error_response
+from headrace.protocol import BUSY, CLOSING, HEAD, KEEP_ALIVE, Connection, error_response
 from headrace.scoreboard import IDLE_COUNT, Scoreboard
 from headrace.transport import ClientGone, Transport
 from headrace.wsgi import Adapter
@@ -67,7 +67,7 @@ class Worker:
                  timeout: float, threads: int, max_requests: int, trust: Callable[[str], bool],
                  access_log: AccessLog | None, scoreboard: Scoreboard, slot: int,
                  worker_connections: int) -> None:
-        self.adapter = adapter
+        self.serve = adapter.serve
         self.listeners = {ls.sock.fileno(): ls for ls in listeners}
         self.limits = limits
         self.keep_alive = keep_alive
@@ -281,15 +281,48 @@ class Worker:
             self._close(conn)
             return
         try:
-            conn.receive(data, self.now)
+            request = conn.receive(data, self.now)
         except HTTPError as err:
             self._send_error(conn, err)
             return
-        self._process(conn)
+        if request is not None:
+            self._serve(conn, request)
 
     def _process(self, conn: Connection) -> None:
-        """Serve every complete request in the buffer (pipelining, in order)."""
+        """Serve the next complete request in the buffer, if any."""
+        try:
+            request = conn.next_request()
+        except HTTPError as err:
+            self._send_error(conn, err)
+            return
+        if request is not None:
+            self._serve(conn, request)
+
+    def _serve(self, conn: Connection, request: tuple[RequestHead, Any]) -> None:
+        """Serve ``request`` and then every further complete one in the buffer (pipelining, in order)."""
         while True:
+            head, body = request
+            if self.pool is not None:
+                conn.started = time.monotonic()
+                self.ep.unregister(conn.transport.fd)
+                self.pool.submit(self._run_in_thread, conn, head, body)
+                return
+            try:
+                keep = self.serve(conn, head, body)
+            except ClientGone:
+                keep = False
+            else:
+                self.requests += 1
+                if self.max_requests:
+                    keep = self._count_towards_max(keep)
+            if not keep:
+                if conn.transport.fd in self.conns:
+                    self._linger_close(conn)
+                return
+            conn.event(KEEP_ALIVE)
+            if not conn.buf:
+                return
+            conn.started = time.monotonic()  # a pipelined request is already waiting
             try:
                 request = conn.next_request()
             except HTTPError as err:
@@ -297,19 +330,6 @@ class Worker:
                 return
             if request is None:
                 return
-            head, body = request
-            if self.pool is not None:
-                conn.started = time.monotonic()
-                self.ep.unregister(conn.transport.fd)
-                self.pool.submit(self._run_in_thread, conn, head, body)
-                return
-            if not self._handle(conn, head, body):
-                if conn.transport.fd in self.conns:
-                    self._linger_close(conn)
-                return
-            conn.keep_alive()
-            if conn.buf:
-                conn.started = time.monotonic()  # a pipelined request is already waiting
 
     def _run_in_thread(self, conn: Connection, head: RequestHead, body: Any) -> None:
         keep = False
@@ -338,7 +358,7 @@ class Worker:
             conn.last_active = time.monotonic()
             self.ep.register(conn.transport.fd, _EPOLLIN)
             if keep and not conn.closing:
-                conn.keep_alive()
+                conn.event(KEEP_ALIVE)
                 if conn.buf:
                     conn.started = conn.last_active
                     self._process(conn)
@@ -348,14 +368,18 @@ class Worker:
                 self._linger_close(conn)
 
     def _handle(self, conn: Connection, head: RequestHead, body: Any) -> bool:
-        """Serve one request; True when the connection may go on to the next request."""
+        """Serve one request (in a pool thread); True when the connection may go on to the next."""
         try:
-            keep = self.adapter.serve(conn, head, body)
+            keep = self.serve(conn, head, body)
         except ClientGone:
             return False
         self.requests += 1
-        if self.max_requests and self.requests >= self.max_requests and self.alive:
+        return self._count_towards_max(keep) if self.max_requests else keep
+
+    def _count_towards_max(self, keep: bool) -> bool:
+        """After ``--max-requests`` the worker retires: this connection closes after its response."""
+        if self.requests >= self.max_requests and self.alive:
             log.info("served %d requests; restarting", self.requests)
             self.alive = False
-            keep = False
+            return False
         return keep

@@ -290,7 +290,10 @@ class Adapter:
                 log.exception("error in application handling %s %s", head.method, head.target)
                 err = HTTPError(500, "the application raised an exception")
             response.fail(err)
-        keep = response.done()
+        keep = response.keep_alive
+        streaming = response.streaming
+        if streaming is not None and not streaming.complete:
+            keep = response.keep_alive = False  # the unread body would be taken for the next request
         if self.access_log is not None:
             self.access_log.log(environ, response.status or "500", response.body_sent)
         return keep
