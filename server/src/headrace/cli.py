@@ -7,7 +7,8 @@ import os
 import sys
 
 from headrace.app_loader import is_script_path
-from headrace.config import Config, ConfigError, parse_args
+from headrace.config import Config, parse_args
+from headrace.errors import USAGE_ERROR, ConfigError
 from headrace.sockets import bind, describe, parse_address, systemd_sockets
 
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         for sock in sockets:
             sock.close()
         print(f"headrace: error: {exc}", file=sys.stderr)
-        return 2
+        return USAGE_ERROR
     from headrace.master import Master
 
     log = logging.getLogger("headrace")

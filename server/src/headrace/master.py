@@ -21,13 +21,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from headrace.bootstrap import worker_main
 from headrace.config import Config
+from headrace.errors import BOOT_FAILURE
 from headrace.scoreboard import MAX_SLOTS, Scoreboard
 from headrace.sockets import sd_notify
 
 log = logging.getLogger("headrace.master")
-
-BOOT_FAILURE = 3
 
 
 @dataclass
@@ -169,8 +169,6 @@ class Master:
             signal.signal(signum, signal.SIG_DFL)
         for fd in (self.sig_r, self.sig_w, self.ready_r):
             os.close(fd)
-        from headrace.worker import worker_main
-
         return worker_main(self.config, self.sockets, slot, self.scoreboard, self.ready_w)
 
     def _read_ready(self) -> None:

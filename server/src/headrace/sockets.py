@@ -7,7 +7,7 @@ import socket
 import stat
 from dataclasses import dataclass
 
-from headrace.config import ConfigError
+from headrace.errors import ConfigError
 
 SD_LISTEN_FDS_START = 3
 

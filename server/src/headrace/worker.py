@@ -1,4 +1,9 @@
-"""A worker process: one epoll loop that accepts, reads and parses without blocking.
+"""The event loop of a worker process: one epoll loop that accepts, reads and dispatches.
+
+Bytes flow one way: the loop reads a client socket (:mod:`headrace.transport`), feeds the
+bytes to the connection's HTTP/1.1 state (:mod:`headrace.protocol`), and hands each complete
+request to the WSGI adapter (:mod:`headrace.wsgi`), which calls the application and writes
+the response back through the protocol's framing to the transport.
 
 The application is called inline (``--threads 1``, the fast default) only once a complete
 request head and body are buffered, so idle keep-alive connections and slowly-sending
@@ -9,14 +14,11 @@ a thread pool instead, for applications that block.
 from __future__ import annotations
 
 import errno
-import io
 import logging
 import os
 import select
 import signal
 import socket
-import struct
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -24,138 +26,32 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from headrace.access_log import AccessLog
-from headrace.http_parser import ChunkedDecoder, HTTPError, Limits, RequestHead, find_head_end, parse_head
+from headrace.http_parser import HTTPError, Limits, RequestHead
+from headrace.protocol import BUSY, CLOSING, HEAD, KEEP_ALIVE, Connection, error_response
 from headrace.scoreboard import IDLE_COUNT, Scoreboard
-from headrace.wsgi import ClientGone, EnvironFactory, Response, StreamingInput, _Clock, run_app
+from headrace.transport import ClientGone, Transport
+from headrace.wsgi import Adapter
 
 log = logging.getLogger("headrace.worker")
 
-HEAD, BODY, BUSY, CLOSING = range(4)
 _EPOLLIN = select.EPOLLIN
 # Not EPOLLEXCLUSIVE: a worker that declines a connection to balance load relies on its
 # siblings having been woken for it too.
 _LISTEN_EVENTS = select.EPOLLIN
 _BALANCE_SLACK = 1  # accept while holding at most this many more connections than a sibling
 _BALANCE_PAUSE = 0.005
-_SPOOL_LIMIT = 1 << 20
 _LINGER_SECONDS = 2.0
 _TICK = 0.5
 _SHUTDOWN_IDLE = 0.3  # while stopping, idle connections get this long for a request in flight
 
 
 class Listener:
-    """A listening socket with what the environ needs to know about it."""
+    """A listening socket with the addresses its connections report (SERVER_NAME/PORT)."""
 
-    def __init__(self, sock: socket.socket, factory: EnvironFactory) -> None:
+    def __init__(self, sock: socket.socket, server_name: str, server_port: str) -> None:
         self.sock = sock
-        self.factory = factory
+        self.local = (server_name, server_port)
         self.is_unix = sock.family == socket.AF_UNIX
-
-
-class Connection:
-    """One client connection and its parsing state."""
-
-    __slots__ = (
-        "body_sink",
-        "buf",
-        "closing",
-        "decoder",
-        "factory",
-        "fd",
-        "head",
-        "io_timeout",
-        "last_active",
-        "remaining",
-        "remote_addr",
-        "remote_port",
-        "sock",
-        "started",
-        "state",
-        "trusted",
-    )
-
-    def __init__(self, sock: socket.socket, factory: EnvironFactory, remote: tuple[str, str],
-                 trusted: bool, io_timeout: float, now: float) -> None:
-        self.sock = sock
-        self.fd = sock.fileno()
-        self.buf = bytearray()
-        self.factory = factory
-        self.remote_addr, self.remote_port = remote
-        self.trusted = trusted
-        self.io_timeout = io_timeout
-        self.state = HEAD
-        self.last_active = now
-        self.started = 0.0
-        self.closing = False
-        self.head: RequestHead | None = None
-        self.decoder: ChunkedDecoder | None = None
-        self.body_sink: Any = None
-        self.remaining = 0
-
-    def _wait(self, event: int, deadline: float) -> None:
-        poller = select.poll()
-        poller.register(self.fd, event)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ClientGone("socket timed out")
-            if poller.poll(left * 1000):
-                return
-
-    def sendall(self, data: bytes) -> None:
-        """Send everything, waiting (bounded by the I/O timeout) when the peer is slow."""
-        sock = self.sock
-        try:
-            sent = sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError as exc:
-            raise ClientGone(str(exc)) from exc
-        if sent == len(data):
-            return
-        view = memoryview(data)[sent:]
-        deadline = time.monotonic() + self.io_timeout
-        while view:
-            self._wait(select.POLLOUT, deadline)
-            try:
-                sent = sock.send(view)
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                raise ClientGone(str(exc)) from exc
-            view = view[sent:]
-
-    def sendfile(self, fd: int, offset: int, count: int) -> None:
-        deadline = time.monotonic() + self.io_timeout
-        while count > 0:
-            try:
-                sent = os.sendfile(self.fd, fd, offset, count)
-            except BlockingIOError:
-                self._wait(select.POLLOUT, deadline)
-                continue
-            except OSError as exc:
-                raise ClientGone(str(exc)) from exc
-            if sent == 0:
-                raise ClientGone("file shrank during sendfile")
-            offset += sent
-            count -= sent
-            deadline = time.monotonic() + self.io_timeout
-
-    def recv_more(self) -> None:
-        """Block (bounded) until more bytes arrive; used by streaming request bodies."""
-        deadline = time.monotonic() + self.io_timeout
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except BlockingIOError:
-                self._wait(select.POLLIN, deadline)
-                continue
-            except OSError as exc:
-                raise ClientGone(str(exc)) from exc
-            if not data:
-                raise ClientGone("client closed the connection mid-body")
-            self.buf += data
-            return
 
 
 def _remote(addr: Any, is_unix: bool) -> tuple[str, str]:
@@ -167,11 +63,11 @@ def _remote(addr: Any, is_unix: bool) -> tuple[str, str]:
 class Worker:
     """The event loop of one worker process."""
 
-    def __init__(self, *, app: Callable, listeners: list[Listener], limits: Limits, keep_alive: float,
+    def __init__(self, *, adapter: Adapter, listeners: list[Listener], limits: Limits, keep_alive: float,
                  timeout: float, threads: int, max_requests: int, trust: Callable[[str], bool],
                  access_log: AccessLog | None, scoreboard: Scoreboard, slot: int,
                  worker_connections: int) -> None:
-        self.app = app
+        self.serve = adapter.serve
         self.listeners = {ls.sock.fileno(): ls for ls in listeners}
         self.limits = limits
         self.keep_alive = keep_alive
@@ -183,7 +79,6 @@ class Worker:
         self.access_log = access_log
         self.scoreboard = scoreboard
         self.slot = slot
-        self.balance = True
         self.resume_accept = 0.0
         self.worker_connections = worker_connections
         self.conns: dict[int, Connection] = {}
@@ -196,7 +91,6 @@ class Worker:
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="headrace") if threads > 1 else None
         self.done: list[tuple[Connection, bool]] = []
         self.done_lock = threading.Lock()
-        self.inflight = 0
         self.now = time.monotonic()  # refreshed once per loop iteration
 
     # -- signals -----------------------------------------------------------------------
@@ -301,14 +195,7 @@ class Worker:
 
     def _close_idle(self, conn: Connection) -> None:
         """Close an idle connection unless a request has just arrived on it."""
-        try:
-            pending = conn.sock.recv(1, socket.MSG_PEEK)
-        except BlockingIOError:
-            self._close(conn)
-            return
-        except OSError:
-            pending = b""
-        if pending:
+        if conn.transport.peek_pending():
             self._on_readable(conn)
         else:
             self._close(conn)
@@ -324,13 +211,12 @@ class Worker:
                 self.ep.unregister(fd)
 
     def _accept(self, listener: Listener) -> None:
-        if self.balance:
-            now = time.monotonic()
-            if len(self.conns) > self.scoreboard.least_loaded_sibling(self.slot, now) + _BALANCE_SLACK:
-                # A less busy sibling was woken for this connection too: let it take it.
-                self._set_accepting(False)
-                self.resume_accept = now + _BALANCE_PAUSE
-                return
+        now = time.monotonic()
+        if len(self.conns) > self.scoreboard.least_loaded_sibling(self.slot, now) + _BALANCE_SLACK:
+            # A less busy sibling was woken for this connection too: let it take it.
+            self._set_accepting(False)
+            self.resume_accept = now + _BALANCE_PAUSE
+            return
         try:
             sock, addr = listener.sock.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
@@ -346,46 +232,38 @@ class Worker:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         remote = _remote(addr, listener.is_unix)
         trusted = self.trust("unix" if listener.is_unix else remote[0])
-        conn = Connection(sock, listener.factory, remote, trusted, self.io_timeout, time.monotonic())
-        self.conns[conn.fd] = conn
+        transport = Transport(sock, remote, listener.local, trusted, self.io_timeout)
+        conn = Connection(transport, self.limits, time.monotonic())
+        self.conns[transport.fd] = conn
         self.scoreboard.publish(self.slot, len(self.conns))
-        self.ep.register(conn.fd, _EPOLLIN)
+        self.ep.register(transport.fd, _EPOLLIN)
         if len(self.conns) >= self.worker_connections:
             self._set_accepting(False)
 
     def _close(self, conn: Connection) -> None:
-        if self.conns.pop(conn.fd, None) is None:
+        fd = conn.transport.fd
+        if self.conns.pop(fd, None) is None:
             return
         if self.alive:
             self.scoreboard.publish(self.slot, len(self.conns))
         try:
-            self.ep.unregister(conn.fd)
+            self.ep.unregister(fd)
         except (OSError, ValueError):
             pass
-        conn.sock.close()
+        conn.close()
 
     def _linger_close(self, conn: Connection) -> None:
-        """Half-close and drain, so a response is not destroyed by a TCP reset."""
-        try:
-            conn.sock.shutdown(socket.SHUT_WR)
-        except OSError:
+        if not conn.linger(time.monotonic()):
             self._close(conn)
-            return
-        conn.state = CLOSING
-        conn.buf.clear()
-        conn.last_active = time.monotonic()
 
     def _send_error(self, conn: Connection, err: HTTPError) -> None:
-        log.info("%s %s from %s: %s", err.status, err.reason, conn.remote_addr or "unix socket", err.detail)
-        body = f"{err.status} {err.reason}: {err.detail}\n".encode()
-        head = (
-            f"HTTP/1.1 {err.status} {err.reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n{_Clock.date_server()}\r\n"
-        ).encode("latin-1")
+        remote_addr = conn.transport.remote_addr
+        log.info("%s %s from %s: %s", err.status, err.reason, remote_addr or "unix socket", err.detail)
+        data, size = error_response(err)
         if self.access_log is not None:
-            self.access_log.log_rejected(conn.remote_addr, err.status, len(body))
+            self.access_log.log_rejected(remote_addr, err.status, size)
         try:
-            conn.sendall(head + body)
+            conn.transport.sendall(data)
         except ClientGone:
             self._close(conn)
             return
@@ -393,7 +271,7 @@ class Worker:
 
     def _on_readable(self, conn: Connection) -> None:
         try:
-            data = conn.sock.recv(65536)
+            data = conn.transport.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -402,115 +280,56 @@ class Worker:
         if not data:
             self._close(conn)
             return
-        state = conn.state
-        if state == CLOSING:
-            return
-        conn.last_active = now = self.now
-        buf = conn.buf
-        if state == HEAD and not buf:
-            conn.started = now
-            # Fast path: the read is exactly one request head with no body (most requests);
-            # parse it straight from the received bytes, no buffer copies.
-            if data[-4:] == b"\r\n\r\n" and data.find(b"\r\n\r\n") == len(data) - 4 and data[0] != 13:
-                try:
-                    head = parse_head(data, self.limits)
-                except HTTPError as err:
-                    self._send_error(conn, err)
-                    return
-                if head.content_length == 0:
-                    if self.pool is not None:
-                        self._dispatch(conn, head, io.BytesIO())
-                    elif not self._handle(conn, head, io.BytesIO()) and conn.fd in self.conns:
-                        self._linger_close(conn)
-                    return
-                buf += data
-                self._process(conn, head)
-                return
-        buf += data
-        self._process(conn)
-
-    def _process(self, conn: Connection, parsed: RequestHead | None = None) -> None:
-        """Parse and serve every complete request in the buffer (pipelining, in order).
-
-        ``parsed`` is the already parsed head at the start of the buffer, if any.
-        """
-        buf = conn.buf
-        limits = self.limits
         try:
-            while True:
-                if conn.state == HEAD:
-                    if not buf:
-                        return
-                    if buf[0] == 13 and buf.startswith(b"\r\n"):  # RFC 9112 2.2: skip empty lines
-                        del buf[:2]
-                        continue
-                    end = find_head_end(buf, limits)
-                    if end < 0:
-                        return
-                    if parsed is None:
-                        head = parse_head(bytes(buf[:end]), limits)
-                    else:
-                        head, parsed = parsed, None
-                    del buf[:end]
-                    length = head.content_length
-                    if head.expect_continue:
-                        body: Any = None
-                    elif length == 0:
-                        body = io.BytesIO()
-                    elif 0 < length <= len(buf):
-                        body = io.BytesIO(bytes(buf[:length]))
-                        del buf[:length]
-                    else:
-                        conn.head = head
-                        conn.state = BODY
-                        conn.remaining = length
-                        conn.decoder = ChunkedDecoder(limits) if head.chunked else None
-                        conn.body_sink = tempfile.SpooledTemporaryFile(_SPOOL_LIMIT)  # noqa: SIM115
-                        continue
-                    if not self._dispatch(conn, head, body):
-                        return
-                    if buf:
-                        conn.started = time.monotonic()
-                else:  # BODY
-                    if not buf:
-                        return
-                    sink = conn.body_sink
-                    if conn.decoder is not None:
-                        sink.write(conn.decoder.decode(buf))
-                        if not conn.decoder.done:
-                            return
-                    else:
-                        take = min(conn.remaining, len(buf))
-                        sink.write(buf[:take])
-                        del buf[:take]
-                        conn.remaining -= take
-                        if conn.remaining:
-                            return
-                    sink.seek(0)
-                    head = conn.head
-                    conn.head = conn.decoder = conn.body_sink = None
-                    conn.state = HEAD
-                    if not self._dispatch(conn, head, sink):
-                        return
-                    if buf:
-                        conn.started = time.monotonic()
+            request = conn.receive(data, self.now)
         except HTTPError as err:
             self._send_error(conn, err)
+            return
+        if request is not None:
+            self._serve(conn, request)
 
-    def _dispatch(self, conn: Connection, head: RequestHead, body: Any) -> bool:
-        """Serve one request; True when the connection may go on to the next request."""
-        if self.pool is not None:
-            conn.state = BUSY
-            conn.started = time.monotonic()
-            self.ep.unregister(conn.fd)
-            self.inflight += 1
-            self.pool.submit(self._run_in_thread, conn, head, body)
-            return False
-        if self._handle(conn, head, body):
-            return True
-        if conn.fd in self.conns:
-            self._linger_close(conn)
-        return False
+    def _process(self, conn: Connection) -> None:
+        """Serve the next complete request in the buffer, if any."""
+        try:
+            request = conn.next_request()
+        except HTTPError as err:
+            self._send_error(conn, err)
+            return
+        if request is not None:
+            self._serve(conn, request)
+
+    def _serve(self, conn: Connection, request: tuple[RequestHead, Any]) -> None:
+        """Serve ``request`` and then every further complete one in the buffer (pipelining, in order)."""
+        while True:
+            head, body = request
+            if self.pool is not None:
+                conn.started = time.monotonic()
+                self.ep.unregister(conn.transport.fd)
+                self.pool.submit(self._run_in_thread, conn, head, body)
+                return
+            try:
+                keep = self.serve(conn, head, body)
+            except ClientGone:
+                keep = False
+            else:
+                self.requests += 1
+                if self.max_requests:
+                    keep = self._count_towards_max(keep)
+            if not keep:
+                if conn.transport.fd in self.conns:
+                    self._linger_close(conn)
+                return
+            conn.event(KEEP_ALIVE)
+            if not conn.buf:
+                return
+            conn.started = time.monotonic()  # a pipelined request is already waiting
+            try:
+                request = conn.next_request()
+            except HTTPError as err:
+                self._send_error(conn, err)
+                return
+            if request is None:
+                return
 
     def _run_in_thread(self, conn: Connection, head: RequestHead, body: Any) -> None:
         keep = False
@@ -536,11 +355,10 @@ class Worker:
         with self.done_lock:
             done, self.done = self.done, []
         for conn, keep in done:
-            self.inflight -= 1
-            conn.state = HEAD
             conn.last_active = time.monotonic()
-            self.ep.register(conn.fd, _EPOLLIN)
+            self.ep.register(conn.transport.fd, _EPOLLIN)
             if keep and not conn.closing:
+                conn.event(KEEP_ALIVE)
                 if conn.buf:
                     conn.started = conn.last_active
                     self._process(conn)
@@ -550,120 +368,18 @@ class Worker:
                 self._linger_close(conn)
 
     def _handle(self, conn: Connection, head: RequestHead, body: Any) -> bool:
-        response = Response(conn, head, head.keep_alive and not conn.closing)
-        streaming = None
-        if body is None:
-            decoder = ChunkedDecoder(self.limits) if head.chunked else None
-            body = streaming = response.streaming = StreamingInput(conn, head, response, decoder)
-        environ = conn.factory.build(head, conn, body)
+        """Serve one request (in a pool thread); True when the connection may go on to the next."""
         try:
-            run_app(self.app, environ, response)
+            keep = self.serve(conn, head, body)
         except ClientGone:
             return False
-        except Exception as exc:
-            if isinstance(exc, HTTPError):
-                err = exc
-            else:
-                log.exception("error in application handling %s %s", head.method, head.target)
-                err = HTTPError(500, "the application raised an exception")
-            if not response.headers_sent:
-                response.status = f"{err.status} {err.reason}"
-                try:
-                    conn.sendall(
-                        f"HTTP/1.1 {err.status} {err.reason}\r\nContent-Length: 0\r\n"
-                        f"Connection: close\r\n{_Clock.date_server()}\r\n".encode("latin-1")
-                    )
-                except ClientGone:
-                    pass
-            response.keep_alive = False
-        if streaming is not None and not streaming.complete:
-            response.keep_alive = False
-        if self.access_log is not None:
-            self.access_log.log(environ, response.status or "500", response.body_sent)
         self.requests += 1
-        if self.max_requests and self.requests >= self.max_requests and self.alive:
+        return self._count_towards_max(keep) if self.max_requests else keep
+
+    def _count_towards_max(self, keep: bool) -> bool:
+        """After ``--max-requests`` the worker retires: this connection closes after its response."""
+        if self.requests >= self.max_requests and self.alive:
             log.info("served %d requests; restarting", self.requests)
             self.alive = False
-            response.keep_alive = False
-        return response.keep_alive
-
-
-def make_trust(spec: str) -> Callable[[str], bool]:
-    """Build the ``--forwarded-allow-ips`` check: addresses, networks, ``unix`` or ``*``."""
-    import ipaddress
-
-    items = [item.strip() for item in spec.split(",") if item.strip()]
-    if "*" in items:
-        return lambda addr: True
-    allow_unix = "unix" in items
-    networks = [ipaddress.ip_network(item, strict=False) for item in items if item != "unix"]
-    cache: dict[str, bool] = {}
-
-    def trusted(addr: str) -> bool:
-        result = cache.get(addr)
-        if result is None:
-            if addr == "unix":
-                result = allow_unix
-            else:
-                try:
-                    ip = ipaddress.ip_address(addr.split("%", 1)[0])
-                except ValueError:
-                    result = False
-                else:
-                    if ip.version == 6 and ip.ipv4_mapped is not None:
-                        ip = ip.ipv4_mapped
-                    result = any(ip in net for net in networks)
-            if len(cache) < 4096:
-                cache[addr] = result
-        return result
-
-    return trusted
-
-
-def worker_main(config: Any, sockets: list[socket.socket], slot: int, scoreboard: Scoreboard,
-                ready_fd: int) -> int:
-    """Entry point of a forked worker: load the app, report ready, run the loop."""
-    import random
-    import sys
-
-    from headrace.app_loader import load_app
-    from headrace.sockets import describe
-
-    scoreboard.beat(slot)
-    try:
-        app = load_app(config.app, config.callable)
-    except BaseException:
-        log.exception("worker %d failed to load the application %s", os.getpid(), config.app)
-        return 3
-    listeners = []
-    for sock in sockets:
-        sock.setblocking(False)
-        _, server_name, server_port = describe(sock)
-        factory = EnvironFactory(root_path=config.root_path, multithread=config.threads > 1,
-                                 multiprocess=config.workers > 1, server_name=server_name,
-                                 server_port=server_port)
-        listeners.append(Listener(sock, factory))
-    max_requests = config.max_requests
-    if max_requests and config.max_requests_jitter:
-        max_requests += random.randint(0, config.max_requests_jitter)
-    worker = Worker(
-        app=app,
-        listeners=listeners,
-        limits=Limits(config.limit_request_line, config.limit_request_fields,
-                      config.limit_request_field_size, config.limit_request_body),
-        keep_alive=config.keep_alive,
-        timeout=config.timeout,
-        threads=config.threads,
-        max_requests=max_requests,
-        trust=make_trust(config.forwarded_allow_ips),
-        access_log=AccessLog(config.access_log) if config.access_log else None,
-        scoreboard=scoreboard,
-        slot=slot,
-        worker_connections=config.worker_connections,
-    )
-    worker.install_signals()
-    os.write(ready_fd, struct.pack("=I", os.getpid()))
-    os.close(ready_fd)
-    code = worker.run()
-    sys.stdout.flush()
-    return code
+            return False
+        return keep

@@ -1,4 +1,9 @@
-"""PEP 3333 glue: the environ, ``start_response``/``write``, response framing and file wrappers.
+"""The WSGI adapter (PEP 3333): environ, ``start_response``/``write``, file wrappers, the app call.
+
+It sits on top of :mod:`headrace.protocol`: it turns a parsed request into an environ,
+calls the application, checks what the application gives back (status, headers, body
+types) and hands it to the protocol's :class:`~headrace.protocol.Response` for framing.
+The protocol never calls up into this module.
 
 The hot path (an app returning a one-element list) sends the status line, headers and
 body in a single ``send`` call with a computed Content-Length.  Header checks are cached
@@ -13,22 +18,18 @@ import os
 import re
 import stat
 import sys
-import time
-from email.utils import formatdate
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from headrace import SERVER_NAME, __version__
-from headrace.http_parser import RequestHead
-
-if TYPE_CHECKING:
-    from headrace.worker import Connection
+from headrace.access_log import AccessLog
+from headrace.forwarded import apply_forwarded
+from headrace.http_parser import HTTPError, RequestHead
+from headrace.protocol import Connection, Response
+from headrace.transport import ClientGone, Transport
 
 log = logging.getLogger("headrace.wsgi")
-
-
-class ClientGone(Exception):
-    """The peer went away or stopped reading; the response cannot be completed."""
 
 
 class FileWrapper:
@@ -97,41 +98,8 @@ def _check_header(header: Any) -> int:
     return flags
 
 
-class _Clock:
-    """Caches the Date header value; it only changes once a second."""
-
-    second = 0
-    date_line = ""
-
-    @classmethod
-    def date_server(cls) -> str:
-        now = time.time()
-        second = int(now)
-        if second != cls.second:
-            cls.second = second
-            cls.date_line = f"Date: {formatdate(now, usegmt=True)}\r\nServer: {SERVER_NAME}\r\n"
-        return cls.date_line
-
-
-class Response:
-    """State of one response; ``start_response`` and ``write`` are handed to the app."""
-
-    # Class-level defaults: a response only sets what differs (cheaper than __slots__ here).
-    status: str | None = None
-    headers: list = []
-    headers_sent = False
-    app_length = -1
-    body_sent = 0
-    chunked = False
-    no_body = False
-    flags = 0
-    streaming: StreamingInput | None = None
-
-    def __init__(self, conn: Connection, head: RequestHead, keep_alive: bool) -> None:
-        self.conn = conn
-        self.head_request = head.method == "HEAD"
-        self.http11 = head.http11
-        self.keep_alive = keep_alive
+class WSGIResponse(Response):
+    """A :class:`Response` with the PEP 3333 interface: ``start_response`` and ``write``."""
 
     def start_response(self, status: str, headers: list, exc_info: Any = None):
         if exc_info:
@@ -142,11 +110,12 @@ class Response:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response called a second time without exc_info")
-        if status not in _STATUS_CACHE:
+        code = _STATUS_CACHE.get(status)
+        if code is None:
             if type(status) is not str or _STATUS_RE.fullmatch(status) is None:
                 raise ValueError(f"invalid status line: {status!r}")
             status.encode("latin-1")
-            _STATUS_CACHE[status] = int(status[:3])
+            code = _STATUS_CACHE[status] = int(status[:3])
         if type(headers) is not list:
             raise TypeError("response headers must be a list")
         flags = 0
@@ -163,236 +132,21 @@ class Response:
             headers = [h for h in headers if h[0].lower() != "connection"]
             flags &= ~2
         self.status = status
+        self.code = code
         self.headers = headers
         self.flags = flags
         self.app_length = app_length
         return self.write
 
-    def _head(self, body_length: int) -> bytes:
-        """Build the response head; ``body_length`` is the full body size when known, else -1."""
-        status = self.status
-        if status is None:
-            raise AssertionError("application returned without calling start_response")
-        code = _STATUS_CACHE[status]
-        fields = "".join([f"{name}: {value}\r\n" for name, value in self.headers])
-        framing = ""
-        if code < 200 or code == 204 or code == 304:
-            self.no_body = True
-        elif self.app_length < 0:
-            if body_length >= 0:
-                framing = f"Content-Length: {body_length}\r\n"
-            elif self.head_request:
-                pass
-            elif self.http11:
-                self.chunked = True
-                framing = "Transfer-Encoding: chunked\r\n"
-            else:
-                self.keep_alive = False
-        if self.head_request:
-            self.no_body = True
-        flags = self.flags
-        if flags & 12:
-            stamp = "" if flags & 4 else f"Date: {formatdate(time.time(), usegmt=True)}\r\n"
-            if not flags & 8:
-                stamp += f"Server: {SERVER_NAME}\r\n"
-        else:
-            stamp = _Clock.date_line if int(time.time()) == _Clock.second else _Clock.date_server()
-        if self.streaming is not None and not self.streaming.complete:
-            self.keep_alive = False  # the unread body would be taken for the next request
-        if not self.keep_alive or self.conn.closing:
-            self.keep_alive = False
-            connection = "Connection: close\r\n"
-        elif not self.http11:
-            connection = "Connection: keep-alive\r\n"
-        else:
-            connection = ""
-        self.headers_sent = True
-        return f"HTTP/1.1 {status}\r\n{fields}{framing}{stamp}{connection}\r\n".encode("latin-1")
-
     def write(self, data: bytes) -> None:
-        """Send body bytes now (PEP 3333 ``write`` and iterable items both end up here)."""
+        """PEP 3333 ``write``; the items of the returned iterable end up here too."""
         if type(data) is not bytes and not isinstance(data, bytes):
             raise TypeError(f"WSGI body data must be bytes, not {type(data).__name__}")
-        if not self.headers_sent:
-            if not data:
-                return
-            head = self._head(-1)
-            if self.no_body:
-                self.conn.sendall(head)
-                return
-            self.conn.sendall(head + self._frame(data))
-            return
-        if self.no_body or not data:
-            return
-        self.conn.sendall(self._frame(data))
-
-    def _frame(self, data: bytes) -> bytes:
-        if self.chunked:
-            self.body_sent += len(data)
-            return b"%x\r\n%s\r\n" % (len(data), data)
-        if self.app_length >= 0:
-            room = self.app_length - self.body_sent
-            if len(data) > room:
-                log.error("application sent more than its Content-Length; truncating")
-                self.keep_alive = False
-                data = data[:room]
-        self.body_sent += len(data)
-        return data
-
-    def send_single(self, data: bytes) -> None:
-        """Fast path: the whole body is one bytes object, so a Content-Length can be given."""
-        if type(data) is not bytes and not isinstance(data, bytes):
-            raise TypeError(f"WSGI body data must be bytes, not {type(data).__name__}")
-        size = len(data)
-        head = self._head(size)
-        if self.no_body or not size:
-            self.conn.sendall(head)
-        elif self.app_length == size or self.app_length < 0:
-            self.body_sent = size
-            if size < 262144:
-                self.conn.sendall(head + data)
-            else:
-                self.conn.sendall(head)
-                self.conn.sendall(data)
-            return
-        else:
-            self.conn.sendall(head + self._frame(data))
-        self.finish()
-
-    def send_file(self, wrapper: FileWrapper) -> bool:
-        """Serve a FileWrapper with ``os.sendfile``; returns False when that is not possible."""
-        filelike = wrapper.filelike
-        try:
-            fd = filelike.fileno()
-            st = os.fstat(fd)
-            offset = filelike.tell() if hasattr(filelike, "tell") else 0
-        except (AttributeError, OSError, io.UnsupportedOperation):
-            return False
-        if not stat.S_ISREG(st.st_mode):
-            return False
-        available = max(0, st.st_size - offset)
-        if self.headers_sent:
-            return False
-        if self.app_length >= 0:
-            count = min(self.app_length, available)
-            head = self._head(-1)
-        else:
-            count = available
-            head = self._head(count)
-        self.conn.sendall(head)
-        if not self.no_body and count:
-            self.conn.sendfile(fd, offset, count)
-            self.body_sent = count
-        self.finish()
-        return True
-
-    def finish(self) -> None:
-        if not self.headers_sent:
-            self.conn.sendall(self._head(0))
-        elif self.chunked:
-            self.conn.sendall(b"0\r\n\r\n")
-        if not self.no_body and 0 <= self.app_length != self.body_sent:
-            if self.body_sent < self.app_length:
-                log.error("application sent less than its Content-Length; closing connection")
-            self.keep_alive = False
-
-
-class StreamingInput:
-    """``wsgi.input`` that reads the body from the socket on demand (Expect: 100-continue).
-
-    The interim ``100 Continue`` goes out only when the application first asks for data.
-    """
-
-    def __init__(self, conn: Connection, head: RequestHead, response: Response, decoder: Any) -> None:
-        self._conn = conn
-        self._response = response
-        self._decoder = decoder
-        self._remaining = head.content_length
-        self._pending = bytearray()
-        self._continue_sent = False
-        self.complete = head.content_length == 0
-
-    def _fill(self) -> bool:
-        """Move more body bytes into the pending buffer; False at end of body."""
-        if self.complete:
-            return False
-        conn = self._conn
-        if not self._continue_sent:
-            self._continue_sent = True
-            if not self._response.headers_sent and not conn.buf:
-                conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        while True:
-            buf = conn.buf
-            if buf:
-                if self._decoder is not None:
-                    data = self._decoder.decode(buf)
-                    if self._decoder.done:
-                        self.complete = True
-                else:
-                    n = min(self._remaining, len(buf))
-                    data = bytes(buf[:n])
-                    del buf[:n]
-                    self._remaining -= n
-                    if self._remaining == 0:
-                        self.complete = True
-                if data or self.complete:
-                    self._pending += data
-                    return bool(data) or bool(self._pending)
-            conn.recv_more()
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            while self._fill():
-                pass
-            data = bytes(self._pending)
-            self._pending.clear()
-            return data
-        while len(self._pending) < size and self._fill():
-            pass
-        data = bytes(self._pending[:size])
-        del self._pending[:size]
-        return data
-
-    def readline(self, size: int | None = -1) -> bytes:
-        while True:
-            idx = self._pending.find(b"\n")
-            if idx >= 0:
-                end = idx + 1
-                break
-            if size is not None and 0 <= size <= len(self._pending):
-                end = size
-                break
-            if not self._fill():
-                end = len(self._pending)
-                break
-        if size is not None and 0 <= size < end:
-            end = size
-        data = bytes(self._pending[:end])
-        del self._pending[:end]
-        return data
-
-    def readlines(self, hint: int = -1) -> list[bytes]:
-        lines = []
-        total = 0
-        while True:
-            line = self.readline()
-            if not line:
-                return lines
-            lines.append(line)
-            total += len(line)
-            if 0 < hint <= total:
-                return lines
-
-    def __iter__(self):
-        while True:
-            line = self.readline()
-            if not line:
-                return
-            yield line
+        self.send(data)
 
 
 class EnvironFactory:
-    """Builds environ dicts from a per-listener template plus the parsed head."""
+    """Builds environ dicts from a template plus the parsed head and the transport's addresses."""
 
     def __init__(
         self,
@@ -400,13 +154,9 @@ class EnvironFactory:
         root_path: str,
         multithread: bool,
         multiprocess: bool,
-        server_name: str,
-        server_port: str,
         url_scheme: str = "http",
     ) -> None:
         self.root_path = root_path.rstrip("/")
-        self.server_name = server_name
-        self.server_port = server_port
         self.template: dict[str, Any] = {
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": url_scheme,
@@ -422,12 +172,11 @@ class EnvironFactory:
         }
         self._host_cache: dict[str, tuple[str, str]] = {}
 
-    def _host(self, host: str | None) -> tuple[str, str]:
-        if not host:
-            return self.server_name, self.server_port
+    def _host(self, host: str) -> tuple[str, str]:
+        """``Host`` split into name and port; the port is "" when the field has none."""
         cached = self._host_cache.get(host)
         if cached is None:
-            name, port = host, self.server_port
+            name, port = host, ""
             if host.startswith("["):
                 end = host.find("]")
                 name = host[: end + 1]
@@ -435,15 +184,13 @@ class EnvironFactory:
                     port = host[end + 2 :]
             elif ":" in host:
                 name, _, port = host.rpartition(":")
-            if not port:
-                port = self.server_port
             cached = (name, port)
             if len(self._host_cache) > 256:
                 self._host_cache.clear()
             self._host_cache[host] = cached
         return cached
 
-    def build(self, head: RequestHead, conn: Connection, body: Any) -> dict[str, Any]:
+    def build(self, head: RequestHead, transport: Transport, body: Any) -> dict[str, Any]:
         environ = self.template.copy()
         environ.update(head.headers)
         target = head.target
@@ -467,30 +214,48 @@ class EnvironFactory:
         environ["SERVER_PROTOCOL"] = head.version
         environ["RAW_URI"] = target
         environ["REQUEST_URI"] = target
-        environ["SERVER_NAME"], environ["SERVER_PORT"] = self._host(head.headers.get("HTTP_HOST"))
-        environ["REMOTE_ADDR"] = conn.remote_addr
-        environ["REMOTE_PORT"] = conn.remote_port
+        host = head.headers.get("HTTP_HOST")
+        if host:
+            name, port = self._host(host)
+            environ["SERVER_NAME"] = name
+            environ["SERVER_PORT"] = port or transport.server_port
+        else:
+            environ["SERVER_NAME"] = transport.server_name
+            environ["SERVER_PORT"] = transport.server_port
+        environ["REMOTE_ADDR"] = transport.remote_addr
+        environ["REMOTE_PORT"] = transport.remote_port
         environ["wsgi.input"] = body
-        if conn.trusted:
-            forwarded_for = head.headers.get("HTTP_X_FORWARDED_FOR")
-            if forwarded_for:
-                environ["REMOTE_ADDR"] = forwarded_for.rsplit(",", 1)[-1].strip()
-            proto = head.headers.get("HTTP_X_FORWARDED_PROTO")
-            if proto:
-                proto = proto.rsplit(",", 1)[-1].strip().lower()
-                if proto in ("http", "https"):
-                    environ["wsgi.url_scheme"] = proto
+        if transport.trusted:
+            apply_forwarded(environ, head.headers)
         return environ
 
 
-def run_app(app: Any, environ: dict, response: Response) -> None:
+def _send_file(response: WSGIResponse, wrapper: FileWrapper) -> bool:
+    """Serve a FileWrapper over a regular file with ``os.sendfile``; False when not possible."""
+    filelike = wrapper.filelike
+    try:
+        fd = filelike.fileno()
+        st = os.fstat(fd)
+        offset = filelike.tell() if hasattr(filelike, "tell") else 0
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return False
+    if not stat.S_ISREG(st.st_mode) or response.headers_sent:
+        return False
+    response.send_file(fd, offset, max(0, st.st_size - offset))
+    return True
+
+
+def run_app(app: Callable, environ: dict, response: WSGIResponse) -> None:
     """Call the application and send its response; ``close()`` is always called on the result."""
     result = app(environ, response.start_response)
     try:
         if type(result) is list and len(result) == 1 and not response.headers_sent:
-            response.send_single(result[0])
+            data = result[0]
+            if type(data) is not bytes and not isinstance(data, bytes):
+                raise TypeError(f"WSGI body data must be bytes, not {type(data).__name__}")
+            response.send_single(data)
             return
-        if type(result) is FileWrapper and response.send_file(result):
+        if type(result) is FileWrapper and _send_file(response, result):
             return
         write = response.write
         for data in result:
@@ -500,3 +265,35 @@ def run_app(app: Any, environ: dict, response: Response) -> None:
         close = getattr(result, "close", None)
         if close is not None:
             close()
+
+
+class Adapter:
+    """Serves one request: environ, application, response, access log line."""
+
+    def __init__(self, app: Callable, factory: EnvironFactory, access_log: AccessLog | None) -> None:
+        self.app = app
+        self.factory = factory
+        self.access_log = access_log
+
+    def serve(self, conn: Connection, head: RequestHead, body: Any) -> bool:
+        """True when the connection may carry another request; ClientGone when the peer left."""
+        response = WSGIResponse(conn, head, body)
+        environ = self.factory.build(head, conn.transport, body)
+        try:
+            run_app(self.app, environ, response)
+        except ClientGone:
+            raise
+        except Exception as exc:
+            if isinstance(exc, HTTPError):
+                err = exc
+            else:
+                log.exception("error in application handling %s %s", head.method, head.target)
+                err = HTTPError(500, "the application raised an exception")
+            response.fail(err)
+        keep = response.keep_alive
+        streaming = response.streaming
+        if streaming is not None and not streaming.complete:
+            keep = response.keep_alive = False  # the unread body would be taken for the next request
+        if self.access_log is not None:
+            self.access_log.log(environ, response.status or "500", response.body_sent)
+        return keep

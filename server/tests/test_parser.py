@@ -1,0 +1,113 @@
+"""In-process tests of the request parser and the chunked decoder (no server processes).
+
+The bad-request table is the one ``test_bad_requests.py`` sends over sockets: here each
+case goes through ``parse_head`` (and, for bodies, the ``ChunkedDecoder``) directly.
+"""
+
+from __future__ import annotations
+
+import pytest
+from bad_requests import CASES, LIMIT_REQUEST_BODY
+
+from headrace.http_parser import ChunkedDecoder, HTTPError, Limits, find_head_end, parse_head
+
+LIMITS = Limits(max_body=LIMIT_REQUEST_BODY)  # the shared_server fixture's limits
+
+
+def rejection(raw: bytes, limits: Limits = LIMITS) -> int | None:
+    """The status the parser refuses ``raw`` with, or None if it accepts head and body."""
+    try:
+        end = find_head_end(raw, limits)
+        if end < 0:
+            return None
+        head = parse_head(raw[:end], limits)
+        if head.chunked:
+            decoder = ChunkedDecoder(limits)
+            decoder.decode(bytearray(raw[end:]))
+    except HTTPError as err:
+        return err.status
+    return None
+
+
+@pytest.mark.parametrize(("name", "raw", "statuses"), CASES, ids=[c[0] for c in CASES])
+def test_bad_request_table_is_rejected_by_the_parser(name, raw, statuses):
+    assert rejection(raw) in statuses, name
+
+
+@pytest.mark.parametrize(("name", "raw", "statuses"), CASES, ids=[c[0] for c in CASES])
+def test_bad_request_heads_fail_in_parse_head_or_their_body_does(name, raw, statuses):
+    """A complete head goes to parse_head itself: it refuses it, or the head is chunked and
+    the fault is in the body (the decoder's test above covers those)."""
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:  # bare-LF framing: find_head_end's job
+        with pytest.raises(HTTPError) as info:
+            find_head_end(raw, LIMITS)
+        assert info.value.status in statuses
+        return
+    try:
+        head = parse_head(raw[: end + 4], LIMITS)
+    except HTTPError as err:
+        assert err.status in statuses
+    else:
+        assert head.chunked, f"{name}: parse_head accepted a head that is not at fault"
+        with pytest.raises(HTTPError) as info:
+            ChunkedDecoder(LIMITS).decode(bytearray(raw[end + 4 :]))
+        assert info.value.status in statuses
+
+
+def test_a_valid_head_becomes_cgi_style_headers():
+    head = parse_head(b"POST /a%20b?x=1 HTTP/1.1\r\nHost: example.org:8080\r\nContent-Type: text/plain\r\n"
+                      b"Content-Length: 5\r\nX-Multi: a\r\nX-Multi: b\r\nX_Under: dropped\r\n\r\n", LIMITS)
+    assert (head.method, head.target, head.version, head.http11) == ("POST", "/a%20b?x=1", "HTTP/1.1", True)
+    assert head.content_length == 5 and not head.chunked and head.keep_alive
+    assert head.headers == {"HTTP_HOST": "example.org:8080", "CONTENT_TYPE": "text/plain",
+                            "CONTENT_LENGTH": "5", "HTTP_X_MULTI": "a,b"}
+
+
+def test_keep_alive_and_expectations():
+    http10 = parse_head(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", LIMITS)
+    assert not http10.http11 and http10.keep_alive
+    close = parse_head(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", LIMITS)
+    assert not close.keep_alive
+    expect = parse_head(b"PUT / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n", LIMITS)
+    assert expect.expect_continue
+    empty = parse_head(b"PUT / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n", LIMITS)
+    assert not empty.expect_continue
+
+
+def test_incomplete_head_waits_and_a_long_one_is_refused_early():
+    assert find_head_end(b"GET / HTTP/1.1\r\nHost: t\r\n", LIMITS) == -1
+    with pytest.raises(HTTPError) as info:
+        find_head_end(b"GET / HTTP/1.1\r\nHost: t\r\nX: " + b"y" * 20000, LIMITS)
+    assert info.value.status == 431
+
+
+CHUNKED = b"5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nTrailer-Field: ok\r\n\r\n"
+
+
+def test_chunked_decoder_whole_body_leaves_the_next_request_in_the_buffer():
+    buf = bytearray(CHUNKED + b"GET / HTTP/1.1\r\n")
+    decoder = ChunkedDecoder(LIMITS)
+    assert decoder.decode(buf) == b"hello world"
+    assert decoder.done and decoder.trailers == 1
+    assert buf == b"GET / HTTP/1.1\r\n"
+
+
+@pytest.mark.parametrize("split", range(1, len(CHUNKED)))
+def test_chunked_decoder_any_split_gives_the_same_body(split):
+    decoder = ChunkedDecoder(LIMITS)
+    buf = bytearray(CHUNKED[:split])
+    out = decoder.decode(buf)
+    assert not decoder.done
+    buf += CHUNKED[split:]
+    out += decoder.decode(buf)
+    assert out == b"hello world" and decoder.done and buf == b""
+
+
+def test_chunked_decoder_limits():
+    with pytest.raises(HTTPError) as info:
+        ChunkedDecoder(Limits(max_body=10)).decode(bytearray(b"b\r\nhello world\r\n0\r\n\r\n"))
+    assert info.value.status == 413
+    with pytest.raises(HTTPError) as info:
+        ChunkedDecoder(Limits(fields=1)).decode(bytearray(b"0\r\nA: 1\r\nB: 2\r\n\r\n"))
+    assert info.value.status == 431
