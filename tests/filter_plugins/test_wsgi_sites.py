@@ -169,7 +169,7 @@ def test_proxy_defaults_leave_sizing_to_the_role(normalize, paths) -> None:
     assert result == {
         "name": "myapp", "mount": "/myapp", "mode": "proxy", "source": paths["hello"],
         "callable": "application", "script": "/usr/local/www/wsgi-scripts/myapp.wsgi",
-        "workers": None, "threads": 1, "listen": None,
+        "workers": None, "threads": 1, "listen": None, "listen_stream": None, "listen_tcp": False,
     }
 
 
@@ -743,3 +743,47 @@ def test_no_health_checks_without_apps(normalize) -> None:
     assert wsgi_health_checks(normalize([site()])) == []
     assert wsgi_health_checks([]) == []
     assert wsgi_health_checks(None) == []
+
+
+# --------------------------------------------------------------------------- the table of fields
+
+
+def test_known_keys_come_from_the_table() -> None:
+    assert wsgi_sites.SITE_KEYS == ("server_name", "server_aliases", "port", "log_level", "document_root",
+                                    "static_aliases", "apps")
+    assert wsgi_sites.APP_KEYS == ("name", "mount", "mode", "source", "callable", "process_group", "processes",
+                                   "threads", "display_name", "daemon_options", "user", "workers", "listen")
+    assert wsgi_sites.MODE_KEYS == {
+        "embedded": (),
+        "daemon": ("process_group", "processes", "threads", "display_name", "daemon_options", "user"),
+        "proxy": ("workers", "threads", "listen"),
+    }
+
+
+def test_every_field_has_a_doc_type_and_a_default_or_says_why_not() -> None:
+    for field in wsgi_sites.FIELDS:
+        assert field.doc.endswith(".") and field.type in ("str", "raw", "list", "dict"), field
+        has_default = field.default is not wsgi_sites.MISSING
+        assert field.required + has_default + bool(field.default_doc) >= 1, field
+        assert not (field.required and has_default), field
+
+
+def test_threads_default_depends_on_the_mode(normalize) -> None:
+    daemon, proxy = (normalize(one_app(mode=mode))[0]["apps"][0]["threads"] for mode in ("daemon", "proxy"))
+    assert (daemon, proxy) == (15, 1)
+
+
+@pytest.mark.parametrize(("listen", "stream", "tcp"), [
+    (None, None, False),
+    ("127.0.0.1:8000", "127.0.0.1:8000", True),
+    ("[::1]:8000", "[::1]:8000", True),
+    ("localhost:9000", "localhost:9000", True),
+    ("unix:/run/myapp.sock", "/run/myapp.sock", False),
+])
+def test_listen_is_normalized_for_systemd_and_headrace(normalize, listen: Any, stream: Any, tcp: bool) -> None:
+    result = normalize(one_app(mode="proxy", listen=listen))[0]["apps"][0]
+    assert (result["listen"], result["listen_stream"], result["listen_tcp"]) == (listen, stream, tcp)
+
+
+def test_invalid_listen_has_no_derived_address(error) -> None:
+    assert_names(error(one_app(mode="proxy", listen="unix:relative")), APP0, "field 'listen'", "'unix:relative'")
