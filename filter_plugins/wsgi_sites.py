@@ -939,11 +939,12 @@ def wsgi_health_checks(sites: Any, timeout: Any = 3) -> list[dict[str, Any]]:
     ]
 
 
-def wsgi_daemon_directive_options(app: Mapping, group: str = "wsgi") -> str:
+def wsgi_daemon_directive_options(app: Mapping, group: str = "wsgi", home: str | None = None) -> str:
     """Render the WSGIDaemonProcess options of a normalized daemon app so templates stay trivial.
 
     group is the daemon's primary group; the roles pass their scripts group (default 'wsgi')
-    because that group is what lets the daemon read its script.
+    because that group is what lets the daemon read its script. home, when given, is the daemon's
+    working directory unless the app sets its own home option.
     """
     if not isinstance(app, Mapping) or app.get("mode") != "daemon":
         name = app.get("name") if isinstance(app, Mapping) else app
@@ -956,7 +957,79 @@ def wsgi_daemon_directive_options(app: Mapping, group: str = "wsgi") -> str:
         f"group={group}",
     ]
     parts += [f"{key}={value}" for key, value in sorted(app["daemon_options"].items())]
+    if home is not None and "home" not in app["daemon_options"]:
+        parts.append(f"home={home}")
     return " ".join(parts)
+
+
+def _apache_order(paths: Iterable[str]) -> list[str]:
+    """Deepest URL paths first, so each comes before its prefixes: Apache takes the first match.
+
+    The order is the one Jinja's sort(reverse=true) gave (case-insensitive), so the rendered files stay the
+    same; a path and its prefix compare the same way either way.
+    """
+    return sorted(paths, key=str.lower, reverse=True)
+
+
+def wsgi_daemon_groups(site: Mapping) -> list[dict[str, Any]]:
+    """One entry per WSGIDaemonProcess of a site: its name and the first app that uses it.
+
+    Apps sharing a group have identical settings (the normalizer checks it), so the first app's settings
+    are the group's. Groups are distinct by exact name, listed in Jinja's groupby order.
+    """
+    first: dict[str, Mapping] = {}
+    for app in site["apps"]:
+        if app["mode"] == "daemon":
+            first.setdefault(app["process_group"], app)
+    return [{"name": name, "app": first[name]} for name in sorted(first, key=lambda n: (n.lower(), n))]
+
+
+def wsgi_script_aliases(site: Mapping) -> list[dict[str, Any]]:
+    """The WSGIScriptAlias lines of a site's mod_wsgi (embedded and daemon) apps, deepest mount first."""
+    apps = {app["mount"]: app for app in site["apps"] if app["mode"] != "proxy"}
+    return [{"mount": mount, "script": apps[mount]["script"]} for mount in _apache_order(apps)]
+
+
+def wsgi_proxy_passes(site: Mapping, socket_dir: Any, health_path: Any = "", options: Any = None) -> list[dict[str, Any]]:
+    """The ProxyPass lines of a site, in the order Apache needs, or [] when no app of it is proxied.
+
+    ProxyPass is matched before Alias and WSGIScriptAlias and the first match wins, so every path Apache
+    serves itself (static aliases, mod_wsgi mounts, the health check) is excluded (backend None, rendered
+    as "!") and deeper paths come first. A proxied app's backend is its TCP address, or its unix socket
+    (listen, else <socket_dir>/<name>.sock) with the app name as the URL's host; reverse is the URL
+    ProxyPassReverse maps back. options (wsgi_proxy_options) become the key=value pairs of each ProxyPass.
+    """
+    proxied = {app["mount"]: app for app in site["apps"] if app["mode"] == "proxy"}
+    if not proxied:
+        return []
+    served = site["static_aliases"] + [app["mount"] for app in site["apps"] if app["mode"] != "proxy"]
+    paths = dict.fromkeys(served + ([str(health_path)] if health_path else []) + list(proxied))
+    pairs = [f"{key}={value}" for key, value in (options or {}).items()]
+    entries = []
+    for path in _apache_order(paths):
+        app = proxied.get(path)
+        if app is None:
+            entries.append({"path": path, "backend": None, "reverse": None, "options": []})
+            continue
+        if app["listen_tcp"]:
+            backend = reverse = f"http://{app['listen']}{app['mount']}"
+        else:
+            socket = app["listen_stream"] or f"{socket_dir}/{app['name']}.sock"
+            reverse = f"http://{app['name']}{app['mount']}"
+            backend = f"unix:{socket}|{reverse}"
+        entries.append({"path": path, "backend": backend, "reverse": reverse, "options": pairs})
+    return entries
+
+
+def wsgi_forwarded_allow_ips(app: Mapping, trusted_proxies: Any = ()) -> str:
+    """Whom a proxied app's headrace trusts for X-Forwarded-*: Apache alone.
+
+    On a unix socket only Apache can connect ("unix"); on TCP, Apache comes from the loopback addresses,
+    plus any proxies the caller trusts (headrace_trusted_proxies).
+    """
+    if not app["listen_tcp"]:
+        return "unix"
+    return ",".join(["127.0.0.1", "::1", *(str(proxy) for proxy in trusted_proxies or [])])
 
 
 class FilterModule:
@@ -969,4 +1042,8 @@ class FilterModule:
             "wsgi_apps": wsgi_apps,
             "wsgi_health_checks": wsgi_health_checks,
             "wsgi_daemon_directive_options": wsgi_daemon_directive_options,
+            "wsgi_daemon_groups": wsgi_daemon_groups,
+            "wsgi_script_aliases": wsgi_script_aliases,
+            "wsgi_proxy_passes": wsgi_proxy_passes,
+            "wsgi_forwarded_allow_ips": wsgi_forwarded_allow_ips,
         }
