@@ -595,7 +595,7 @@ FIELDS: tuple[Field, ...] = (
           doc="TCP port of the VirtualHost, 1-65535 (an integer or a string of digits)."),
     Field("log_level", "site", "str", _log_level, default="info",
           doc="LogLevel of the VirtualHost: " + ", ".join(LOG_LEVELS) + "."),
-    Field("document_root", "site", "str", _document_root, default_doc="{{ wsgi_base_dir }}/documents",
+    Field("document_root", "site", "str", _document_root, default_doc="<wsgi_base_dir>/documents",
           doc="Absolute path of the static files (DocumentRoot), apart from wsgi-scripts/."),
     Field("static_aliases", "site", "list", _static_aliases, default=[], elements="str",
           doc="URL paths served from the document root even under an app ('/robots.txt', '/images/')."),
@@ -629,7 +629,7 @@ FIELDS: tuple[Field, ...] = (
     Field("threads", "app", "raw", _bounded(1, 1000), modes=PROXY, default=1,
           doc="Application threads per headrace worker, 1-1000."),
     Field("listen", "app", "str", _listen, modes=PROXY, default=None,
-          default_doc="the unix socket {{ wsgi_proxy_socket_dir }}/<name>.sock",
+          default_doc="the unix socket <wsgi_proxy_socket_dir>/<name>.sock",
           doc="Address of the app's headrace: 'HOST:PORT', '[IPv6]:PORT' or 'unix:/absolute/path'."),
 )
 
@@ -649,7 +649,7 @@ def _listen_tcp(app: Mapping[str, Any], ctx: Context) -> bool:
 
 DERIVED: tuple[Derived, ...] = (
     Derived("script", "app", lambda app, ctx: f"{ctx.scripts_dir}/{app['name']}.wsgi",
-            "Path of the installed script on the host: {{ wsgi_base_dir }}/wsgi-scripts/<name>.wsgi."),
+            "Path of the installed script on the host: <wsgi_base_dir>/wsgi-scripts/<name>.wsgi."),
     Derived("listen_stream", "app", _listen_stream, modes=PROXY,
             doc="listen as systemd's ListenStream= takes it (the socket path without 'unix:'); None if unset."),
     Derived("listen_tcp", "app", _listen_tcp, modes=PROXY,
