@@ -5,6 +5,12 @@ check that would otherwise surface as a failed ``apachectl configtest`` (or, wor
 as a site that silently serves the wrong thing) is made here, with a message that
 names the site, the app, the field, the bad value and what is allowed. All
 problems are collected and reported together so one run shows everything to fix.
+
+``FIELDS`` is the one table of the fields of a site and of an app (level, modes, type,
+default, checker, one-line doc): the known keys, the defaults, the mode rules and the
+normalization loop come from it, and scripts/gen_schema_docs.py renders the role's
+meta/argument_specs.yml and README table from it. ``DERIVED`` lists the keys the
+normalizer adds so templates only loop over ready values.
 """
 
 from __future__ import annotations
@@ -26,20 +32,6 @@ LOG_LEVELS = (
     "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug",
     *(f"trace{n}" for n in range(1, 9)),
 )
-
-SITE_KEYS = (
-    "server_name", "server_aliases", "port", "log_level",
-    "document_root", "static_aliases", "apps",
-)
-COMMON_APP_KEYS = ("name", "mount", "mode", "source", "callable")
-DAEMON_KEYS = ("process_group", "processes", "threads", "display_name", "daemon_options", "user")
-PROXY_KEYS = ("workers", "threads", "listen")
-MODE_KEYS: dict[str, tuple[str, ...]] = {
-    "embedded": (),
-    "daemon": DAEMON_KEYS,
-    "proxy": PROXY_KEYS,
-}
-APP_KEYS = tuple(dict.fromkeys(COMMON_APP_KEYS + DAEMON_KEYS + PROXY_KEYS))
 
 # Options accepted by WSGIDaemonProcess, taken from the option parser of mod_wsgi 4.x/5.0
 # (wsgi_add_daemon_process) and its docs/configuration-directives/WSGIDaemonProcess.rst.
@@ -73,18 +65,6 @@ NON_NEGATIVE_INT_OPTIONS = frozenset({
 })
 ABSOLUTE_PATH_OPTIONS = frozenset({"chroot", "home", "python-home", "python-eggs"})
 
-DEFAULTS: dict[str, Any] = {
-    "port": 80,
-    "log_level": "info",
-    "callable": "application",
-    "processes": 2,
-    "daemon_threads": 15,
-    "proxy_threads": 1,
-    "display_name": "%{GROUP}",
-    "user": "wsgi",
-}
-LIMITS = {"processes": 256, "threads": 1000, "workers": 256}
-
 LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 HOSTNAME_RE = re.compile(rf"^{LABEL}(\.{LABEL})*$")
 APP_NAME_RE = re.compile(r"^[a-z0-9_-]{1,64}$")
@@ -95,6 +75,7 @@ DIGITS_RE = re.compile(r"^[0-9]+$")
 UNSAFE_CHARS_RE = re.compile(r"[\s\"'\x00-\x1f\x7f]")
 
 MISSING = object()
+UNIX_PREFIX = "unix:"
 
 
 # --------------------------------------------------------------------------- errors
@@ -175,15 +156,6 @@ def _to_int(value: Any) -> int | None:
     return None
 
 
-def _bounded_int(errors: Errors, where: Where, field: str, value: Any, low: int, high: int) -> int | None:
-    """An int in low..high, or None after recording why not."""
-    number = _to_int(value)
-    if number is None or not low <= number <= high:
-        errors.add(where, field, value, f"an integer from {low} to {high}")
-        return None
-    return number
-
-
 def _is_hostname(value: Any) -> bool:
     """RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens."""
     return isinstance(value, str) and len(value) <= 253 and bool(HOSTNAME_RE.match(value))
@@ -226,7 +198,7 @@ def _unknown_keys(errors: Errors, where: Where, raw: Mapping, known: tuple[str, 
                        _suggest(str(key), known))
 
 
-# --------------------------------------------------------------------------- site fields
+# --------------------------------------------------------------------------- the table of fields
 
 
 @dataclass(frozen=True)
@@ -239,53 +211,129 @@ class Context:
     default_source: str
 
 
-def _server_name(errors: Errors, where: Where, raw: Mapping) -> str | None:
+@dataclass(frozen=True)
+class Given:
+    """What a field's checker gets besides the value: where it is, the context, the fields done so far."""
+
+    errors: Errors
+    where: Where
+    ctx: Context
+    field: Field
+    present: bool
+    done: Mapping[str, Any]
+
+    def reject(self, value: Any, allowed: str, problem: str = "invalid value", hint: str = "") -> None:
+        """Record a problem with this field, in the one message form."""
+        self.errors.add(self.where, self.field.name, value, allowed, problem, hint)
+
+
+Checker = Callable[[Any, Given], Any]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a site or an app: the single description the filter, the spec and the docs share.
+
+    The normalizer walks these rows; scripts/gen_schema_docs.py renders the same rows into the role's
+    meta/argument_specs.yml and README table, and a test fails when those drift from here. A field may
+    have one row per mode when its default differs (threads).
+    """
+
+    name: str
+    level: str                       # "site" or "app"
+    type: str                        # argument spec type, as permissive as the checker
+    check: Checker                   # (value or default, Given) -> normalized value, records problems
+    doc: str                         # one line for ansible-doc and the README
+    default: Any = MISSING           # static default; MISSING when required or computed by the checker
+    default_doc: str = ""            # what a computed default is, in words
+    modes: tuple[str, ...] = MODES   # app fields: the modes it applies to
+    required: bool = False
+    elements: str | None = None      # type of list elements, for the spec
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A key the normalizer adds, computed from the fields: ready-to-render values for templates."""
+
+    name: str
+    level: str
+    compute: Callable[[Mapping[str, Any], Context], Any]
+    doc: str
+    modes: tuple[str, ...] = MODES
+
+
+def _bounded(low: int, high: int) -> Checker:
+    """A checker for an integer (or a string of digits) in low..high; None when invalid."""
+
+    def check(value: Any, given: Given) -> int | None:
+        number = _to_int(value)
+        if number is None or not low <= number <= high:
+            given.reject(value, f"an integer from {low} to {high}")
+            return None
+        return number
+
+    check.__doc__ = f"An integer from {low} to {high}."
+    return check
+
+
+def _optional(check: Checker) -> Checker:
+    """None stays None (the role decides); anything else goes through check."""
+
+    def optional(value: Any, given: Given) -> Any:
+        return None if value is None else check(value, given)
+
+    return optional
+
+
+# --------------------------------------------------------------------------- site fields
+
+
+def _server_name(value: Any, given: Given) -> str | None:
     """ServerName is what Apache matches requests on; without a valid one the vhost is useless."""
-    value = raw.get("server_name", MISSING)
     if not _is_hostname(value):
-        errors.add(where, "server_name", value, "a host name: letters, digits, hyphens and dots, "
-                   "1-253 characters, labels of 1-63 characters not starting or ending with '-'",
-                   "required, got" if value is MISSING else "invalid value")
+        given.reject(value, "a host name: letters, digits, hyphens and dots, "
+                     "1-253 characters, labels of 1-63 characters not starting or ending with '-'",
+                     "required, got" if value is MISSING else "invalid value")
         return None
     return str(value)
 
 
-def _server_aliases(errors: Errors, where: Where, raw: Mapping) -> list[str]:
+def _server_aliases(value: Any, given: Given) -> list[str]:
     """Each ServerAlias must be a host name; wildcards ('*.example.com') are allowed."""
-    value = raw.get("server_aliases", [])
     allowed = "a list of host names, each optionally starting with '*.'"
     if not _is_list(value):
-        errors.add(where, "server_aliases", value, allowed)
+        given.reject(value, allowed)
         return []
     good = []
     for alias in value:
         if _is_alias_hostname(alias):
             good.append(str(alias))
         else:
-            errors.add(where, "server_aliases", alias, allowed)
+            given.reject(alias, allowed)
     return good
 
 
-def _log_level(errors: Errors, where: Where, raw: Mapping) -> str:
+def _log_level(value: Any, given: Given) -> str:
     """LogLevel takes a fixed set of words; anything else fails the config test."""
-    value = raw.get("log_level", DEFAULTS["log_level"])
     if not isinstance(value, str) or value not in LOG_LEVELS:
-        errors.add(where, "log_level", value, "one of " + ", ".join(LOG_LEVELS))
-        return DEFAULTS["log_level"]
+        given.reject(value, "one of " + ", ".join(LOG_LEVELS))
+        return given.field.default
     return str(value)
 
 
-def _document_root(errors: Errors, where: Where, raw: Mapping, ctx: Context) -> str:
+def _document_root(value: Any, given: Given) -> str:
     """The DocumentRoot is public: the Python source directory must never be inside it, nor it inside that."""
-    value = raw.get("document_root", posixpath.join(ctx.base_dir, "documents"))
+    ctx = given.ctx
+    if value is MISSING:
+        value = posixpath.join(ctx.base_dir, "documents")
     allowed = (f"an absolute path without '..' that neither is, lies under nor contains {ctx.scripts_dir}")
     if not isinstance(value, str) or not value.startswith("/") or ".." in value.split("/"):
-        errors.add(where, "document_root", value, allowed)
+        given.reject(value, allowed)
         return str(value)
     path = posixpath.normpath(value)
     path = "/" + path.lstrip("/")
     if _is_within(path, ctx.scripts_dir) or _is_within(ctx.scripts_dir, path):
-        errors.add(where, "document_root", value, allowed, "overlaps the WSGI script directory:")
+        given.reject(value, allowed, "overlaps the WSGI script directory:")
     return path
 
 
@@ -300,126 +348,137 @@ def _static_alias_ok(alias: Any) -> bool:
     )
 
 
-def _static_aliases(errors: Errors, where: Where, raw: Mapping) -> list[str]:
+def _static_aliases(value: Any, given: Given) -> list[str]:
     """URL paths served from the document root (robots.txt, images/); duplicates are a mistake."""
-    value = raw.get("static_aliases", [])
     allowed = ("a list of URL paths other than '/', starting with '/', without '//', '.' or '..' "
                "segments, whitespace or quotes; a trailing '/' means a directory")
     if not _is_list(value):
-        errors.add(where, "static_aliases", value, allowed)
+        given.reject(value, allowed)
         return []
     good: list[str] = []
     for alias in value:
         if not _static_alias_ok(alias):
-            errors.add(where, "static_aliases", alias, allowed)
+            given.reject(alias, allowed)
         elif str(alias) in good:
-            errors.add(where, "static_aliases", alias, "each URL path once", "duplicate")
+            given.reject(alias, "each URL path once", "duplicate")
         else:
             good.append(str(alias))
     return good
 
 
+AppEntry = tuple[Where, dict[str, Any]]
+
+
+def _apps(value: Any, given: Given) -> list[AppEntry]:
+    """Every app of one site, each paired with its own position in the input for later messages."""
+    if value is None:
+        return []
+    if not _is_list(value):
+        given.reject(value, "a list of app mappings")
+        return []
+    apps = []
+    where = given.where
+    for index, raw_app in enumerate(value):
+        name = raw_app.get("name") if isinstance(raw_app, Mapping) else None
+        app_where = Where(where.site_index, where.server_name, index, name)
+        app = _app(given.errors, app_where, raw_app, given.ctx)
+        if app is not None:
+            apps.append((app_where, app))
+    return apps
+
+
 # --------------------------------------------------------------------------- app fields
 
 
-def _app_name(errors: Errors, where: Where, raw: Mapping) -> str | None:
+def _app_name(value: Any, given: Given) -> str | None:
     """The name becomes the script file name, so it must be a safe, short file-name stem."""
-    value = raw.get("name", MISSING)
     if not isinstance(value, str) or not APP_NAME_RE.match(value):
-        errors.add(where, "name", value, "1-64 characters of a-z, 0-9, '_' and '-'",
-                   "required, got" if value is MISSING else "invalid value")
+        given.reject(value, "1-64 characters of a-z, 0-9, '_' and '-'",
+                     "required, got" if value is MISSING else "invalid value")
         return None
     return str(value)
 
 
-def _mount(errors: Errors, where: Where, raw: Mapping) -> str | None:
+def _mount(value: Any, given: Given) -> str | None:
     """WSGIScriptAlias URL: a trailing slash or dot segments would make the mount match oddly."""
-    value = raw.get("mount", MISSING)
     if not isinstance(value, str) or not MOUNT_RE.match(value) or _has_dot_segment(value):
-        errors.add(where, "mount", value, "'/' or a URL path like '/x' or '/x/y' without a trailing "
-                   "'/', '.' or '..' segments; characters A-Z a-z 0-9 . _ ~ ! $ & ' ( ) * + , ; = : @ % -",
-                   "required, got" if value is MISSING else "invalid value")
+        given.reject(value, "'/' or a URL path like '/x' or '/x/y' without a trailing "
+                     "'/', '.' or '..' segments; characters A-Z a-z 0-9 . _ ~ ! $ & ' ( ) * + , ; = : @ % -",
+                     "required, got" if value is MISSING else "invalid value")
         return None
     return str(value)
 
 
-def _mode(errors: Errors, where: Where, raw: Mapping) -> str | None:
+def _mode(value: Any, given: Given) -> str | None:
     """The mode decides which other fields apply, so it is required and checked first."""
-    value = raw.get("mode", MISSING)
     if not isinstance(value, str) or value not in MODES:
-        errors.add(where, "mode", value, "one of " + ", ".join(MODES),
-                   "required, got" if value is MISSING else "invalid value")
+        given.reject(value, "one of " + ", ".join(MODES),
+                     "required, got" if value is MISSING else "invalid value")
         return None
     return str(value)
 
 
-def _source(errors: Errors, where: Where, raw: Mapping, ctx: Context) -> str:
+def _source(value: Any, given: Given) -> str:
     """The script is copied from the controller, so it has to exist there now, not fail mid-play."""
-    value = raw.get("source", MISSING)
+    ctx = given.ctx
     if value is MISSING or value is None:
         path = ctx.default_source
     elif not isinstance(value, str) or not value.strip():
-        errors.add(where, "source", value, "a path to a file on the controller, "
-                   f"absolute or relative to {ctx.source_base}")
+        given.reject(value, "a path to a file on the controller, "
+                     f"absolute or relative to {ctx.source_base}")
         return str(value)
     else:
         path = os.path.normpath(os.path.join(ctx.source_base, str(value)))
     if not os.path.isfile(path) and path == ctx.default_source and value in (MISSING, None):
-        errors.add(where, "source", path, "an existing file on the controller: set source, or restore "
-                   "the role's hello-world app", "no source given and the default script is missing:")
+        given.reject(path, "an existing file on the controller: set source, or restore "
+                     "the role's hello-world app", "no source given and the default script is missing:")
     elif not os.path.isfile(path):
-        errors.add(where, "source", value, "an existing file on the controller",
-                   f"file {path!r} not found for")
+        given.reject(value, "an existing file on the controller", f"file {path!r} not found for")
     return path
 
 
-def _callable(errors: Errors, where: Where, raw: Mapping) -> str:
+def _callable(value: Any, given: Given) -> str:
     """WSGICallableObject names a module attribute, so it must be a Python identifier."""
-    value = raw.get("callable", DEFAULTS["callable"])
     if not isinstance(value, str) or not value.isidentifier() or keyword.iskeyword(value):
-        errors.add(where, "callable", value, "a Python identifier such as 'application'")
-        return DEFAULTS["callable"]
+        given.reject(value, "a Python identifier such as 'application'")
+        return given.field.default
     return str(value)
 
 
-def _process_group(errors: Errors, where: Where, raw: Mapping, name: str | None) -> str | None:
+def _process_group(value: Any, given: Given) -> str | None:
     """WSGIDaemonProcess name; defaults to the app name, which is unique already."""
-    value = raw.get("process_group", name)
+    if value is MISSING:
+        value = given.done["name"]
     if not isinstance(value, str) or not PROCESS_GROUP_RE.match(value):
-        if "process_group" in raw:
-            errors.add(where, "process_group", value, "letters, digits, '.', '_' and '-'")
+        if given.present:
+            given.reject(value, "letters, digits, '.', '_' and '-'")
         return None
     return str(value)
 
 
-def _display_name(errors: Errors, where: Where, raw: Mapping) -> str:
+def _display_name(value: Any, given: Given) -> str:
     """Rendered unquoted as display-name=...; blanks or quotes would split the directive."""
-    value = raw.get("display_name", DEFAULTS["display_name"])
     if not _is_safe_token(value):
-        errors.add(where, "display_name", value,
-                   "a non-empty string without whitespace, control characters or quotes, e.g. '%{GROUP}'")
-        return DEFAULTS["display_name"]
+        given.reject(value, "a non-empty string without whitespace, control characters or quotes, e.g. '%{GROUP}'")
+        return given.field.default
     return str(value)
 
 
-def _user(errors: Errors, where: Where, raw: Mapping) -> str:
+def _user(value: Any, given: Given) -> str:
     """The daemon's own unprivileged account; mod_wsgi refuses root, and so do we, earlier."""
-    value = raw.get("user", DEFAULTS["user"])
     if not isinstance(value, str) or not USER_RE.match(value) or value == "root":
-        errors.add(where, "user", value,
-                   "a user name matching ^[a-z_][a-z0-9_-]{0,31}$ other than 'root'")
-        return DEFAULTS["user"]
+        given.reject(value, "a user name matching ^[a-z_][a-z0-9_-]{0,31}$ other than 'root'")
+        return given.field.default
     return str(value)
 
 
-def _listen(errors: Errors, where: Where, raw: Mapping) -> str | None:
+def _listen(value: Any, given: Given) -> str | None:
     """Where a proxied app server listens: a TCP address or an absolute unix socket path."""
-    value = raw.get("listen")
     if value is None:
         return None
     if not _is_listen_address(value):
-        errors.add(where, "listen", value, "'HOST:PORT', '[IPv6]:PORT' or 'unix:/absolute/path' "
-                   "(port 1-65535, no whitespace or quotes)")
+        given.reject(value, "'HOST:PORT', '[IPv6]:PORT' or 'unix:/absolute/path' "
+                     "(port 1-65535, no whitespace or quotes)")
         return None
     return str(value)
 
@@ -428,8 +487,8 @@ def _is_listen_address(value: Any) -> bool:
     """Split the three accepted listen forms and check each part."""
     if not _is_safe_token(value):
         return False
-    if value.startswith("unix:"):
-        path = value[len("unix:"):]
+    if value.startswith(UNIX_PREFIX):
+        path = value[len(UNIX_PREFIX):]
         return path.startswith("/") and len(path) > 1 and not _has_dot_segment(path)
     host, sep, port = value.rpartition(":")
     number = _to_int(port)
@@ -452,22 +511,21 @@ def _is_ipv6(text: str) -> bool:
 # --------------------------------------------------------------------------- daemon options
 
 
-def _daemon_options(errors: Errors, where: Where, raw: Mapping) -> dict[str, str]:
+def _daemon_options(value: Any, given: Given) -> dict[str, str]:
     """Extra WSGIDaemonProcess options: documented names only, values safe to render unquoted."""
-    value = raw.get("daemon_options", {})
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        errors.add(where, "daemon_options", value, "a mapping of WSGIDaemonProcess option to value")
+        given.reject(value, "a mapping of WSGIDaemonProcess option to value")
         return {}
     options: dict[str, str] = {}
     for key, option_value in value.items():
-        text = _daemon_option(errors, where, key, option_value)
+        text = _daemon_option(given.errors, given.where, key, option_value)
         if text is not None:
             options[str(key)] = text
     if "script-user" in options and "script-group" in options:
-        errors.add(where, "daemon_options", value, "only one of script-user and script-group "
-                   "(mod_wsgi refuses both)", "conflicting options in")
+        given.reject(value, "only one of script-user and script-group (mod_wsgi refuses both)",
+                     "conflicting options in")
     return dict(sorted(options.items()))
 
 
@@ -522,43 +580,131 @@ def _option_value_rule(name: str, text: str) -> str | None:
     return None
 
 
-# --------------------------------------------------------------------------- app assembly
+# --------------------------------------------------------------------------- the table
+
+
+DAEMON = ("daemon",)
+PROXY = ("proxy",)
+
+FIELDS: tuple[Field, ...] = (
+    Field("server_name", "site", "str", _server_name, required=True,
+          doc="Host name of the VirtualHost (ServerName)."),
+    Field("server_aliases", "site", "list", _server_aliases, default=[], elements="str",
+          doc="Other host names of the VirtualHost (ServerAlias); '*.example.com' wildcards allowed."),
+    Field("port", "site", "raw", _bounded(1, 65535), default=80,
+          doc="TCP port of the VirtualHost, 1-65535 (an integer or a string of digits)."),
+    Field("log_level", "site", "str", _log_level, default="info",
+          doc="LogLevel of the VirtualHost: " + ", ".join(LOG_LEVELS) + "."),
+    Field("document_root", "site", "str", _document_root, default_doc="<wsgi_base_dir>/documents",
+          doc="Absolute path of the static files (DocumentRoot), apart from wsgi-scripts/."),
+    Field("static_aliases", "site", "list", _static_aliases, default=[], elements="str",
+          doc="URL paths served from the document root even under an app ('/robots.txt', '/images/')."),
+    Field("apps", "site", "raw", _apps, default=[],
+          doc="The apps of the site, a list of mappings (fields below)."),
+    Field("name", "app", "str", _app_name, required=True,
+          doc="Unique name, 1-64 of a-z 0-9 _ -; installed as wsgi-scripts/<name>.wsgi."),
+    Field("mount", "app", "str", _mount, required=True,
+          doc="URL path of the app: '/' or '/x' or '/x/y', no trailing '/'."),
+    Field("mode", "app", "str", _mode, required=True,
+          doc="How the app runs: " + ", ".join(MODES) + "."),
+    Field("source", "app", "str", _source, default_doc="the bundled hello-world app",
+          doc="The WSGI script on the controller, absolute or relative to wsgi_source_dir."),
+    Field("callable", "app", "str", _callable, default="application",
+          doc="Name of the WSGI callable in the script (WSGICallableObject)."),
+    Field("process_group", "app", "str", _process_group, modes=DAEMON, default_doc="the app name",
+          doc="WSGIDaemonProcess name; apps of one site may share it when their daemon settings agree."),
+    Field("processes", "app", "raw", _bounded(1, 256), modes=DAEMON, default=2,
+          doc="Daemon processes, 1-256."),
+    Field("threads", "app", "raw", _bounded(1, 1000), modes=DAEMON, default=15,
+          doc="Threads per daemon process, 1-1000."),
+    Field("display_name", "app", "str", _display_name, modes=DAEMON, default="%{GROUP}",
+          doc="display-name of the daemon processes in ps; no blanks or quotes."),
+    Field("daemon_options", "app", "dict", _daemon_options, modes=DAEMON, default={},
+          doc="Any other documented WSGIDaemonProcess option, name to value (maximum-requests: 1000)."),
+    Field("user", "app", "str", _user, modes=DAEMON, default="wsgi",
+          doc="Unprivileged user of the daemon processes (not root)."),
+    Field("workers", "app", "raw", _optional(_bounded(1, 256)), modes=PROXY, default=None,
+          default_doc="the host's CPUs, at least 2 (headrace_default_workers)",
+          doc="headrace worker processes, 1-256."),
+    Field("threads", "app", "raw", _bounded(1, 1000), modes=PROXY, default=1,
+          doc="Application threads per headrace worker, 1-1000."),
+    Field("listen", "app", "str", _listen, modes=PROXY, default=None,
+          default_doc="the unix socket <wsgi_proxy_socket_dir>/<name>.sock",
+          doc="Address of the app's headrace: 'HOST:PORT', '[IPv6]:PORT' or 'unix:/absolute/path'."),
+)
+
+
+def _listen_stream(app: Mapping[str, Any], ctx: Context) -> str | None:
+    """systemd's ListenStream= takes a socket path or HOST:PORT, so the 'unix:' prefix goes."""
+    listen = app["listen"]
+    if listen is None:
+        return None
+    return listen.removeprefix(UNIX_PREFIX)
+
+
+def _listen_tcp(app: Mapping[str, Any], ctx: Context) -> bool:
+    """A TCP listener is reached over the network, so whom to trust depends on it."""
+    return app["listen"] is not None and not app["listen"].startswith(UNIX_PREFIX)
+
+
+DERIVED: tuple[Derived, ...] = (
+    Derived("script", "app", lambda app, ctx: f"{ctx.scripts_dir}/{app['name']}.wsgi",
+            "Path of the installed script on the host: <wsgi_base_dir>/wsgi-scripts/<name>.wsgi."),
+    Derived("listen_stream", "app", _listen_stream, modes=PROXY,
+            doc="listen as systemd's ListenStream= takes it (the socket path without 'unix:'); None if unset."),
+    Derived("listen_tcp", "app", _listen_tcp, modes=PROXY,
+            doc="True when listen is a TCP address, False for a unix socket (the default or 'unix:')."),
+    Derived("config_name", "site", lambda site, ctx: f"{(site['server_name'] or '').lower()}-{site['port']}",
+            "<server_name in lower case>-<port>: the stem of the site's log files."),
+)
+
+
+def fields(level: str, mode: str | None = None) -> tuple[Field, ...]:
+    """The rows of one level; for apps with a mode, only the rows that apply to that mode."""
+    return tuple(f for f in FIELDS if f.level == level and (mode is None or mode in f.modes))
+
+
+def _names(rows: Iterable[Field]) -> tuple[str, ...]:
+    """Field names in table order, each once (a field may have a row per mode)."""
+    return tuple(dict.fromkeys(f.name for f in rows))
+
+
+SITE_KEYS = _names(fields("site"))
+APP_KEYS = _names(fields("app"))
+COMMON_APP_KEYS = _names(f for f in fields("app") if f.modes == MODES)
+MODE_KEYS: dict[str, tuple[str, ...]] = {
+    mode: _names(f for f in fields("app", mode) if f.modes != MODES) for mode in MODES
+}
+
+
+# --------------------------------------------------------------------------- normalization
+
+
+def _normalize(errors: Errors, where: Where, raw: Mapping, ctx: Context, rows: Iterable[Field],
+               done: dict[str, Any]) -> dict[str, Any]:
+    """Check each row's value (or its default) in table order, adding the result to done."""
+    for field in rows:
+        given = Given(errors, where, ctx, field, field.name in raw, done)
+        done[field.name] = field.check(raw.get(field.name, field.default), given)
+    return done
+
+
+def _derive(values: dict[str, Any], ctx: Context, level: str, mode: str | None) -> dict[str, Any]:
+    """Add the derived keys of this level (and mode) to the normalized values."""
+    for derived in DERIVED:
+        if derived.level == level and (derived.modes == MODES or mode in derived.modes):
+            values[derived.name] = derived.compute(values, ctx)
+    return values
 
 
 def _wrong_mode_fields(errors: Errors, where: Where, raw: Mapping, mode: str) -> None:
     """A field of another mode would be silently ignored; that is nearly always a mistake."""
-    own = MODE_KEYS[mode]
+    own = _names(fields("app", mode))
     for key in APP_KEYS:
-        if key in raw and key not in COMMON_APP_KEYS and key not in own:
+        if key in raw and key not in own:
             owners = [m for m in MODES if key in MODE_KEYS[m]]
             errors.add(where, key, raw[key], f"only in mode {' or '.join(owners)}",
                        f"field does not apply to mode '{mode}':")
-
-
-def _daemon_fields(errors: Errors, where: Where, raw: Mapping, name: str | None) -> dict[str, Any]:
-    """Daemon mode: its process group, sizing, name in ps, extra options and account."""
-    processes = raw.get("processes", DEFAULTS["processes"])
-    threads = raw.get("threads", DEFAULTS["daemon_threads"])
-    return {
-        "process_group": _process_group(errors, where, raw, name),
-        "processes": _bounded_int(errors, where, "processes", processes, 1, LIMITS["processes"]),
-        "threads": _bounded_int(errors, where, "threads", threads, 1, LIMITS["threads"]),
-        "display_name": _display_name(errors, where, raw),
-        "daemon_options": _daemon_options(errors, where, raw),
-        "user": _user(errors, where, raw),
-    }
-
-
-def _proxy_fields(errors: Errors, where: Where, raw: Mapping) -> dict[str, Any]:
-    """Proxy mode: the app server's sizing and address; None means the role decides."""
-    workers = raw.get("workers")
-    threads = raw.get("threads", DEFAULTS["proxy_threads"])
-    return {
-        "workers": None if workers is None
-        else _bounded_int(errors, where, "workers", workers, 1, LIMITS["workers"]),
-        "threads": _bounded_int(errors, where, "threads", threads, 1, LIMITS["threads"]),
-        "listen": _listen(errors, where, raw),
-    }
 
 
 def _app(errors: Errors, where: Where, raw: Any, ctx: Context) -> dict[str, Any] | None:
@@ -567,45 +713,12 @@ def _app(errors: Errors, where: Where, raw: Any, ctx: Context) -> dict[str, Any]
         errors.add(where, "apps", raw, "a mapping with name, mount, mode, ...", "app is not a mapping:")
         return None
     _unknown_keys(errors, where, raw, APP_KEYS, "app")
-    name = _app_name(errors, where, raw)
-    mode = _mode(errors, where, raw)
-    app: dict[str, Any] = {
-        "name": name,
-        "mount": _mount(errors, where, raw),
-        "mode": mode,
-        "source": _source(errors, where, raw, ctx),
-        "callable": _callable(errors, where, raw),
-        "script": f"{ctx.scripts_dir}/{name}.wsgi",
-    }
-    if mode is None:
-        return app
-    _wrong_mode_fields(errors, where, raw, mode)
-    if mode == "daemon":
-        app.update(_daemon_fields(errors, where, raw, name))
-    elif mode == "proxy":
-        app.update(_proxy_fields(errors, where, raw))
-    return app
-
-
-AppEntry = tuple[Where, dict[str, Any]]
-
-
-def _apps(errors: Errors, where: Where, raw: Mapping, ctx: Context) -> list[AppEntry]:
-    """Every app of one site, each paired with its own position in the input for later messages."""
-    value = raw.get("apps", [])
-    if value is None:
-        return []
-    if not _is_list(value):
-        errors.add(where, "apps", value, "a list of app mappings")
-        return []
-    apps = []
-    for index, raw_app in enumerate(value):
-        name = raw_app.get("name") if isinstance(raw_app, Mapping) else None
-        app_where = Where(where.site_index, where.server_name, index, name)
-        app = _app(errors, app_where, raw_app, ctx)
-        if app is not None:
-            apps.append((app_where, app))
-    return apps
+    app = _normalize(errors, where, raw, ctx, (f for f in fields("app") if f.modes == MODES), {})
+    mode = app["mode"]
+    if mode is not None:
+        _wrong_mode_fields(errors, where, raw, mode)
+        _normalize(errors, where, raw, ctx, (f for f in fields("app", mode) if f.modes != MODES), app)
+    return _derive(app, ctx, "app", mode)
 
 
 # --------------------------------------------------------------------------- per-site cross checks
@@ -735,20 +848,10 @@ def _site(errors: Errors, index: int, raw: Any, ctx: Context) -> SiteEntry | Non
         return None
     where = Where(index, raw.get("server_name"))
     _unknown_keys(errors, where, raw, SITE_KEYS, "site")
-    server_name = _server_name(errors, where, raw)
-    apps = _apps(errors, where, raw, ctx)
-    port = _bounded_int(errors, where, "port", raw.get("port", DEFAULTS["port"]), 1, 65535)
-    site = {
-        "server_name": server_name,
-        "server_aliases": _server_aliases(errors, where, raw),
-        "port": port,
-        "log_level": _log_level(errors, where, raw),
-        "document_root": _document_root(errors, where, raw, ctx),
-        "static_aliases": _static_aliases(errors, where, raw),
-        "apps": [app for _, app in apps],
-        "config_name": f"{(server_name or '').lower()}-{port}",
-    }
-    entry = SiteEntry(where, site, apps)
+    site = _normalize(errors, where, raw, ctx, fields("site"), {})
+    apps: list[AppEntry] = site["apps"]  # the apps checker keeps each app's position for the cross checks
+    site["apps"] = [app for _, app in apps]
+    entry = SiteEntry(where, _derive(site, ctx, "site", None), apps)
     for check in SITE_CHECKS:
         check(errors, entry)
     return entry
@@ -836,11 +939,12 @@ def wsgi_health_checks(sites: Any, timeout: Any = 3) -> list[dict[str, Any]]:
     ]
 
 
-def wsgi_daemon_directive_options(app: Mapping, group: str = "wsgi") -> str:
+def wsgi_daemon_directive_options(app: Mapping, group: str = "wsgi", home: str | None = None) -> str:
     """Render the WSGIDaemonProcess options of a normalized daemon app so templates stay trivial.
 
     group is the daemon's primary group; the roles pass their scripts group (default 'wsgi')
-    because that group is what lets the daemon read its script.
+    because that group is what lets the daemon read its script. home, when given, is the daemon's
+    working directory unless the app sets its own home option.
     """
     if not isinstance(app, Mapping) or app.get("mode") != "daemon":
         name = app.get("name") if isinstance(app, Mapping) else app
@@ -853,7 +957,79 @@ def wsgi_daemon_directive_options(app: Mapping, group: str = "wsgi") -> str:
         f"group={group}",
     ]
     parts += [f"{key}={value}" for key, value in sorted(app["daemon_options"].items())]
+    if home is not None and "home" not in app["daemon_options"]:
+        parts.append(f"home={home}")
     return " ".join(parts)
+
+
+def _apache_order(paths: Iterable[str]) -> list[str]:
+    """Deepest URL paths first, so each comes before its prefixes: Apache takes the first match.
+
+    The order is the one Jinja's sort(reverse=true) gave (case-insensitive), so the rendered files stay the
+    same; a path and its prefix compare the same way either way.
+    """
+    return sorted(paths, key=str.lower, reverse=True)
+
+
+def wsgi_daemon_groups(site: Mapping) -> list[dict[str, Any]]:
+    """One entry per WSGIDaemonProcess of a site: its name and the first app that uses it.
+
+    Apps sharing a group have identical settings (the normalizer checks it), so the first app's settings
+    are the group's. Groups are distinct by exact name, listed in Jinja's groupby order.
+    """
+    first: dict[str, Mapping] = {}
+    for app in site["apps"]:
+        if app["mode"] == "daemon":
+            first.setdefault(app["process_group"], app)
+    return [{"name": name, "app": first[name]} for name in sorted(first, key=lambda n: (n.lower(), n))]
+
+
+def wsgi_script_aliases(site: Mapping) -> list[dict[str, Any]]:
+    """The WSGIScriptAlias lines of a site's mod_wsgi (embedded and daemon) apps, deepest mount first."""
+    apps = {app["mount"]: app for app in site["apps"] if app["mode"] != "proxy"}
+    return [{"mount": mount, "script": apps[mount]["script"]} for mount in _apache_order(apps)]
+
+
+def wsgi_proxy_passes(site: Mapping, socket_dir: Any, health_path: Any = "", options: Any = None) -> list[dict[str, Any]]:
+    """The ProxyPass lines of a site, in the order Apache needs, or [] when no app of it is proxied.
+
+    ProxyPass is matched before Alias and WSGIScriptAlias and the first match wins, so every path Apache
+    serves itself (static aliases, mod_wsgi mounts, the health check) is excluded (backend None, rendered
+    as "!") and deeper paths come first. A proxied app's backend is its TCP address, or its unix socket
+    (listen, else <socket_dir>/<name>.sock) with the app name as the URL's host; reverse is the URL
+    ProxyPassReverse maps back. options (wsgi_proxy_options) become the key=value pairs of each ProxyPass.
+    """
+    proxied = {app["mount"]: app for app in site["apps"] if app["mode"] == "proxy"}
+    if not proxied:
+        return []
+    served = site["static_aliases"] + [app["mount"] for app in site["apps"] if app["mode"] != "proxy"]
+    paths = dict.fromkeys(served + ([str(health_path)] if health_path else []) + list(proxied))
+    pairs = [f"{key}={value}" for key, value in (options or {}).items()]
+    entries = []
+    for path in _apache_order(paths):
+        app = proxied.get(path)
+        if app is None:
+            entries.append({"path": path, "backend": None, "reverse": None, "options": []})
+            continue
+        if app["listen_tcp"]:
+            backend = reverse = f"http://{app['listen']}{app['mount']}"
+        else:
+            socket = app["listen_stream"] or f"{socket_dir}/{app['name']}.sock"
+            reverse = f"http://{app['name']}{app['mount']}"
+            backend = f"unix:{socket}|{reverse}"
+        entries.append({"path": path, "backend": backend, "reverse": reverse, "options": pairs})
+    return entries
+
+
+def wsgi_forwarded_allow_ips(app: Mapping, trusted_proxies: Any = ()) -> str:
+    """Whom a proxied app's headrace trusts for X-Forwarded-*: Apache alone.
+
+    On a unix socket only Apache can connect ("unix"); on TCP, Apache comes from the loopback addresses,
+    plus any proxies the caller trusts (headrace_trusted_proxies).
+    """
+    if not app["listen_tcp"]:
+        return "unix"
+    return ",".join(["127.0.0.1", "::1", *(str(proxy) for proxy in trusted_proxies or [])])
 
 
 class FilterModule:
@@ -866,4 +1042,8 @@ class FilterModule:
             "wsgi_apps": wsgi_apps,
             "wsgi_health_checks": wsgi_health_checks,
             "wsgi_daemon_directive_options": wsgi_daemon_directive_options,
+            "wsgi_daemon_groups": wsgi_daemon_groups,
+            "wsgi_script_aliases": wsgi_script_aliases,
+            "wsgi_proxy_passes": wsgi_proxy_passes,
+            "wsgi_forwarded_allow_ips": wsgi_forwarded_allow_ips,
         }

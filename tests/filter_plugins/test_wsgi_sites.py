@@ -169,7 +169,7 @@ def test_proxy_defaults_leave_sizing_to_the_role(normalize, paths) -> None:
     assert result == {
         "name": "myapp", "mount": "/myapp", "mode": "proxy", "source": paths["hello"],
         "callable": "application", "script": "/usr/local/www/wsgi-scripts/myapp.wsgi",
-        "workers": None, "threads": 1, "listen": None,
+        "workers": None, "threads": 1, "listen": None, "listen_stream": None, "listen_tcp": False,
     }
 
 
@@ -561,7 +561,8 @@ def test_daemon_directive_options(normalize) -> None:
 
 def test_filter_module_exposes_the_filters() -> None:
     assert set(FilterModule().filters()) == {"wsgi_normalize_sites", "wsgi_apps", "wsgi_health_checks",
-                                             "wsgi_daemon_directive_options"}
+                                             "wsgi_daemon_directive_options", "wsgi_daemon_groups",
+                                             "wsgi_script_aliases", "wsgi_proxy_passes", "wsgi_forwarded_allow_ips"}
 
 
 # --------------------------------------------------------------------------- through Ansible itself
@@ -743,3 +744,135 @@ def test_no_health_checks_without_apps(normalize) -> None:
     assert wsgi_health_checks(normalize([site()])) == []
     assert wsgi_health_checks([]) == []
     assert wsgi_health_checks(None) == []
+
+
+# --------------------------------------------------------------------------- the table of fields
+
+
+def test_known_keys_come_from_the_table() -> None:
+    assert wsgi_sites.SITE_KEYS == ("server_name", "server_aliases", "port", "log_level", "document_root",
+                                    "static_aliases", "apps")
+    assert wsgi_sites.APP_KEYS == ("name", "mount", "mode", "source", "callable", "process_group", "processes",
+                                   "threads", "display_name", "daemon_options", "user", "workers", "listen")
+    assert wsgi_sites.MODE_KEYS == {
+        "embedded": (),
+        "daemon": ("process_group", "processes", "threads", "display_name", "daemon_options", "user"),
+        "proxy": ("workers", "threads", "listen"),
+    }
+
+
+def test_every_field_has_a_doc_type_and_a_default_or_says_why_not() -> None:
+    for field in wsgi_sites.FIELDS:
+        assert field.doc.endswith(".") and field.type in ("str", "raw", "list", "dict"), field
+        has_default = field.default is not wsgi_sites.MISSING
+        assert field.required + has_default + bool(field.default_doc) >= 1, field
+        assert not (field.required and has_default), field
+
+
+def test_threads_default_depends_on_the_mode(normalize) -> None:
+    daemon, proxy = (normalize(one_app(mode=mode))[0]["apps"][0]["threads"] for mode in ("daemon", "proxy"))
+    assert (daemon, proxy) == (15, 1)
+
+
+@pytest.mark.parametrize(("listen", "stream", "tcp"), [
+    (None, None, False),
+    ("127.0.0.1:8000", "127.0.0.1:8000", True),
+    ("[::1]:8000", "[::1]:8000", True),
+    ("localhost:9000", "localhost:9000", True),
+    ("unix:/run/myapp.sock", "/run/myapp.sock", False),
+])
+def test_listen_is_normalized_for_systemd_and_headrace(normalize, listen: Any, stream: Any, tcp: bool) -> None:
+    result = normalize(one_app(mode="proxy", listen=listen))[0]["apps"][0]
+    assert (result["listen"], result["listen_stream"], result["listen_tcp"]) == (listen, stream, tcp)
+
+
+def test_invalid_listen_has_no_derived_address(error) -> None:
+    assert_names(error(one_app(mode="proxy", listen="unix:relative")), APP0, "field 'listen'", "'unix:relative'")
+
+
+# --------------------------------------------------------------------------- ready-to-render filters
+
+
+SOCKETS = "/run/headrace"
+OPTIONS = {"connectiontimeout": 2, "retry": 0}
+
+
+def test_proxy_passes_exclude_what_apache_serves_deepest_first(normalize) -> None:
+    [normalized] = normalize([site(static_aliases=["/api/static/", "/robots.txt"], apps=[
+        app(name="root", mode="proxy", mount="/"),
+        app(name="api", mode="proxy", mount="/api", listen="127.0.0.1:9001"),
+        app(name="legacy", mount="/api/legacy"),
+        app(name="emb", mode="embedded", mount="/emb"),
+        app(name="sock", mode="proxy", mount="/sock", listen="unix:/run/own/sock.sock"),
+    ])])
+    pairs = ["connectiontimeout=2", "retry=0"]
+    assert wsgi_sites.wsgi_proxy_passes(normalized, SOCKETS, "/healthz", OPTIONS) == [
+        {"path": "/sock", "backend": "unix:/run/own/sock.sock|http://sock/sock", "reverse": "http://sock/sock",
+         "options": pairs},
+        {"path": "/robots.txt", "backend": None, "reverse": None, "options": []},
+        {"path": "/healthz", "backend": None, "reverse": None, "options": []},
+        {"path": "/emb", "backend": None, "reverse": None, "options": []},
+        {"path": "/api/static/", "backend": None, "reverse": None, "options": []},
+        {"path": "/api/legacy", "backend": None, "reverse": None, "options": []},
+        {"path": "/api", "backend": "http://127.0.0.1:9001/api", "reverse": "http://127.0.0.1:9001/api",
+         "options": pairs},
+        {"path": "/", "backend": "unix:/run/headrace/root.sock|http://root/", "reverse": "http://root/",
+         "options": pairs},
+    ]
+
+
+def test_proxy_passes_without_proxied_apps_health_path_or_options(normalize) -> None:
+    [daemon_only] = normalize(one_app())
+    assert wsgi_sites.wsgi_proxy_passes(daemon_only, SOCKETS, "/healthz", OPTIONS) == []
+    [proxied] = normalize(one_app(mode="proxy", listen="[::1]:8000"))
+    assert wsgi_sites.wsgi_proxy_passes(proxied, "/run/x", "", None) == [
+        {"path": "/myapp", "backend": "http://[::1]:8000/myapp", "reverse": "http://[::1]:8000/myapp", "options": []},
+    ]
+
+
+def test_proxy_passes_keep_paths_that_differ_only_in_case(normalize) -> None:
+    """Apache matches URL paths case-sensitively: '/API' must not swallow the proxied '/api'."""
+    [normalized] = normalize([site(static_aliases=["/API"], apps=[app(mode="proxy", mount="/api")])])
+    passes = wsgi_sites.wsgi_proxy_passes(normalized, SOCKETS)
+    assert [(p["path"], p["backend"] is None) for p in passes] == [("/API", True), ("/api", False)]
+
+
+def test_daemon_groups_one_per_name_with_the_first_app(normalize) -> None:
+    [normalized] = normalize([site(apps=[
+        app(name="b1", mount="/b1", process_group="b"), app(name="a", mount="/a"),
+        app(name="b2", mount="/b2", process_group="b"), app(name="p", mode="proxy", mount="/p"),
+        app(name="big", mount="/big", process_group="B"),
+    ])])
+    groups = wsgi_sites.wsgi_daemon_groups(normalized)
+    assert [(g["name"], g["app"]["name"]) for g in groups] == [("a", "a"), ("B", "big"), ("b", "b1")]
+
+
+def test_daemon_directive_options_home_unless_the_app_sets_it(normalize) -> None:
+    plain, own = (normalize(one_app(**fields))[0]["apps"][0]
+                  for fields in ({}, {"daemon_options": {"home": "/srv/app"}}))
+    assert wsgi_daemon_directive_options(plain, "wsgi", "/x/wsgi-scripts").endswith(" group=wsgi home=/x/wsgi-scripts")
+    assert wsgi_daemon_directive_options(own, "wsgi", "/x/wsgi-scripts").endswith(" group=wsgi home=/srv/app")
+
+
+def test_script_aliases_are_the_mod_wsgi_apps_deepest_first(normalize) -> None:
+    [normalized] = normalize([site(apps=[
+        app(name="root", mount="/", mode="embedded"), app(name="a", mount="/a"),
+        app(name="ab", mount="/a/b", mode="embedded"), app(name="p", mount="/p", mode="proxy"),
+    ])])
+    assert wsgi_sites.wsgi_script_aliases(normalized) == [
+        {"mount": "/a/b", "script": "/usr/local/www/wsgi-scripts/ab.wsgi"},
+        {"mount": "/a", "script": "/usr/local/www/wsgi-scripts/a.wsgi"},
+        {"mount": "/", "script": "/usr/local/www/wsgi-scripts/root.wsgi"},
+    ]
+
+
+@pytest.mark.parametrize(("listen", "trusted", "expected"), [
+    (None, ["10.0.0.5"], "unix"),
+    ("unix:/run/x.sock", ["10.0.0.5"], "unix"),
+    ("127.0.0.1:9001", [], "127.0.0.1,::1"),
+    ("127.0.0.1:9001", None, "127.0.0.1,::1"),
+    ("[::1]:9001", ["10.0.0.5", "10.0.0.6"], "127.0.0.1,::1,10.0.0.5,10.0.0.6"),
+])
+def test_forwarded_allow_ips(normalize, listen: Any, trusted: Any, expected: str) -> None:
+    proxied = normalize(one_app(mode="proxy", listen=listen))[0]["apps"][0]
+    assert wsgi_sites.wsgi_forwarded_allow_ips(proxied, trusted) == expected
