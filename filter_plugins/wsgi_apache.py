@@ -1,0 +1,74 @@
+"""What the WSGI sites need from Apache: the ports they listen on, the modes their apps use, the modules.
+
+The apache role is generic and does not read wsgi_sites; the playbooks of the web servers hand it these
+values (apache_required_listen_ports, apache_required_modules), so the contract between the roles is
+written where the roles are put together. The apache role runs before the wsgi role normalizes the sites,
+so these filters read wsgi_sites as the inventory gives it (playbooks/validate.yml has checked it by then),
+with the normalizer's defaults (port 80).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+DEFAULT_PORT = 80
+# The modules a mode needs in Apache besides mod_wsgi (which the mod_wsgi role enables): proxy mode
+# forwards to headrace over HTTP.
+MODE_MODULES: dict[str, list[str]] = {"proxy": ["proxy", "proxy_http"]}
+
+
+def _sites(sites: Any) -> list[Mapping[str, Any]]:
+    """The site mappings of wsgi_sites; anything else is an error naming the variable."""
+    if sites is None:
+        return []
+    if not isinstance(sites, Sequence) or isinstance(sites, (str, bytes)):
+        raise AnsibleFilterError(f"wsgi_sites is {sites!r}; allowed: a list of site mappings")
+    for index, site in enumerate(sites):
+        if not isinstance(site, Mapping):
+            raise AnsibleFilterError(f"wsgi_sites[{index}] is {site!r}; allowed: a site mapping")
+    return list(sites)
+
+
+def wsgi_site_ports(sites: Any) -> list[int]:
+    """The ports the sites listen on (80 for a site without port), each once, in ascending order."""
+    ports = set()
+    for index, site in enumerate(_sites(sites)):
+        value = site.get("port", DEFAULT_PORT)
+        try:
+            port = int(value)
+        except (TypeError, ValueError):
+            port = 0
+        if isinstance(value, bool) or not 1 <= port <= 65535:
+            raise AnsibleFilterError(f"wsgi_sites[{index}]: field 'port' is {value!r}; allowed: a port 1-65535")
+        ports.add(port)
+    return sorted(ports)
+
+
+def wsgi_site_modes(sites: Any) -> list[str]:
+    """The modes (embedded, daemon, proxy) that at least one app of the sites uses, sorted."""
+    modes = set()
+    for site in _sites(sites):
+        apps = site.get("apps") or []
+        if isinstance(apps, Sequence) and not isinstance(apps, (str, bytes)):
+            modes.update(app["mode"] for app in apps if isinstance(app, Mapping) and isinstance(app.get("mode"), str))
+    return sorted(modes)
+
+
+def wsgi_apache_modules(sites: Any) -> list[str]:
+    """The Apache modules the sites' apps need besides mod_wsgi: proxy and proxy_http for a proxy-mode app."""
+    modes = wsgi_site_modes(sites)
+    return [module for mode, modules in MODE_MODULES.items() if mode in modes for module in modules]
+
+
+class FilterModule:
+    """Ansible entry point: what the WSGI sites ask of the apache and mod_wsgi roles."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "wsgi_site_ports": wsgi_site_ports,
+            "wsgi_site_modes": wsgi_site_modes,
+            "wsgi_apache_modules": wsgi_apache_modules,
+        }

@@ -1,0 +1,67 @@
+"""Tests for the wsgi_apache filter plugin: the ports, modes and modules the WSGI sites ask of Apache."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from wsgi_apache import (
+    FilterModule,
+    wsgi_apache_modules,
+    wsgi_site_modes,
+    wsgi_site_ports,
+)
+
+
+def site(port: Any = None, *modes: str) -> dict[str, Any]:
+    """A site with one app per mode, and a port if given."""
+    entry: dict[str, Any] = {"server_name": "www.example.com",
+                             "apps": [{"name": f"app{i}", "mount": f"/{i}", "mode": m} for i, m in enumerate(modes)]}
+    if port is not None:
+        entry["port"] = port
+    return entry
+
+
+@pytest.mark.parametrize(("sites", "ports"), [
+    ([], []),
+    (None, []),
+    ([site()], [80]),  # the normalizer's default port
+    ([site(8080), site(), site("8080"), site(81)], [80, 81, 8080]),  # each once, ascending, as numbers
+])
+def test_site_ports(sites: Any, ports: list[int]) -> None:
+    assert wsgi_site_ports(sites) == ports
+
+
+@pytest.mark.parametrize(("sites", "modes", "modules"), [
+    ([], [], []),
+    ([site(None, "daemon"), site(8080, "embedded", "daemon")], ["daemon", "embedded"], []),
+    ([site(None, "daemon"), site(8080, "proxy"), site(81, "proxy")], ["daemon", "proxy"], ["proxy", "proxy_http"]),
+    ([{"server_name": "a.example.com"}, {"server_name": "b.example.com", "apps": [{"name": "x"}]}], [], []),
+])
+def test_modes_and_modules(sites: Any, modes: list[str], modules: list[str]) -> None:
+    assert wsgi_site_modes(sites) == modes
+    assert wsgi_apache_modules(sites) == modules
+
+
+@pytest.mark.parametrize(("sites", "expected"), [
+    ({"server_name": "x"}, "wsgi_sites is {'server_name': 'x'}; allowed: a list of site mappings"),
+    ("www.example.com", "wsgi_sites is 'www.example.com'; allowed: a list of site mappings"),
+    (["www.example.com"], "wsgi_sites[0] is 'www.example.com'; allowed: a site mapping"),
+    ([site(), site("http")], "wsgi_sites[1]: field 'port' is 'http'; allowed: a port 1-65535"),
+    ([site(0)], "wsgi_sites[0]: field 'port' is 0; allowed: a port 1-65535"),
+    ([site(True)], "wsgi_sites[0]: field 'port' is True; allowed: a port 1-65535"),
+    ([site(65536)], "wsgi_sites[0]: field 'port' is 65536; allowed: a port 1-65535"),
+])
+def test_bad_sites_name_the_variable(sites: Any, expected: str) -> None:
+    with pytest.raises(AnsibleFilterError) as caught:
+        wsgi_site_ports(sites)
+    assert str(caught.value) == expected
+
+
+def test_filter_module_exports_the_filters() -> None:
+    assert FilterModule().filters() == {
+        "wsgi_site_ports": wsgi_site_ports,
+        "wsgi_site_modes": wsgi_site_modes,
+        "wsgi_apache_modules": wsgi_apache_modules,
+    }
