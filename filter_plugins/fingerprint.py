@@ -1,10 +1,10 @@
-"""The release fingerprint that tells a rollout which web hosts would change.
+"""A fingerprint of controller files and settings: the same inputs give the same digest, any change another.
 
-Draining a host, deploying it and checking it one batch at a time is what keeps a changing fleet serving,
-but it makes a run over hosts that are already up to date as slow as the fleet is long. Every input that
-decides what a host gets (the roles, the app sources, the headrace source, the settings) is hashed on
-the controller; a host stores the fingerprint of its last good deployment, and only hosts in service
-whose stored fingerprint differs go through the batches.
+Two roles need to know whether what they would ship has changed, and must agree on what "changed" means:
+the rollout hashes every input that decides what a host gets (the roles, the app sources, the headrace
+source, the settings) and deploys in batches only hosts whose recorded fingerprint differs; the headrace
+role keeps one built wheel per fingerprint of its source, so a source is built once. Neither role owns
+the other, so the digest lives here, in a filter of its own.
 """
 
 from __future__ import annotations
@@ -34,12 +34,17 @@ def _files(path: str) -> Iterator[str]:
                 yield os.path.join(root, name)
 
 
-def rollout_release_digest(paths: Iterable[Any], settings: Any = None) -> str:
-    """SHA-256 over the files under each path (names relative to it, and contents) and the settings."""
+def fingerprint(paths: Iterable[Any], settings: Any = None) -> str:
+    """SHA-256 over the files under each path (names relative to it, and contents) and the settings.
+
+    Paths are made absolute, deduplicated and sorted, so their order and spelling do not matter; files
+    that do not change what is deployed (caches, editor files, Markdown) are left out. settings is hashed
+    as canonical JSON (sorted keys), so a reordered mapping gives the same digest.
+    """
     digest = hashlib.sha256()
     for path in sorted({os.path.abspath(str(p)) for p in paths or []}):
         if not os.path.exists(path):
-            raise AnsibleFilterError(f"rollout_release_digest: {path} does not exist on the controller")
+            raise AnsibleFilterError(f"fingerprint: {path} does not exist on the controller")
         for file in _files(path):
             digest.update(os.path.relpath(file, path).encode() + b"\0")
             with open(file, "rb") as handle:
@@ -49,8 +54,8 @@ def rollout_release_digest(paths: Iterable[Any], settings: Any = None) -> str:
 
 
 class FilterModule:
-    """Ansible entry point: the rollout filters."""
+    """Ansible entry point: the fingerprint filter."""
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         """Map filter names to functions."""
-        return {"rollout_release_digest": rollout_release_digest}
+        return {"fingerprint": fingerprint}

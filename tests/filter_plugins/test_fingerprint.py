@@ -1,4 +1,4 @@
-"""Tests for the rollout filter plugin: the release digest moves with what is deployed, and only with it."""
+"""Tests for the fingerprint filter: the digest moves with what is deployed, and only with it."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import rollout
+import fingerprint as fingerprint_module
 from ansible.errors import AnsibleFilterError
-from rollout import FilterModule, rollout_release_digest
+from fingerprint import FilterModule, fingerprint
 
 SETTINGS: dict[str, Any] = {"wsgi_sites": [{"server_name": "www.example.com", "port": 80}],
                             "wsgi_base_dir": "/usr/local/www", "options": {"a": 1, "b": {"x": [1, 2], "y": None}}}
@@ -39,7 +39,7 @@ def digest(tree: dict[str, Path]):
     def run(settings: Any = SETTINGS, paths: Any = None) -> str:
         if paths is None:
             paths = [str(tree["roles"]), str(tree["src"]), str(tree["app"])]
-        return rollout_release_digest(paths, settings)
+        return fingerprint(paths, settings)
 
     return run
 
@@ -166,16 +166,16 @@ def test_which_paths_are_hashed_matters(digest, tree) -> None:
 
 
 def test_no_paths_hashes_the_settings_only() -> None:
-    assert rollout_release_digest([], {"a": 1}) == rollout_release_digest(None, {"a": 1})
-    assert rollout_release_digest([], {"a": 1}) != rollout_release_digest([], {"a": 2})
+    assert fingerprint([], {"a": 1}) == fingerprint(None, {"a": 1})
+    assert fingerprint([], {"a": 1}) != fingerprint([], {"a": 2})
 
 
 def test_missing_path_is_named(digest, tree) -> None:
     missing = tree["root"] / "roles" / "nope"
     with pytest.raises(AnsibleFilterError) as info:
         digest(paths=[str(tree["roles"]), str(missing)])
-    assert str(info.value.message) == f"rollout_release_digest: {missing} does not exist on the controller"
+    assert str(info.value.message) == f"fingerprint: {missing} does not exist on the controller"
 
 
 def test_filter_module_exposes_the_filter() -> None:
-    assert FilterModule().filters() == {"rollout_release_digest": rollout.rollout_release_digest}
+    assert FilterModule().filters() == {"fingerprint": fingerprint_module.fingerprint}
