@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
 import fingerprint as fingerprint_module
+import pytest
 from ansible.errors import AnsibleFilterError
 from fingerprint import FilterModule, fingerprint
 
