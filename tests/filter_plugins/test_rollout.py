@@ -1,0 +1,178 @@
+"""Tests for the rollout filter plugin: the live-state command, and the plan's group of a host."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import rollout
+import yaml
+from rollout import (
+    AT_ONCE,
+    IN_BATCHES,
+    UP_TO_DATE,
+    FilterModule,
+    rollout_group,
+    rollout_state_command,
+)
+
+ROLES = Path(__file__).resolve().parents[2] / "roles"
+
+# The command as roles/rollout/vars/main.yml wrote it in Jinja before it became a filter.
+JINJA_COMMAND = """set -o pipefail
+paths=(/etc/apache2 /etc/systemd/system /etc/headrace /opt/headrace/wheels /usr/local/www/wsgi-scripts \
+/var/lib/dpkg/status)
+{
+  find "${paths[@]}" -xdev -printf '%p %m %u %g %l\\n' 2>/dev/null | LC_ALL=C sort
+  find "${paths[@]}" -xdev -type f -print0 2>/dev/null | LC_ALL=C sort -z | xargs -0r sha256sum
+  systemctl is-active apache2.service
+  systemctl list-units --all --plain --no-legend 'headrace@*.socket'
+} | sha256sum | cut -d' ' -f1
+"""
+PATHS = ["/etc/apache2", "/etc/systemd/system", "/etc/headrace", "/opt/headrace/wheels",
+         "/usr/local/www/wsgi-scripts", "/var/lib/dpkg/status"]
+
+
+# --------------------------------------------------------------------------- rollout_state_command
+
+
+def test_the_command_is_the_one_the_jinja_wrote() -> None:
+    assert rollout_state_command(PATHS, ["apache2.service"], ["headrace@*.socket"]) == JINJA_COMMAND
+
+
+def test_paths_and_unit_names_are_quoted_for_the_shell() -> None:
+    command = rollout_state_command(["/srv/my www", "/srv/$(reboot)", Path("/p")], ["a b.service"], ["x@*"])
+    assert "paths=('/srv/my www' '/srv/$(reboot)' /p)\n" in command
+    assert "  systemctl is-active 'a b.service'\n" in command
+    assert "  systemctl list-units --all --plain --no-legend 'x@*'\n" in command
+
+
+def test_one_line_per_service_and_pattern_and_none_without() -> None:
+    command = rollout_state_command(["/a"], ["one.service", "two.service"], [])
+    assert command.count("systemctl is-active") == 2
+    assert "list-units" not in rollout_state_command(["/a"])
+    assert "is-active" not in rollout_state_command(["/a"])
+
+
+needs_gnu_tools = pytest.mark.skipif(
+    not all(shutil.which(tool) for tool in ("bash", "find", "sha256sum", "xargs")), reason="needs bash and GNU find")
+
+
+def run(command: str) -> str:
+    """The digest the command prints. (Its status is that of its last line: find's, for a missing path.)"""
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=False)
+    assert len(result.stdout.strip()) == 64
+    return result.stdout.strip()
+
+
+@needs_gnu_tools
+def test_the_digest_follows_what_the_paths_hold(tmp_path: Path) -> None:
+    conf, scripts = tmp_path / "conf", tmp_path / "scripts"
+    conf.mkdir()
+    scripts.mkdir()
+    (conf / "site.conf").write_text("Listen 80\n")
+    (scripts / "app.wsgi").write_text("application = None\n")
+    command = rollout_state_command([conf, scripts, tmp_path / "missing"])
+    before = run(command)
+    assert run(command) == before
+    assert run(rollout_state_command([scripts, tmp_path / "missing", conf])) == before  # order does not matter
+    (conf / "site.conf").write_text("Listen 81\n")
+    changed = run(command)
+    assert changed != before
+    (conf / "site.conf").chmod(0o600)
+    assert run(command) != changed
+    (conf / "site.conf").chmod(0o644)
+    (conf / "site.conf").write_text("Listen 80\n")
+    assert run(command) == before
+    (scripts / "new").mkdir()
+    assert run(command) != before
+
+
+# --------------------------------------------------------------------------- rollout_group
+
+
+def jinja_group(in_service: bool, recorded: list[str], release: str, live: str, force: bool, skip: bool) -> str:
+    """The group_by key expression of roles/rollout/tasks/plan.yml before it became a filter, in Python."""
+    return ("rollout_at_once" if not in_service
+            else "rollout_in_batches" if force or recorded[0] != release
+            else "rollout_up_to_date" if skip and recorded[1] == live
+            else "rollout_at_once")
+
+
+@pytest.mark.parametrize(("in_service", "recorded", "live", "force", "skip"), itertools.product(
+    [True, False], [["R", "S"], ["old", "S"], ["R", "hand"], ["", ""]], ["S", ""], [False, True], [True, False]))
+def test_the_group_is_the_one_the_jinja_chose(in_service, recorded, live, force, skip) -> None:
+    expected = jinja_group(in_service, recorded + ["", ""], "R", live, force, skip)
+    assert rollout_group(in_service, recorded + ["", ""], "R", live, force=force, skip_unchanged=skip) == expected
+
+
+def test_a_host_not_in_service_is_deployed_at_once() -> None:
+    assert rollout_group(False, ["R", "S"], "R", "S") == AT_ONCE
+    assert rollout_group(False, ["old", "S"], "R", "S", force=True) == AT_ONCE
+
+
+def test_a_host_in_service_with_a_new_release_goes_in_batches() -> None:
+    assert rollout_group(True, ["old", "S"], "R", "S") == IN_BATCHES
+    assert rollout_group(True, [], "R", "") == IN_BATCHES  # nothing recorded yet
+
+
+def test_force_puts_every_host_in_service_in_batches() -> None:
+    assert rollout_group(True, ["R", "S"], "R", "S", force=True) == IN_BATCHES
+
+
+def test_a_host_at_its_release_and_live_state_is_only_checked() -> None:
+    assert rollout_group(True, ["R", "S"], "R", "S") == UP_TO_DATE
+
+
+def test_a_host_changed_by_hand_or_without_skipping_is_converged_at_once() -> None:
+    assert rollout_group(True, ["R", "S"], "R", "changed") == AT_ONCE
+    assert rollout_group(True, ["R", "S"], "R", "S", skip_unchanged=False) == AT_ONCE
+
+
+def test_a_record_of_the_release_only_compares_an_empty_live_state() -> None:
+    assert rollout_group(True, ["R"], "R", "") == UP_TO_DATE
+    assert rollout_group(True, ["R"], "R", "S") == AT_ONCE
+
+
+def test_the_groups_are_those_the_playbooks_run_on() -> None:
+    playbooks = Path(__file__).resolve().parents[2] / "playbooks"
+    hosts = {play["hosts"] for name in ("webservers.yml", "rolling_update.yml")
+             for play in yaml.safe_load((playbooks / name).read_text())}
+    assert "webservers:&" + AT_ONCE in hosts
+    assert "webservers:&" + IN_BATCHES in hosts
+    assert UP_TO_DATE not in " ".join(hosts)  # checked by the plan, converged by no play
+
+
+# --------------------------------------------------------------------------- the roles' contract
+
+
+def defaults(role: str) -> dict:
+    """A role's defaults/main.yml."""
+    return yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text())
+
+
+def test_the_live_state_falls_back_to_the_defaults_the_owning_roles_publish() -> None:
+    # In the plan's play the headrace and wsgi roles are not loaded, so the rollout falls back to their
+    # defaults; a fallback that differs would make the plan and the verify step read different paths.
+    headrace, wsgi = defaults("headrace"), defaults("wsgi")
+    assert defaults("rollout")["rollout_state_paths"] == [
+        f"{{{{ headrace_config_dir | default('{headrace['headrace_config_dir']}') }}}}",
+        f"{{{{ headrace_prefix | default('{headrace['headrace_prefix']}') }}}}/wheels",
+        f"{{{{ wsgi_base_dir | default('{wsgi['wsgi_base_dir']}') }}}}/wsgi-scripts",
+    ]
+
+
+def test_the_live_state_covers_the_same_paths_as_before() -> None:
+    system = yaml.safe_load((ROLES / "rollout" / "vars" / "Debian.yml").read_text())
+    paths = system["rollout_system_state_paths"] + ["/etc/headrace", "/opt/headrace/wheels",
+                                                    "/usr/local/www/wsgi-scripts"]
+    assert sorted(paths) == sorted(PATHS)
+    assert system["rollout_apache_service"] == "apache2.service"
+
+
+def test_filter_module_exposes_the_filters() -> None:
+    assert FilterModule().filters() == {"rollout_state_command": rollout.rollout_state_command,
+                                        "rollout_group": rollout.rollout_group}
