@@ -102,8 +102,8 @@ def jinja_group(in_service: bool, recorded: list[str], release: str, live: str, 
             else "rollout_at_once")
 
 
-@pytest.mark.parametrize(("in_service", "recorded", "live", "force", "skip"), itertools.product(
-    [True, False], [["R", "S"], ["old", "S"], ["R", "hand"], ["", ""]], ["S", ""], [False, True], [True, False]))
+@pytest.mark.parametrize(("in_service", "recorded", "live", "force", "skip"), list(itertools.product(
+    [True, False], [["R", "S"], ["old", "S"], ["R", "hand"], ["", ""]], ["S", ""], [False, True], [True, False])))
 def test_the_group_is_the_one_the_jinja_chose(in_service, recorded, live, force, skip) -> None:
     expected = jinja_group(in_service, recorded + ["", ""], "R", live, force, skip)
     assert rollout_group(in_service, recorded + ["", ""], "R", live, force=force, skip_unchanged=skip) == expected
