@@ -68,6 +68,18 @@ def balancer_manager_state(page: str, balancer: str) -> dict[str, Any]:
     raise AnsibleFilterError(f"balancer_manager_state: balancer {balancer!r} is not on the balancer-manager page")
 
 
+def balancer_member_busy(page: str, balancer: str, member: str) -> int:
+    """How many requests in flight ("Busy") the balancer-manager page counts for one member of a balancer.
+
+    What a drain waits on, once per read of the page; raises, naming the member, if the balancer no longer
+    lists it.
+    """
+    members = balancer_manager_state(page, balancer)["members"]
+    if member not in members:
+        raise AnsibleFilterError(f"balancer_member_busy: {member!r} is not a member of balancer {balancer!r}")
+    return members[member]["busy"]
+
+
 class FilterModule:
     """Ansible entry point: the balancer filters."""
 
@@ -76,4 +88,5 @@ class FilterModule:
         return {
             "balancer_member_url": balancer_member_url,
             "balancer_manager_state": balancer_manager_state,
+            "balancer_member_busy": balancer_member_busy,
         }

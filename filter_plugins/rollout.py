@@ -1,51 +1,64 @@
-"""The release fingerprint that tells a rollout which web hosts would change.
+"""Filters of the rollout role: the command that reads a host's live state, and the group a host goes to.
 
-Draining a host, deploying it and checking it one batch at a time is what keeps a changing fleet serving,
-but it makes a run over hosts that are already up to date as slow as the fleet is long. Every input that
-decides what a host gets (the roles, the app sources, the headrace source, the settings) is hashed on
-the controller; a host stores the fingerprint of its last good deployment, and only hosts in service
-whose stored fingerprint differs go through the batches.
+A run over a fleet that is already up to date should only check it, and a run that changes it should
+drain only the hosts in service. Which hosts are which is decided by comparing what each host recorded
+after its last good deploy (its release and live state) with what this run would deploy; the rules and
+the command whose output is compared are here, where unit tests pin them, rather than in Jinja.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from collections.abc import Callable, Iterable, Iterator
+import shlex
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ansible.errors import AnsibleFilterError
-
-# Generated or editor files that do not change what is deployed.
-IGNORED_DIRS = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache", ".git", "build", "dist", ".venv"})
-IGNORED_SUFFIXES = (".pyc", ".md", ".egg-info", ".swp")
-
-
-def _files(path: str) -> Iterator[str]:
-    """Every file under path (or path itself), in a stable order."""
-    if os.path.isfile(path):
-        yield path
-        return
-    for root, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if d not in IGNORED_DIRS and not d.endswith(IGNORED_SUFFIXES))
-        for name in sorted(files):
-            if not name.endswith(IGNORED_SUFFIXES):
-                yield os.path.join(root, name)
+# The groups of the plan (playbooks/webservers.yml and rolling_update.yml run on them).
+AT_ONCE = "rollout_at_once"
+IN_BATCHES = "rollout_in_batches"
+UP_TO_DATE = "rollout_up_to_date"
 
 
-def rollout_release_digest(paths: Iterable[Any], settings: Any = None) -> str:
-    """SHA-256 over the files under each path (names relative to it, and contents) and the settings."""
-    digest = hashlib.sha256()
-    for path in sorted({os.path.abspath(str(p)) for p in paths or []}):
-        if not os.path.exists(path):
-            raise AnsibleFilterError(f"rollout_release_digest: {path} does not exist on the controller")
-        for file in _files(path):
-            digest.update(os.path.relpath(file, path).encode() + b"\0")
-            with open(file, "rb") as handle:
-                digest.update(hashlib.sha256(handle.read()).digest())
-    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
+def rollout_state_command(paths: Iterable[Any], services: Iterable[str] = (),
+                          unit_patterns: Iterable[str] = ()) -> str:
+    """A bash command that prints one SHA-256 over a host's live state.
+
+    The live state is what paths hold (each entry's name, mode, owner, group and link target, and the
+    contents of every file; on one file system per path, missing paths ignored), whether each of services
+    is active, and the units matching unit_patterns with their states. Everything is sorted, so the digest
+    changes only when the host does. Needs bash (arrays, pipefail) and GNU find.
+    """
+    quoted = " ".join(shlex.quote(str(path)) for path in paths)
+    lines = [
+        "set -o pipefail",
+        f"paths=({quoted})",
+        "{",
+        "  find \"${paths[@]}\" -xdev -printf '%p %m %u %g %l\\n' 2>/dev/null | LC_ALL=C sort",
+        "  find \"${paths[@]}\" -xdev -type f -print0 2>/dev/null | LC_ALL=C sort -z | xargs -0r sha256sum",
+        *(f"  systemctl is-active {shlex.quote(service)}" for service in services),
+        *(f"  systemctl list-units --all --plain --no-legend {shlex.quote(pattern)}" for pattern in unit_patterns),
+        "} | sha256sum | cut -d' ' -f1",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def rollout_group(in_service: bool, recorded: Sequence[str], release: str, live_state: str,
+                  force: bool = False, skip_unchanged: bool = True) -> str:
+    """The plan's group of a host.
+
+    recorded is what the host recorded after its last good deploy: its release, then its live state
+    (missing lines count as empty). A host not in service has no traffic to protect: all at once. One in
+    service with a new release (or every one in service, with force) is deployed in batches, each drained
+    first. One in service at its recorded release and live state is only checked (with skip_unchanged);
+    one at its release but changed by hand (or any, without skip_unchanged) is converged all at once.
+    """
+    recorded_release, recorded_state = (list(recorded) + ["", ""])[:2]
+    if not in_service:
+        return AT_ONCE
+    if force or recorded_release != release:
+        return IN_BATCHES
+    if skip_unchanged and recorded_state == live_state:
+        return UP_TO_DATE
+    return AT_ONCE
 
 
 class FilterModule:
@@ -53,4 +66,4 @@ class FilterModule:
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         """Map filter names to functions."""
-        return {"rollout_release_digest": rollout_release_digest}
+        return {"rollout_state_command": rollout_state_command, "rollout_group": rollout_group}

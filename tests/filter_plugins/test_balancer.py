@@ -8,7 +8,12 @@ from typing import Any
 import balancer
 import pytest
 from ansible.errors import AnsibleFilterError
-from balancer import FilterModule, balancer_manager_state, balancer_member_url
+from balancer import (
+    FilterModule,
+    balancer_manager_state,
+    balancer_member_busy,
+    balancer_member_url,
+)
 
 # Captured from Apache 2.4.71's balancer-manager: balancer 'web' with member 1 drained and member 2
 # failing its health check.
@@ -178,8 +183,31 @@ def test_balancer_without_members() -> None:
     assert balancer_manager_state(page, "web") == {"nonce": NONCE, "members": {}}
 
 
+# --------------------------------------------------------------------------- balancer_member_busy
+
+
+def test_busy_count_of_each_member() -> None:
+    page = replaced(PAGE, MEMBER1_STATUS, "<td>Init Drn Ok </td><td>1234</td><td>7</td>")
+    assert balancer_member_busy(page, "web", MEMBER1) == 7
+    assert balancer_member_busy(page, "web", MEMBER2) == 0
+    assert balancer_member_busy(PAGE, "web", MEMBER1) == 0
+
+
+def test_busy_count_of_a_member_the_balancer_no_longer_lists_is_named() -> None:
+    with pytest.raises(AnsibleFilterError) as info:
+        balancer_member_busy(PAGE, "web", "http://127.0.0.9")
+    assert str(info.value.message) == (
+        "balancer_member_busy: 'http://127.0.0.9' is not a member of balancer 'web'")
+
+
+def test_busy_count_of_an_unknown_balancer_is_named() -> None:
+    with pytest.raises(AnsibleFilterError, match="balancer 'api' is not on the balancer-manager page"):
+        balancer_member_busy(PAGE, "api", MEMBER1)
+
+
 def test_filter_module_exposes_the_filters() -> None:
     assert FilterModule().filters() == {
         "balancer_member_url": balancer.balancer_member_url,
         "balancer_manager_state": balancer.balancer_manager_state,
+        "balancer_member_busy": balancer.balancer_member_busy,
     }

@@ -1,181 +1,178 @@
-"""Tests for the rollout filter plugin: the release digest moves with what is deployed, and only with it."""
+"""Tests for the rollout filter plugin: the live-state command, and the plan's group of a host."""
 
 from __future__ import annotations
 
-import re
+import itertools
+import shutil
+import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 import rollout
-from ansible.errors import AnsibleFilterError
-from rollout import FilterModule, rollout_release_digest
+import yaml
+from rollout import (
+    AT_ONCE,
+    IN_BATCHES,
+    UP_TO_DATE,
+    FilterModule,
+    rollout_group,
+    rollout_state_command,
+)
 
-SETTINGS: dict[str, Any] = {"wsgi_sites": [{"server_name": "www.example.com", "port": 80}],
-                            "wsgi_base_dir": "/usr/local/www", "options": {"a": 1, "b": {"x": [1, 2], "y": None}}}
+ROLES = Path(__file__).resolve().parents[2] / "roles"
 
-
-@pytest.fixture()
-def tree(tmp_path: Path) -> dict[str, Path]:
-    """A controller layout: a roles directory, an app source directory and a single app file."""
-    roles = tmp_path / "roles"
-    (roles / "wsgi" / "tasks").mkdir(parents=True)
-    (roles / "wsgi" / "tasks" / "main.yml").write_text("- name: Deploy\n")
-    (roles / "wsgi" / "files").mkdir()
-    (roles / "wsgi" / "files" / "hello.wsgi").write_text("application = None\n")
-    src = tmp_path / "headrace"
-    (src / "headrace").mkdir(parents=True)
-    (src / "headrace" / "__init__.py").write_text("VERSION = 1\n")
-    app = tmp_path / "apps" / "myapp.wsgi"
-    app.parent.mkdir()
-    app.write_text("application = None\n")
-    return {"root": tmp_path, "roles": roles, "src": src, "app": app}
-
-
-@pytest.fixture()
-def digest(tree: dict[str, Path]):
-    """The digest of the whole tree with SETTINGS unless told otherwise."""
-
-    def run(settings: Any = SETTINGS, paths: Any = None) -> str:
-        if paths is None:
-            paths = [str(tree["roles"]), str(tree["src"]), str(tree["app"])]
-        return rollout_release_digest(paths, settings)
-
-    return run
+# The command as roles/rollout/vars/main.yml wrote it in Jinja before it became a filter.
+JINJA_COMMAND = """set -o pipefail
+paths=(/etc/apache2 /etc/systemd/system /etc/headrace /opt/headrace/wheels /usr/local/www/wsgi-scripts \
+/var/lib/dpkg/status)
+{
+  find "${paths[@]}" -xdev -printf '%p %m %u %g %l\\n' 2>/dev/null | LC_ALL=C sort
+  find "${paths[@]}" -xdev -type f -print0 2>/dev/null | LC_ALL=C sort -z | xargs -0r sha256sum
+  systemctl is-active apache2.service
+  systemctl list-units --all --plain --no-legend 'headrace@*.socket'
+} | sha256sum | cut -d' ' -f1
+"""
+PATHS = ["/etc/apache2", "/etc/systemd/system", "/etc/headrace", "/opt/headrace/wheels",
+         "/usr/local/www/wsgi-scripts", "/var/lib/dpkg/status"]
 
 
-def test_is_a_stable_sha256(digest) -> None:
-    first = digest()
-    assert re.fullmatch(r"[0-9a-f]{64}", first)
-    assert digest() == first
+# --------------------------------------------------------------------------- rollout_state_command
 
 
-def test_content_change(digest, tree) -> None:
-    before = digest()
-    (tree["roles"] / "wsgi" / "tasks" / "main.yml").write_text("- name: Deploy it\n")
-    assert digest() != before
+def test_the_command_is_the_one_the_jinja_wrote() -> None:
+    assert rollout_state_command(PATHS, ["apache2.service"], ["headrace@*.socket"]) == JINJA_COMMAND
 
 
-def test_content_change_of_a_path_given_as_a_file(digest, tree) -> None:
-    before = digest()
-    tree["app"].write_text("application = object()\n")
-    assert digest() != before
+def test_paths_and_unit_names_are_quoted_for_the_shell() -> None:
+    command = rollout_state_command(["/srv/my www", "/srv/$(reboot)", Path("/p")], ["a b.service"], ["x@*"])
+    assert "paths=('/srv/my www' '/srv/$(reboot)' /p)\n" in command
+    assert "  systemctl is-active 'a b.service'\n" in command
+    assert "  systemctl list-units --all --plain --no-legend 'x@*'\n" in command
 
 
-def test_content_change_back_restores_the_digest(digest, tree) -> None:
-    before = digest()
-    init = tree["src"] / "headrace" / "__init__.py"
-    init.write_text("VERSION = 2\n")
-    assert digest() != before
-    init.write_text("VERSION = 1\n")
-    assert digest() == before
+def test_one_line_per_service_and_pattern_and_none_without() -> None:
+    command = rollout_state_command(["/a"], ["one.service", "two.service"], [])
+    assert command.count("systemctl is-active") == 2
+    assert "list-units" not in rollout_state_command(["/a"])
+    assert "is-active" not in rollout_state_command(["/a"])
 
 
-@pytest.mark.parametrize("new", ["roles/wsgi/tasks/extra.yml", "roles/apache/tasks/main.yml",
-                                 "headrace/headrace/py.typed", "roles/wsgi/.hidden"])
-def test_added_file(digest, tree, new: str) -> None:
-    before = digest()
-    path = tree["root"] / new
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("")
-    assert digest() != before
+needs_gnu_tools = pytest.mark.skipif(
+    not all(shutil.which(tool) for tool in ("bash", "find", "sha256sum", "xargs")), reason="needs bash and GNU find")
 
 
-def test_added_copy_of_a_file(digest, tree) -> None:
-    before = digest()
-    (tree["roles"] / "wsgi" / "files" / "hello2.wsgi").write_text("application = None\n")
-    assert digest() != before
+def run(command: str) -> str:
+    """The digest the command prints. (Its status is that of its last line: find's, for a missing path.)"""
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=False)
+    assert len(result.stdout.strip()) == 64
+    return result.stdout.strip()
 
 
-@pytest.mark.parametrize(("old", "new"), [
-    ("roles/wsgi/tasks/main.yml", "roles/wsgi/tasks/other.yml"),
-    ("roles/wsgi/files/hello.wsgi", "roles/wsgi/tasks/hello.wsgi"),  # moved to another directory
-    ("headrace/headrace/__init__.py", "headrace/__init__.py"),
-])
-def test_renamed_file(digest, tree, old: str, new: str) -> None:
-    before = digest()
-    (tree["root"] / old).rename(tree["root"] / new)
-    assert digest() != before
+@needs_gnu_tools
+def test_the_digest_follows_what_the_paths_hold(tmp_path: Path) -> None:
+    conf, scripts = tmp_path / "conf", tmp_path / "scripts"
+    conf.mkdir()
+    scripts.mkdir()
+    (conf / "site.conf").write_text("Listen 80\n")
+    (scripts / "app.wsgi").write_text("application = None\n")
+    command = rollout_state_command([conf, scripts, tmp_path / "missing"])
+    before = run(command)
+    assert run(command) == before
+    assert run(rollout_state_command([scripts, tmp_path / "missing", conf])) == before  # order does not matter
+    (conf / "site.conf").write_text("Listen 81\n")
+    changed = run(command)
+    assert changed != before
+    (conf / "site.conf").chmod(0o600)
+    assert run(command) != changed
+    (conf / "site.conf").chmod(0o644)
+    (conf / "site.conf").write_text("Listen 80\n")
+    assert run(command) == before
+    (scripts / "new").mkdir()
+    assert run(command) != before
 
 
-def test_removed_file(digest, tree) -> None:
-    before = digest()
-    (tree["roles"] / "wsgi" / "files" / "hello.wsgi").unlink()
-    assert digest() != before
+# --------------------------------------------------------------------------- rollout_group
 
 
-@pytest.mark.parametrize("settings", [
-    {**SETTINGS, "wsgi_base_dir": "/srv/www"},
-    {**SETTINGS, "wsgi_sites": [{"server_name": "www.example.com", "port": 8080}]},
-    {**SETTINGS, "options": {"a": 1, "b": {"x": [2, 1], "y": None}}},
-    {**SETTINGS, "options": {"a": "1", "b": {"x": [1, 2], "y": None}}},
-    {**SETTINGS, "extra": None},
-    None, {}, [],
-])
-def test_settings_change(digest, settings: Any) -> None:
-    assert digest(settings) != digest()
+def jinja_group(in_service: bool, recorded: list[str], release: str, live: str, force: bool, skip: bool) -> str:
+    """The group_by key expression of roles/rollout/tasks/plan.yml before it became a filter, in Python."""
+    return ("rollout_at_once" if not in_service
+            else "rollout_in_batches" if force or recorded[0] != release
+            else "rollout_up_to_date" if skip and recorded[1] == live
+            else "rollout_at_once")
 
 
-def test_settings_key_order_does_not_matter(digest) -> None:
-    reordered = {"options": {"b": {"y": None, "x": [1, 2]}, "a": 1}, "wsgi_base_dir": "/usr/local/www",
-                 "wsgi_sites": [{"port": 80, "server_name": "www.example.com"}]}
-    assert list(reordered) != list(SETTINGS)
-    assert digest(reordered) == digest()
+@pytest.mark.parametrize(("in_service", "recorded", "live", "force", "skip"), list(itertools.product(
+    [True, False], [["R", "S"], ["old", "S"], ["R", "hand"], ["", ""]], ["S", ""], [False, True], [True, False])))
+def test_the_group_is_the_one_the_jinja_chose(in_service, recorded, live, force, skip) -> None:
+    expected = jinja_group(in_service, recorded + ["", ""], "R", live, force, skip)
+    assert rollout_group(in_service, recorded + ["", ""], "R", live, force=force, skip_unchanged=skip) == expected
 
 
-@pytest.mark.parametrize("ignored", [
-    "roles/wsgi/__pycache__/x.cpython-311.pyc",
-    "roles/wsgi/__pycache__/notes.txt",
-    "roles/wsgi/files/hello.pyc",
-    "roles/wsgi/README.md",
-    "README.md",
-    "headrace/headrace/__pycache__/__init__.cpython-311.pyc",
-    "headrace/.pytest_cache/v/cache/lastfailed",
-    "headrace/.pytest_cache/CACHEDIR.TAG",
-    "headrace/.ruff_cache/0.1/123",
-    "headrace/headrace.egg-info/PKG-INFO",
-    "roles/wsgi/tasks/.main.yml.swp",
-])
-def test_generated_and_doc_files_are_ignored(digest, tree, ignored: str) -> None:
-    before = digest()
-    path = tree["root"] / ignored
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("one")
-    assert digest() == before
-    path.write_text("two")
-    assert digest() == before
+def test_a_host_not_in_service_is_deployed_at_once() -> None:
+    assert rollout_group(False, ["R", "S"], "R", "S") == AT_ONCE
+    assert rollout_group(False, ["old", "S"], "R", "S", force=True) == AT_ONCE
 
 
-def test_order_and_repetition_of_paths_do_not_matter(digest, tree) -> None:
-    paths = [str(tree["roles"]), str(tree["src"]), str(tree["app"])]
-    before = digest(paths=paths)
-    assert digest(paths=list(reversed(paths))) == before
-    assert digest(paths=[paths[1], paths[2], paths[0], paths[1]]) == before
-    assert digest(paths=tuple(Path(p) for p in paths)) == before
-    assert digest(paths=[p + "/" for p in paths[:2]] + paths[2:]) == before
+def test_a_host_in_service_with_a_new_release_goes_in_batches() -> None:
+    assert rollout_group(True, ["old", "S"], "R", "S") == IN_BATCHES
+    assert rollout_group(True, [], "R", "") == IN_BATCHES  # nothing recorded yet
 
 
-def test_relative_paths_resolve_against_the_working_directory(digest, tree, monkeypatch) -> None:
-    before = digest()
-    monkeypatch.chdir(tree["root"])
-    assert digest(paths=["roles", "./headrace", "apps/myapp.wsgi"]) == before
+def test_force_puts_every_host_in_service_in_batches() -> None:
+    assert rollout_group(True, ["R", "S"], "R", "S", force=True) == IN_BATCHES
 
 
-def test_which_paths_are_hashed_matters(digest, tree) -> None:
-    assert digest(paths=[str(tree["roles"]), str(tree["src"])]) != digest()
+def test_a_host_at_its_release_and_live_state_is_only_checked() -> None:
+    assert rollout_group(True, ["R", "S"], "R", "S") == UP_TO_DATE
 
 
-def test_no_paths_hashes_the_settings_only() -> None:
-    assert rollout_release_digest([], {"a": 1}) == rollout_release_digest(None, {"a": 1})
-    assert rollout_release_digest([], {"a": 1}) != rollout_release_digest([], {"a": 2})
+def test_a_host_changed_by_hand_or_without_skipping_is_converged_at_once() -> None:
+    assert rollout_group(True, ["R", "S"], "R", "changed") == AT_ONCE
+    assert rollout_group(True, ["R", "S"], "R", "S", skip_unchanged=False) == AT_ONCE
 
 
-def test_missing_path_is_named(digest, tree) -> None:
-    missing = tree["root"] / "roles" / "nope"
-    with pytest.raises(AnsibleFilterError) as info:
-        digest(paths=[str(tree["roles"]), str(missing)])
-    assert str(info.value.message) == f"rollout_release_digest: {missing} does not exist on the controller"
+def test_a_record_of_the_release_only_compares_an_empty_live_state() -> None:
+    assert rollout_group(True, ["R"], "R", "") == UP_TO_DATE
+    assert rollout_group(True, ["R"], "R", "S") == AT_ONCE
 
 
-def test_filter_module_exposes_the_filter() -> None:
-    assert FilterModule().filters() == {"rollout_release_digest": rollout.rollout_release_digest}
+def test_the_groups_are_those_the_playbooks_run_on() -> None:
+    playbooks = Path(__file__).resolve().parents[2] / "playbooks"
+    hosts = {play["hosts"] for name in ("webservers.yml", "rolling_update.yml")
+             for play in yaml.safe_load((playbooks / name).read_text())}
+    assert "webservers:&" + AT_ONCE in hosts
+    assert "webservers:&" + IN_BATCHES in hosts
+    assert UP_TO_DATE not in " ".join(hosts)  # checked by the plan, converged by no play
+
+
+# --------------------------------------------------------------------------- the roles' contract
+
+
+def defaults(role: str) -> dict:
+    """A role's defaults/main.yml."""
+    return yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text())
+
+
+def test_the_live_state_falls_back_to_the_defaults_the_owning_roles_publish() -> None:
+    # In the plan's play the headrace and wsgi roles are not loaded, so the rollout falls back to their
+    # defaults; a fallback that differs would make the plan and the verify step read different paths.
+    headrace, wsgi = defaults("headrace"), defaults("wsgi")
+    assert defaults("rollout")["rollout_state_paths"] == [
+        f"{{{{ headrace_config_dir | default('{headrace['headrace_config_dir']}') }}}}",
+        f"{{{{ headrace_prefix | default('{headrace['headrace_prefix']}') }}}}/wheels",
+        f"{{{{ wsgi_base_dir | default('{wsgi['wsgi_base_dir']}') }}}}/wsgi-scripts",
+    ]
+
+
+def test_the_live_state_covers_the_same_paths_as_before() -> None:
+    system = yaml.safe_load((ROLES / "rollout" / "vars" / "Debian.yml").read_text())
+    paths = system["rollout_system_state_paths"] + ["/etc/headrace", "/opt/headrace/wheels",
+                                                    "/usr/local/www/wsgi-scripts"]
+    assert sorted(paths) == sorted(PATHS)
+    assert system["rollout_apache_service"] == "apache2.service"
+
+
+def test_filter_module_exposes_the_filters() -> None:
+    assert FilterModule().filters() == {"rollout_state_command": rollout.rollout_state_command,
+                                        "rollout_group": rollout.rollout_group}
