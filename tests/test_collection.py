@@ -1,0 +1,223 @@
+"""The repository builds into the collection wsgi_hosting.debian, and the installed build works on its own.
+
+A user installs the built tarball and calls the roles by FQCN from a playbook of their own. So these tests
+build the collection from this checkout with ansible-galaxy, install it (offline: its dependencies are the
+collections the pinned ansible package ships) into a temporary collections path, and run a playbook that
+lives outside the repository, with an ansible.cfg outside it too: the checkout's roles_path,
+filter_plugins and collections/ are not seen, so whatever the run finds comes from the installed build.
+
+The other tests keep the build honest as the filters grow: every filter a FilterModule exports has a
+documentation file (ansible-doc reads it for the installed collection), and the roles call every filter by
+its collection name, the only name that resolves inside a role of an installed collection.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ansible
+import pytest
+import yaml
+from ansible.galaxy.dependency_resolution.versioning import meets_requirements
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+FILTER_DIR = PROJECT_DIR / "filter_plugins"
+BIN = Path(sys.executable).parent
+GALAXY = yaml.safe_load((PROJECT_DIR / "galaxy.yml").read_text())
+FQCN = f"{GALAXY['namespace']}.{GALAXY['name']}"
+# Where the pinned ansible package keeps the collections it ships (community.general, community.docker, ...).
+SHIPPED_COLLECTIONS = Path(ansible.__file__).resolve().parent.parent / "ansible_collections"
+
+
+def exported_filters() -> dict[str, str]:
+    """Filter name -> file name, for every filter a FilterModule in filter_plugins/ exports."""
+    filters: dict[str, str] = {}
+    for path in sorted(FILTER_DIR.glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"collection_test_{path.stem}", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+        spec.loader.exec_module(module)
+        if hasattr(module, "FilterModule"):
+            filters.update(dict.fromkeys(module.FilterModule().filters(), path.name))
+    return filters
+
+
+FILTERS = exported_filters()
+
+
+@dataclass(frozen=True)
+class Installed:
+    """A build of this checkout installed into a collections path of its own, and how to run Ansible there."""
+
+    work_dir: Path
+    collection_dir: Path
+    env: dict[str, str]
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run an Ansible command from the work directory, outside the repository."""
+        return subprocess.run(
+            [str(BIN / args[0]), *args[1:]], cwd=self.work_dir, env=self.env,
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    """Build the collection, install it offline into a temporary path, and configure Ansible to use only that."""
+    work_dir = tmp_path_factory.mktemp("outside")
+    collections = work_dir / "collections"
+    config = work_dir / "ansible.cfg"
+    # The play's one module run (the copy of the result) uses this Python, on localhost.
+    config.write_text(f"[defaults]\ncollections_path = {collections}\ninterpreter_python = {sys.executable}\n"
+                      "retry_files_enabled = false\n")
+    # Inherited ANSIBLE_* settings (the checkout's config, roles or filter paths) would change what is tested.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
+    env.update(ANSIBLE_CONFIG=str(config), ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(work_dir / "tmp"),
+               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+    installed = Installed(work_dir, collections / "ansible_collections" / GALAXY["namespace"] / GALAXY["name"], env)
+
+    build = installed.run("ansible-galaxy", "collection", "build", str(PROJECT_DIR),
+                          "--output-path", str(work_dir / "dist"))
+    assert build.returncode == 0, build.stdout + build.stderr
+    tarball = work_dir / "dist" / f"{GALAXY['namespace']}-{GALAXY['name']}-{GALAXY['version']}.tar.gz"
+    assert tarball.is_file(), build.stdout
+    install = installed.run("ansible-galaxy", "collection", "install", "--offline", "--no-deps",
+                            "-p", str(collections), str(tarball))
+    assert install.returncode == 0, install.stdout + install.stderr
+    assert (installed.collection_dir / "MANIFEST.json").is_file(), install.stdout
+    return installed
+
+
+def validate_playbook(installed: Installed, sites: list[dict[str, Any]]) -> tuple[Path, Path]:
+    """A user's playbook (outside the repository) running the installed wsgi role's validate entry point.
+
+    Returns the playbook and the file it writes the normalized sites to.
+    """
+    result = installed.work_dir / "wsgi_sites_normalized.json"
+    result.unlink(missing_ok=True)
+    playbook = installed.work_dir / "validate.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "name": "Validate my sites with the installed collection",
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": False,
+        "vars": {"wsgi_sites": sites},
+        "tasks": [
+            {"name": "Validate", "ansible.builtin.import_role": {"name": f"{FQCN}.wsgi", "tasks_from": "validate"}},
+            {"name": "Show", "ansible.builtin.debug": {"var": "wsgi_sites_normalized"}},
+            {"name": "Keep", "ansible.builtin.copy": {
+                "content": "{{ wsgi_sites_normalized | to_json }}", "dest": str(result), "mode": "0644"}},
+        ],
+    }], sort_keys=False))
+    return playbook, result
+
+
+def test_the_build_keeps_the_filters_and_the_headrace_source(installed: Installed) -> None:
+    """plugins/filter stays a link to filter_plugins/ (every filter file in it), and server/ is shipped."""
+    link = installed.collection_dir / "plugins" / "filter"
+    assert link.is_symlink(), "plugins/filter should stay a link to filter_plugins/"
+    assert link.resolve() == (installed.collection_dir / "filter_plugins").resolve()
+    shipped = sorted(path.name for path in link.glob("*.py"))
+    assert shipped == sorted(path.name for path in FILTER_DIR.glob("*.py"))
+    # The headrace role builds its wheel from <collection>/server (headrace_source_dir, relative to the role).
+    assert (installed.collection_dir / "server" / "pyproject.toml").is_file()
+    assert (installed.collection_dir / "server" / "src" / "headrace" / "__init__.py").is_file()
+    for left_out in (".git", ".venv", "bench", "collections", "server/.venv"):
+        assert not (installed.collection_dir / left_out).exists(), f"{left_out} should not be in the build"
+
+
+def test_valid_sites_are_normalized_by_the_installed_role(installed: Installed) -> None:
+    """The installed role validates and completes wsgi_sites, with its own filters and its own files."""
+    playbook, result = validate_playbook(installed, [
+        {"server_name": "www.example.com", "apps": [{"name": "myapp", "mount": "/myapp", "mode": "daemon"}]},
+    ])
+    run = installed.run("ansible-playbook", "-i", "localhost,", str(playbook))
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output
+    assert f"TASK [{FQCN}.wsgi : " in output, output
+    assert re.search(r"localhost\s*:\s*ok=\d+\s+changed=1\s+unreachable=0\s+failed=0", output), output
+    sites = json.loads(result.read_text())
+    assert [site["server_name"] for site in sites] == ["www.example.com"]
+    site = sites[0]
+    assert (site["port"], site["config_name"], site["document_root"]) == (
+        80, "www.example.com-80", "/usr/local/www/documents")
+    app = site["apps"][0]
+    assert {key: app[key] for key in ("name", "mode", "process_group", "processes", "threads", "script")} == {
+        "name": "myapp", "mode": "daemon", "process_group": "myapp", "processes": 2, "threads": 15,
+        "script": "/usr/local/www/wsgi-scripts/myapp.wsgi",
+    }
+    # The default source is the installed role's hello-world, not the checkout's.
+    assert app["source"] == str(installed.collection_dir / "roles" / "wsgi" / "files" / "hello.wsgi")
+
+
+def test_invalid_sites_are_rejected_naming_site_app_and_field(installed: Installed) -> None:
+    """Bad input through the installed role fails with the problem named by site, app and field."""
+    playbook, result = validate_playbook(installed, [
+        {"server_name": "www.example.com", "apps": [{"name": "myapp", "mount": "/myapp/", "mode": "daemon"}]},
+    ])
+    run = installed.run("ansible-playbook", "-i", "localhost,", str(playbook))
+    output = run.stdout + run.stderr
+    assert run.returncode != 0, output
+    assert "wsgi_sites is invalid (1 problem(s))" in output, output
+    assert ("wsgi_sites[0] (server_name 'www.example.com'), apps[0] (name 'myapp'): field 'mount': "
+            "invalid value '/myapp/'") in output, output
+    assert re.search(r"localhost\s*:\s*ok=\d+\s+changed=0\s+unreachable=0\s+failed=1", output), output
+    assert not result.exists()
+
+
+def test_every_filter_has_documentation() -> None:
+    """Each exported filter has filter_plugins/<name>.yml, named for it, with every part ansible-doc shows."""
+    assert FILTERS, "no filter found in filter_plugins/"
+    missing = [name for name in FILTERS if not (FILTER_DIR / f"{name}.yml").is_file()]
+    assert not missing, f"filters without filter_plugins/<name>.yml: {missing}"
+    for name in FILTERS:
+        doc = yaml.safe_load((FILTER_DIR / f"{name}.yml").read_text())
+        assert set(doc) == {"DOCUMENTATION", "EXAMPLES", "RETURN"}, name
+        assert doc["DOCUMENTATION"]["name"] == name
+        assert f"{FQCN}.{name}" in doc["EXAMPLES"], f"{name}: the example should call the filter by its FQCN"
+        assert "_input" in doc["DOCUMENTATION"]["options"], name
+    orphans = sorted({path.stem for path in FILTER_DIR.glob("*.yml")} - set(FILTERS))
+    assert not orphans, f"documentation for filters that no FilterModule exports: {orphans}"
+
+
+def test_ansible_doc_documents_every_filter_of_the_installed_collection(installed: Installed) -> None:
+    """ansible-doc reads the installed collection's docs for every filter (none undocumented)."""
+    run = installed.run("ansible-doc", "-t", "filter", "--json", *(f"{FQCN}.{name}" for name in FILTERS))
+    assert run.returncode == 0, run.stdout + run.stderr
+    docs = json.loads(run.stdout)
+    assert sorted(docs) == sorted(f"{FQCN}.{name}" for name in FILTERS), run.stdout
+    for name, doc in docs.items():
+        assert doc["doc"]["short_description"], name
+        assert doc["doc"]["filename"].startswith(str(installed.collection_dir)), doc["doc"]["filename"]
+
+
+def test_roles_call_the_filters_by_their_collection_names() -> None:
+    """A short filter name does not resolve inside a role of an installed collection, so none may be used."""
+    short = re.compile(r"\|\s*(" + "|".join(map(re.escape, FILTERS)) + r")\b")
+    found = [
+        f"{path.relative_to(PROJECT_DIR)}:{number}: {match.group(1)}"
+        for path in sorted((PROJECT_DIR / "roles").rglob("*"))
+        if path.is_file() and path.suffix in {".yml", ".yaml", ".j2"}
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        for match in short.finditer(line)
+    ]
+    assert not found, f"use {FQCN}.<filter> instead of:\n" + "\n".join(found)
+
+
+def test_declared_dependencies_agree_and_the_pinned_ansible_meets_them() -> None:
+    """galaxy.yml and requirements.yml declare the same collections, in ranges the pinned ansible ships."""
+    requirements = yaml.safe_load((PROJECT_DIR / "requirements.yml").read_text())["collections"]
+    assert {item["name"]: item["version"] for item in requirements} == GALAXY["dependencies"]
+    for name, wanted in GALAXY["dependencies"].items():
+        manifest = SHIPPED_COLLECTIONS.joinpath(*name.split("."), "MANIFEST.json")
+        version = json.loads(manifest.read_text())["collection_info"]["version"]
+        assert meets_requirements(version, wanted), f"{name} {version} (pinned ansible) is not in {wanted}"
