@@ -82,6 +82,8 @@ class Lab:
             ANSIBLE_NOCOLOR="1",
             ANSIBLE_ROLES_PATH=f"{self.root / 'roles'}:{PROJECT_DIR / 'roles'}",
             ANSIBLE_FILTER_PLUGINS=str(PROJECT_DIR / "filter_plugins"),
+            # The roles call the filters by their collection names; collections/ holds this checkout as it.
+            ANSIBLE_COLLECTIONS_PATH=str(PROJECT_DIR / "collections"),
             ANSIBLE_LOCAL_TEMP=str(self.root / "ansible-local"),
         )
         return subprocess.run(
