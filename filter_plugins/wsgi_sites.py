@@ -16,6 +16,7 @@ normalizer adds so templates only loop over ready values.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import ipaddress
 import keyword
 import os
@@ -76,6 +77,15 @@ UNSAFE_CHARS_RE = re.compile(r"[\s\"'\x00-\x1f\x7f]")
 
 MISSING = object()
 UNIX_PREFIX = "unix:"
+
+# Project apps: where their releases live on the host (under wsgi_base_dir, beside documents/ and
+# wsgi-scripts/) and their state directory, which systemd's StateDirectory= puts under /var/lib.
+APPS_SUBDIR = "apps"
+STATE_BASE = "/var/lib/wsgi-apps"
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENTRY_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# Set by the roles themselves in every mode; an app may not override them.
+RESERVED_ENV = frozenset({"STATE_DIRECTORY", "VIRTUAL_ENV", "PATH", "PYTHONPATH", "PYTHONHOME"})
 
 
 # --------------------------------------------------------------------------- errors
@@ -209,6 +219,7 @@ class Context:
     scripts_dir: str
     source_base: str
     default_source: str
+    apps_dir: str = "/invalid/apps"
 
 
 @dataclass(frozen=True)
@@ -326,7 +337,8 @@ def _document_root(value: Any, given: Given) -> str:
     ctx = given.ctx
     if value is MISSING:
         value = posixpath.join(ctx.base_dir, "documents")
-    allowed = (f"an absolute path without '..' that neither is, lies under nor contains {ctx.scripts_dir}")
+    allowed = (f"an absolute path without '..' that neither is, lies under nor contains {ctx.scripts_dir} "
+               f"or {ctx.apps_dir}")
     if not isinstance(value, str) or not value.startswith("/") or ".." in value.split("/"):
         given.reject(value, allowed)
         return str(value)
@@ -334,6 +346,8 @@ def _document_root(value: Any, given: Given) -> str:
     path = "/" + path.lstrip("/")
     if _is_within(path, ctx.scripts_dir) or _is_within(ctx.scripts_dir, path):
         given.reject(value, allowed, "overlaps the WSGI script directory:")
+    elif _is_within(path, ctx.apps_dir) or _is_within(ctx.apps_dir, path):
+        given.reject(value, allowed, "overlaps the directory of the project apps' releases:")
     return path
 
 
@@ -421,6 +435,11 @@ def _mode(value: Any, given: Given) -> str | None:
 def _source(value: Any, given: Given) -> str:
     """The script is copied from the controller, so it has to exist there now, not fail mid-play."""
     ctx = given.ctx
+    if given.done.get("project") is not None:
+        if given.present:
+            given.reject(value, "either source (one WSGI script) or project (a directory), not both",
+                         "given together with project:")
+        return None
     if value is MISSING or value is None:
         path = ctx.default_source
     elif not isinstance(value, str) or not value.strip():
@@ -439,6 +458,10 @@ def _source(value: Any, given: Given) -> str:
 
 def _callable(value: Any, given: Given) -> str:
     """WSGICallableObject names a module attribute, so it must be a Python identifier."""
+    if given.present and given.done.get("project") is not None:
+        given.reject(value, "the callable in entry ('module:callable') for a project app",
+                     "does not apply to a project app:")
+        return given.field.default
     if not isinstance(value, str) or not value.isidentifier() or keyword.iskeyword(value):
         given.reject(value, "a Python identifier such as 'application'")
         return given.field.default
@@ -465,7 +488,13 @@ def _display_name(value: Any, given: Given) -> str:
 
 
 def _user(value: Any, given: Given) -> str:
-    """The daemon's own unprivileged account; mod_wsgi refuses root, and so do we, earlier."""
+    """The daemon's own unprivileged account; mod_wsgi refuses root, and so do we, earlier.
+
+    A project app runs as a user of its own by default (its state directory and secrets are that user's
+    alone), named after the app.
+    """
+    if not given.present and given.done.get("project") is not None:
+        return project_user(given.done["name"] or "")
     if not isinstance(value, str) or not USER_RE.match(value) or value == "root":
         given.reject(value, "a user name matching ^[a-z_][a-z0-9_-]{0,31}$ other than 'root'")
         return given.field.default
@@ -506,6 +535,171 @@ def _is_ipv6(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# --------------------------------------------------------------------------- project apps
+
+
+def project_user(name: str) -> str:
+    """The own account of a project app: wsgi-<name>, shortened with a digest to fit 32 characters."""
+    user = f"wsgi-{name}"
+    if len(user) <= 32:
+        return user
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"wsgi-{name[:18]}-{digest}"
+
+
+def _project_only(check: Checker) -> Checker:
+    """A field of project apps: given for a single-script app it would be ignored, so it is an error."""
+
+    def project_only(value: Any, given: Given) -> Any:
+        if given.done.get("project") is None:
+            if given.present:
+                given.reject(value, "only for an app with project (a project directory)",
+                             "field does not apply without project:")
+            return given.field.default if given.field.default is not MISSING else None
+        return check(value, given)
+
+    project_only.__doc__ = check.__doc__
+    return project_only
+
+
+def _project(value: Any, given: Given) -> str | None:
+    """The project is copied from the controller, so it has to be a directory there now."""
+    if value is None:
+        return None
+    ctx = given.ctx
+    allowed = f"a directory on the controller, absolute or relative to {ctx.source_base}"
+    if not isinstance(value, str) or not value.strip():
+        given.reject(value, allowed)
+        return None
+    path = os.path.normpath(os.path.join(ctx.source_base, str(value)))
+    if not os.path.isdir(path):
+        given.reject(value, allowed, f"directory {path!r} not found for")
+        return None
+    return path
+
+
+def _entry(value: Any, given: Given) -> dict[str, str] | None:
+    """What the host imports: 'module:callable' from the project root, or a .wsgi/.py file in it."""
+    allowed = ("'module:callable' (dotted module importable from the project root, e.g. 'shop.wsgi:application') "
+               "or a path to a .wsgi or .py file inside the project (callable 'application')")
+    if value is MISSING or value is None:
+        given.reject(MISSING, allowed, "required with project, got")
+        return None
+    if not isinstance(value, str) or not _is_safe_token(value):
+        given.reject(value, allowed)
+        return None
+    module, sep, name = value.partition(":")
+    if sep:
+        if not ENTRY_MODULE_RE.match(module) or not name.isidentifier() or keyword.iskeyword(name):
+            given.reject(value, allowed)
+            return None
+        return {"module": module, "callable": name, "file": ""}
+    relative = _inside_project(value)
+    if relative is None or not relative.endswith((".wsgi", ".py")):
+        given.reject(value, allowed)
+        return None
+    if not os.path.isfile(os.path.join(given.done["project"], relative)):
+        given.reject(value, allowed, f"file not found in the project {given.done['project']!r}:")
+        return None
+    return {"module": "", "callable": "application", "file": relative}
+
+
+def _inside_project(value: str) -> str | None:
+    """A relative path that stays inside the project (or release) directory, normalized; None if not."""
+    if value.startswith("/") or not value.strip():
+        return None
+    path = posixpath.normpath(value)
+    if path == "." or path == ".." or path.startswith("../"):
+        return None
+    return path
+
+
+def _requirements(value: Any, given: Given) -> str | None:
+    """The requirements file inside the project; by default requirements.txt when there is one."""
+    project = given.done["project"]
+    if value is None:
+        return "requirements.txt" if os.path.isfile(os.path.join(project, "requirements.txt")) else None
+    relative = _inside_project(value) if isinstance(value, str) else None
+    if relative is None or not os.path.isfile(os.path.join(project, relative)):
+        given.reject(value, f"a file inside the project {project!r}, relative to it")
+        return None
+    return relative
+
+
+def _env_names(value: Any, given: Given, allowed_value: str,
+               value_ok: Callable[[Any], bool]) -> dict[str, str]:
+    """A mapping of environment variable names to values; names must be valid, values plain."""
+    if not isinstance(value, Mapping):
+        given.reject(value, f"a mapping of environment variable name to {allowed_value}")
+        return {}
+    good: dict[str, str] = {}
+    for name, item in value.items():
+        field = f"{given.field.name}.{name}"
+        if not isinstance(name, str) or not ENV_NAME_RE.match(name):
+            given.errors.add(given.where, field, name, "a name of letters, digits and '_', not starting with a digit",
+                             "invalid environment variable name")
+        elif name in RESERVED_ENV:
+            given.errors.add(given.where, field, name, "a name other than " + ", ".join(sorted(RESERVED_ENV)),
+                             "is set by the roles:")
+        elif not value_ok(item):
+            shown = "(hidden)" if given.field.name == "secrets" else item
+            given.errors.add(given.where, field, shown, allowed_value)
+        else:
+            good[str(name)] = str(item)
+    return good
+
+
+def _env(value: Any, given: Given) -> dict[str, str]:
+    """The app's os.environ additions; numbers are written as text, anything else is a mistake."""
+    return _env_names(value, given, "a string or number without NUL characters",
+                      lambda v: not isinstance(v, bool) and isinstance(v, (str, int, float)) and "\0" not in str(v))
+
+
+def _secrets(value: Any, given: Given) -> dict[str, str]:
+    """Like env, for values never shown; a secret must be a string (ansible-vault gives strings)."""
+    secrets = _env_names(value, given, "a string (never shown) without NUL characters",
+                         lambda v: isinstance(v, str) and "\0" not in v)
+    for name in secrets:
+        if name in given.done.get("env", {}):
+            given.errors.add(given.where, f"secrets.{name}", name, "each name in env or in secrets, not both",
+                             "is also in env:")
+    return secrets
+
+
+def _static(value: Any, given: Given) -> list[dict[str, str]]:
+    """Directories of the release Apache serves itself: URL prefix (ending in '/') to release path."""
+    allowed = ("a list of {url, path}: url a URL path starting and ending with '/' (no '.' or '..' segments, "
+               "whitespace or quotes), path a directory inside the release")
+    if not _is_list(value):
+        given.reject(value, allowed)
+        return []
+    good: list[dict[str, str]] = []
+    for item in value:
+        if not isinstance(item, Mapping) or set(item) - {"url", "path"}:
+            given.reject(item, allowed)
+            continue
+        url, path = item.get("url"), item.get("path")
+        relative = _inside_project(path) if isinstance(path, str) and _is_safe_token(path) else None
+        if not (_static_alias_ok(url) and url.endswith("/")):
+            given.errors.add(given.where, "static.url", url, allowed)
+        elif relative is None:
+            given.errors.add(given.where, "static.path", path,
+                             "a relative path of a directory inside the release (no '..' escaping it)")
+        elif any(entry["url"] == url for entry in good):
+            given.errors.add(given.where, "static.url", url, "each url once", "duplicate")
+        else:
+            good.append({"url": str(url), "path": relative})
+    return good
+
+
+def _commands(value: Any, given: Given) -> list[str]:
+    """Shell command lines run in the release with its venv active; one string each."""
+    if not _is_list(value) or not all(isinstance(c, str) and c.strip() and "\0" not in c for c in value):
+        given.reject(value, "a list of non-empty command lines (strings), run by /bin/sh in the release")
+        return []
+    return [str(command) for command in value]
 
 
 # --------------------------------------------------------------------------- daemon options
@@ -607,10 +801,27 @@ FIELDS: tuple[Field, ...] = (
           doc="URL path of the app: '/' or '/x' or '/x/y', no trailing '/'."),
     Field("mode", "app", "str", _mode, required=True,
           doc="How the app runs: " + ", ".join(MODES) + "."),
-    Field("source", "app", "str", _source, default_doc="the bundled hello-world app",
+    Field("project", "app", "str", _project, default=None, default_doc="none: a single script (source)",
+          doc="A project directory on the controller (instead of source): deployed as releases with a venv."),
+    Field("source", "app", "str", _source, default_doc="the bundled hello-world app (without project)",
           doc="The WSGI script on the controller, absolute or relative to wsgi_source_dir."),
     Field("callable", "app", "str", _callable, default="application",
-          doc="Name of the WSGI callable in the script (WSGICallableObject)."),
+          doc="Name of the WSGI callable in the script (WSGICallableObject); not with project."),
+    Field("entry", "app", "str", _project_only(_entry), default=None, default_doc="required with project",
+          doc="Project apps: 'module:callable' importable from the project root, or a .wsgi/.py file in it."),
+    Field("requirements", "app", "str", _project_only(_requirements), default=None,
+          default_doc="requirements.txt when the project has one",
+          doc="Project apps: the requirements file inside the project, installed offline into the venv."),
+    Field("env", "app", "dict", _project_only(_env), default={},
+          doc="Project apps: variables set in the app's os.environ before it is imported, in every mode."),
+    Field("secrets", "app", "dict", _project_only(_secrets), default={},
+          doc="Project apps: like env, for values never shown (strings; ansible-vault them)."),
+    Field("static", "app", "list", _project_only(_static), default=[], elements="dict",
+          doc="Project apps: [{url: /static/, path: staticfiles}], directories of the release Apache serves."),
+    Field("build", "app", "list", _project_only(_commands), default=[], elements="str",
+          doc="Project apps: commands run on each host in a new release, venv active, before it goes live."),
+    Field("migrate", "app", "list", _project_only(_commands), default=[], elements="str",
+          doc="Project apps: commands run once per new release, on one host, before any host switches."),
     Field("process_group", "app", "str", _process_group, modes=DAEMON, default_doc="the app name",
           doc="WSGIDaemonProcess name; apps of one site may share it when their daemon settings agree."),
     Field("processes", "app", "raw", _bounded(1, 256), modes=DAEMON, default=2,
@@ -622,6 +833,7 @@ FIELDS: tuple[Field, ...] = (
     Field("daemon_options", "app", "dict", _daemon_options, modes=DAEMON, default={},
           doc="Any other documented WSGIDaemonProcess option, name to value (maximum-requests: 1000)."),
     Field("user", "app", "str", _user, modes=DAEMON, default="wsgi",
+          default_doc="wsgi; wsgi-<name> for a project app",
           doc="Unprivileged user of the daemon processes (not root)."),
     Field("workers", "app", "raw", _optional(_bounded(1, 256)), modes=PROXY, default=None,
           default_doc="the host's CPUs, at least 2 (headrace_default_workers)",
@@ -647,9 +859,38 @@ def _listen_tcp(app: Mapping[str, Any], ctx: Context) -> bool:
     return app["listen"] is not None and not app["listen"].startswith(UNIX_PREFIX)
 
 
+def _project_paths(app: Mapping[str, Any], ctx: Context) -> dict[str, Any] | None:
+    """Where a project app lives on the host, and who it runs as; None for a single-script app.
+
+    releases/<id>/ holds each release (its .venv a link into venvs/), current is the live one, previous the
+    one before; the state directory persists across releases. Embedded apps run inside Apache, as its user.
+    """
+    if app["project"] is None:
+        return None
+    app_dir = f"{ctx.apps_dir}/{app['name']}"
+    current = f"{app_dir}/current"
+    user = None
+    if app["mode"] == "daemon":
+        user = app["user"]
+    elif app["mode"] == "proxy":
+        user = project_user(app["name"] or "")
+    return {
+        "app_dir": app_dir,
+        "current": current,
+        "state_dir": f"{STATE_BASE}/{app['name']}",
+        "state_name": f"{posixpath.basename(STATE_BASE)}/{app['name']}",
+        "user": user,
+        "static": [{**entry, "dir": f"{current}/{entry['path']}/"} for entry in app["static"]],
+    }
+
+
 DERIVED: tuple[Derived, ...] = (
     Derived("script", "app", lambda app, ctx: f"{ctx.scripts_dir}/{app['name']}.wsgi",
-            "Path of the installed script on the host: <wsgi_base_dir>/wsgi-scripts/<name>.wsgi."),
+            "Path of the installed script on the host: <wsgi_base_dir>/wsgi-scripts/<name>.wsgi "
+            "(for a project app, the generated loader of its live release)."),
+    Derived("release", "app", _project_paths,
+            "Project apps: app_dir, current, state_dir, state_name, user (None: Apache's) and static with "
+            "each dir on the host; None for a single-script app."),
     Derived("listen_stream", "app", _listen_stream, modes=PROXY,
             doc="listen as systemd's ListenStream= takes it (the socket path without 'unix:'); None if unset."),
     Derived("listen_tcp", "app", _listen_tcp, modes=PROXY,
@@ -761,6 +1002,27 @@ def _check_alias_vs_mounts(errors: Errors, entry: SiteEntry) -> None:
                            f"hides app {_show(app['name'])} mounted at {mount!r}:")
 
 
+def _check_static_urls(errors: Errors, entry: SiteEntry) -> None:
+    """A static URL on an app's mount, on a static alias or twice in a site would hide one or the other."""
+    owners: dict[str, Mapping] = {}
+    mounts = {app["mount"]: app for _, app in entry.apps if app["mount"] is not None}
+    aliases = {alias.rstrip("/") for alias in entry.site["static_aliases"]}
+    for app_where, app in entry.apps:
+        for static in app.get("static") or []:
+            url = static["url"]
+            stem = url.rstrip("/")
+            if stem in mounts:
+                errors.add(app_where, "static.url", url, "a URL path other than an app mount (below one is fine)",
+                           f"clashes with the mount of app {_show(mounts[stem]['name'])}:")
+            elif stem in aliases:
+                errors.add(app_where, "static.url", url, "a URL path other than the site's static_aliases",
+                           "clashes with a static alias:")
+            elif url in owners and owners[url] is not app:
+                errors.add(app_where, "static.url", url, "each static url once in a site",
+                           f"also a static url of app {_show(owners[url]['name'])}:")
+            owners.setdefault(url, app)
+
+
 def _daemon_signature(app: Mapping) -> tuple:
     """What must agree for two apps to share one WSGIDaemonProcess definition."""
     return (app["processes"], app["threads"], app["display_name"],
@@ -837,6 +1099,42 @@ def _check_unique_apps(errors: Errors, entries: list[SiteEntry]) -> None:
                 group_sites[group] = app_where
 
 
+def _check_project_apps(errors: Errors, entries: list[SiteEntry]) -> None:
+    """What project apps may not share in one host's Apache: a user, a daemon group, the embedded Python.
+
+    mod_wsgi has one Python home and one process environment per Apache for its embedded apps (they run in
+    Apache's own processes), so two embedded projects would import each other's packages and see each
+    other's environment: the second is refused, naming the first.
+    """
+    apps = [(where, app) for entry in entries for where, app in entry.apps]
+    embedded: tuple[Where, Mapping] | None = None
+    users: dict[str, Where] = {}
+    groups: dict[str, Where] = {}
+    for where, app in apps:
+        if app["mode"] == "daemon" and app.get("user"):
+            users.setdefault(app["user"], where)
+        if app["mode"] == "daemon" and app.get("process_group"):
+            groups.setdefault(app["process_group"], where)
+    for where, app in apps:
+        if app.get("project") is None or app["mode"] is None:
+            continue
+        if app["mode"] == "embedded":
+            if embedded is not None:
+                errors.add(where, "mode", "embedded", "one embedded project app per host (mod_wsgi embeds one "
+                           "Python home and one process environment in Apache); run this one in daemon or "
+                           "proxy mode", f"a second embedded project app besides {embedded[0]}:")
+            else:
+                embedded = (where, app)
+        if app["mode"] == "daemon":
+            if users.get(app["user"]) not in (None, where):
+                errors.add(where, "user", app["user"], "a user of this project app's own",
+                           f"also the user of {users[app['user']]}:")
+            if groups.get(app["process_group"]) not in (None, where):
+                errors.add(where, "process_group", app["process_group"],
+                           "a process group of this project app's own",
+                           f"also the process group of {groups[app['process_group']]}:")
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -858,7 +1156,7 @@ def _site(errors: Errors, index: int, raw: Any, ctx: Context) -> SiteEntry | Non
 
 
 SITE_CHECKS: tuple[Callable[[Errors, SiteEntry], None], ...] = (
-    _check_mounts, _check_alias_vs_mounts, _check_shared_groups,
+    _check_mounts, _check_alias_vs_mounts, _check_shared_groups, _check_static_urls,
 )
 
 
@@ -874,6 +1172,7 @@ def _context(errors: Errors, base_dir: Any, source_base: Any, default_source: An
         scripts_dir=posixpath.join(base, "wsgi-scripts"),
         source_base=os.path.abspath(str(source_base)),
         default_source=os.path.abspath(str(default_source)),
+        apps_dir=posixpath.join(base, APPS_SUBDIR),
     )
 
 
@@ -911,6 +1210,7 @@ def wsgi_normalize_sites(sites: Any, base_dir: Any, source_base: Any, default_so
     entries = [entry for index, raw in enumerate(sites) if (entry := _site(errors, index, raw, ctx))]
     _check_site_keys(errors, entries)
     _check_unique_apps(errors, entries)
+    _check_project_apps(errors, entries)
     _check_reserved(errors, entries, [p for p in reserved_paths or [] if p], list(reserved_groups or []))
     if errors:
         raise AnsibleFilterError(f"wsgi_sites is invalid ({len(errors)} problem(s)):\n" + "\n".join(errors))
@@ -1002,7 +1302,8 @@ def wsgi_proxy_passes(site: Mapping, socket_dir: Any, health_path: Any = "", opt
     proxied = {app["mount"]: app for app in site["apps"] if app["mode"] == "proxy"}
     if not proxied:
         return []
-    served = site["static_aliases"] + [app["mount"] for app in site["apps"] if app["mode"] != "proxy"]
+    served = (site["static_aliases"] + [app["mount"] for app in site["apps"] if app["mode"] != "proxy"]
+              + [static["url"] for app in site["apps"] for static in app.get("static") or []])
     paths = dict.fromkeys(served + ([str(health_path)] if health_path else []) + list(proxied))
     pairs = [f"{key}={value}" for key, value in (options or {}).items()]
     entries = []

@@ -77,6 +77,11 @@ def one_app(**fields: Any) -> list[dict[str, Any]]:
     return [site(apps=[app(**fields)])]
 
 
+# The project fields of an app without project: defaults that say "a single script".
+NO_PROJECT = {"project": None, "entry": None, "requirements": None, "env": {}, "secrets": {}, "static": [],
+              "build": [], "migrate": [], "release": None}
+
+
 def assert_names(message: str, *fragments: str) -> None:
     """Every fragment (location, field, value, allowed) must appear in the message."""
     for fragment in fragments:
@@ -135,6 +140,7 @@ def test_full_daemon_site_is_normalized_exactly(normalize, paths) -> None:
             "source": paths["myapp"],
             "callable": "app",
             "script": "/usr/local/www/wsgi-scripts/myapp.wsgi",
+            **NO_PROJECT,
             "process_group": "example.com",
             "processes": 4,
             "threads": 5,
@@ -150,7 +156,7 @@ def test_daemon_defaults(normalize, paths) -> None:
     result = normalize(one_app())[0]["apps"][0]
     assert result == {
         "name": "myapp", "mount": "/myapp", "mode": "daemon", "source": paths["hello"],
-        "callable": "application", "script": "/usr/local/www/wsgi-scripts/myapp.wsgi",
+        "callable": "application", "script": "/usr/local/www/wsgi-scripts/myapp.wsgi", **NO_PROJECT,
         "process_group": "myapp", "processes": 2, "threads": 15, "display_name": "%{GROUP}",
         "daemon_options": {}, "user": "wsgi",
     }
@@ -160,7 +166,7 @@ def test_embedded_app_has_no_daemon_or_proxy_keys(normalize, paths) -> None:
     result = normalize(one_app(mode="embedded", mount="/"))[0]["apps"][0]
     assert result == {
         "name": "myapp", "mount": "/", "mode": "embedded", "source": paths["hello"],
-        "callable": "application", "script": "/usr/local/www/wsgi-scripts/myapp.wsgi",
+        "callable": "application", "script": "/usr/local/www/wsgi-scripts/myapp.wsgi", **NO_PROJECT,
     }
 
 
@@ -168,7 +174,7 @@ def test_proxy_defaults_leave_sizing_to_the_role(normalize, paths) -> None:
     result = normalize(one_app(mode="proxy"))[0]["apps"][0]
     assert result == {
         "name": "myapp", "mount": "/myapp", "mode": "proxy", "source": paths["hello"],
-        "callable": "application", "script": "/usr/local/www/wsgi-scripts/myapp.wsgi",
+        "callable": "application", "script": "/usr/local/www/wsgi-scripts/myapp.wsgi", **NO_PROJECT,
         "workers": None, "threads": 1, "listen": None, "listen_stream": None, "listen_tcp": False,
     }
 
@@ -752,7 +758,8 @@ def test_no_health_checks_without_apps(normalize) -> None:
 def test_known_keys_come_from_the_table() -> None:
     assert wsgi_sites.SITE_KEYS == ("server_name", "server_aliases", "port", "log_level", "document_root",
                                     "static_aliases", "apps")
-    assert wsgi_sites.APP_KEYS == ("name", "mount", "mode", "source", "callable", "process_group", "processes",
+    assert wsgi_sites.APP_KEYS == ("name", "mount", "mode", "project", "source", "callable", "entry", "requirements",
+                                   "env", "secrets", "static", "build", "migrate", "process_group", "processes",
                                    "threads", "display_name", "daemon_options", "user", "workers", "listen")
     assert wsgi_sites.MODE_KEYS == {
         "embedded": (),

@@ -1,0 +1,253 @@
+"""Tests for the project-app fields of wsgi_sites: what a project app normalizes to, and every bad input.
+
+Each bad input must stop the play on the controller with one line naming the site, the app, the field,
+the value and what is allowed (issue "real applications", validation).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from wsgi_sites import project_user, wsgi_normalize_sites, wsgi_proxy_passes
+
+BASE = "/usr/local/www"
+SITE0 = "wsgi_sites[0] (server_name 'shop.example.com')"
+APP0 = f"{SITE0}, apps[0] (name 'shop')"
+
+
+@pytest.fixture()
+def playbook(tmp_path: Path) -> Path:
+    """A controller layout: a playbook dir with a Django-like project and the role's hello app."""
+    project = tmp_path / "playbook" / "apps" / "shop"
+    (project / "shop").mkdir(parents=True)
+    (project / "shop" / "wsgi.py").write_text("application = None\n")
+    (project / "requirements.txt").write_text("Django>=5.2,<5.3\n")
+    (project / "deploy").mkdir()
+    (project / "deploy" / "shop.wsgi").write_text("application = None\n")
+    (tmp_path / "hello.wsgi").write_text("application = None\n")
+    return tmp_path / "playbook"
+
+
+def normalize(playbook: Path, apps: list[dict[str, Any]], **site: Any) -> list[dict[str, Any]]:
+    """Normalize one site with these apps the way the role calls the filter."""
+    sites = [{"server_name": "shop.example.com", "apps": apps, **site}]
+    return wsgi_normalize_sites(sites, BASE, str(playbook), str(playbook.parent / "hello.wsgi"))
+
+
+def project(**fields: Any) -> dict[str, Any]:
+    """A valid daemon project app, overridden by fields (None removes a field)."""
+    result = {"name": "shop", "mount": "/", "mode": "daemon", "project": "apps/shop", "entry": "shop.wsgi:application",
+              **fields}
+    return {key: value for key, value in result.items() if value is not None}
+
+
+def error(playbook: Path, apps: list[dict[str, Any]], **site: Any) -> str:
+    """The filter's message for bad input (the test fails if there is none)."""
+    with pytest.raises(AnsibleFilterError) as info:
+        normalize(playbook, apps, **site)
+    return str(info.value.message)
+
+
+def assert_names(message: str, *fragments: str) -> None:
+    """Every fragment (location, field, value, allowed) must appear in the message."""
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in:\n{message}"
+
+
+# --------------------------------------------------------------------------- valid input
+
+
+def test_daemon_project_app_is_normalized_with_its_host_paths(playbook: Path) -> None:
+    app = normalize(playbook, [project(
+        env={"DJANGO_SETTINGS_MODULE": "shop.settings", "WORKERS": 3},
+        secrets={"SECRET_KEY": "s3cr3t"},
+        static=[{"url": "/static/", "path": "staticfiles/"}],
+        build=["python manage.py collectstatic --noinput"],
+        migrate=["python manage.py migrate --noinput"],
+    )])[0]["apps"][0]
+    assert app["project"] == str(playbook / "apps" / "shop")
+    assert app["source"] is None
+    assert app["entry"] == {"module": "shop.wsgi", "callable": "application", "file": ""}
+    assert app["requirements"] == "requirements.txt"
+    assert app["env"] == {"DJANGO_SETTINGS_MODULE": "shop.settings", "WORKERS": "3"}
+    assert app["secrets"] == {"SECRET_KEY": "s3cr3t"}
+    assert app["user"] == "wsgi-shop"
+    assert app["script"] == "/usr/local/www/wsgi-scripts/shop.wsgi"
+    assert app["release"] == {
+        "app_dir": "/usr/local/www/apps/shop",
+        "current": "/usr/local/www/apps/shop/current",
+        "state_dir": "/var/lib/wsgi-apps/shop",
+        "state_name": "wsgi-apps/shop",
+        "user": "wsgi-shop",
+        "static": [{"url": "/static/", "path": "staticfiles",
+                    "dir": "/usr/local/www/apps/shop/current/staticfiles/"}],
+    }
+
+
+def test_file_entry_and_no_requirements_file(playbook: Path) -> None:
+    (playbook / "apps" / "shop" / "requirements.txt").unlink()
+    app = normalize(playbook, [project(entry="deploy/shop.wsgi", mode="proxy")])[0]["apps"][0]
+    assert app["entry"] == {"module": "", "callable": "application", "file": "deploy/shop.wsgi"}
+    assert app["requirements"] is None
+    assert app["release"]["user"] == "wsgi-shop"
+
+
+def test_embedded_project_app_runs_as_apache(playbook: Path) -> None:
+    app = normalize(playbook, [project(mode="embedded")])[0]["apps"][0]
+    assert app["release"]["user"] is None
+
+
+def test_long_app_names_get_a_short_own_user() -> None:
+    user = project_user("a" * 40)
+    assert len(user) <= 32 and user.startswith("wsgi-aaaa")
+    assert user != project_user("a" * 39 + "b")
+
+
+def test_static_urls_are_not_proxied(playbook: Path) -> None:
+    site = normalize(playbook, [project(mode="proxy", static=[{"url": "/static/", "path": "staticfiles"}])])[0]
+    passes = wsgi_proxy_passes(site, "/run/headrace", "/healthz")
+    assert [(p["path"], p["backend"] is None) for p in passes] == [("/static/", True), ("/healthz", True),
+                                                                   ("/", False)]
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("apps/nothere", "not found"),
+    ("", "invalid value"),
+    (["apps/shop"], "invalid value"),
+])
+def test_project_must_be_a_directory(playbook: Path, value: Any, problem: str) -> None:
+    assert_names(error(playbook, [project(project=value)]), APP0, "field 'project'", problem, "a directory")
+
+
+def test_project_that_is_a_file(playbook: Path) -> None:
+    assert_names(error(playbook, [project(project="apps/shop/requirements.txt")]), APP0, "field 'project'",
+                 "not found")
+
+
+@pytest.mark.parametrize("entry", ["shop.wsgi", "shop wsgi:app", "shop.wsgi:", "shop.wsgi:class", ":app",
+                                   "1shop:app", "../x.py", "/abs/shop.wsgi", "shop/nothere.py", "deploy/"])
+def test_entry_must_be_module_callable_or_a_file(playbook: Path, entry: str) -> None:
+    assert_names(error(playbook, [project(entry=entry)]), APP0, "field 'entry'", "module:callable")
+
+
+def test_entry_is_required_with_project(playbook: Path) -> None:
+    assert_names(error(playbook, [project(entry=None)]), APP0, "field 'entry'", "required with project")
+
+
+def test_source_and_project_together(playbook: Path) -> None:
+    (playbook / "app.wsgi").write_text("application = None\n")
+    assert_names(error(playbook, [project(source="app.wsgi")]), APP0, "field 'source'",
+                 "given together with project", "not both")
+
+
+@pytest.mark.parametrize("field, value", [
+    ("entry", "shop.wsgi:application"), ("requirements", "requirements.txt"), ("env", {"A": "1"}),
+    ("secrets", {"A": "1"}), ("static", [{"url": "/s/", "path": "s"}]), ("build", ["true"]),
+    ("migrate", ["true"]),
+])
+def test_project_fields_without_project(playbook: Path, field: str, value: Any) -> None:
+    (playbook / "app.wsgi").write_text("application = None\n")
+    app = {"name": "shop", "mount": "/", "mode": "daemon", "source": "app.wsgi", field: value}
+    assert_names(error(playbook, [app]), APP0, f"field '{field}'", "does not apply without project")
+
+
+def test_callable_with_project(playbook: Path) -> None:
+    assert_names(error(playbook, [project(callable="app")]), APP0, "field 'callable'", "entry")
+
+
+@pytest.mark.parametrize("value", ["nothere.txt", "../requirements.txt", "/etc/passwd", 3])
+def test_requirements_must_be_a_file_in_the_project(playbook: Path, value: Any) -> None:
+    assert_names(error(playbook, [project(requirements=value)]), APP0, "field 'requirements'",
+                 "a file inside the project")
+
+
+@pytest.mark.parametrize("static, field, allowed", [
+    ([{"url": "/static", "path": "staticfiles"}], "static.url", "ending with '/'"),
+    ([{"url": "static/", "path": "staticfiles"}], "static.url", "starting and ending"),
+    ([{"url": "/a/../b/", "path": "staticfiles"}], "static.url", "'..'"),
+    ([{"url": "/static/", "path": "../outside"}], "static.path", "inside the release"),
+    ([{"url": "/static/", "path": "/var/www"}], "static.path", "inside the release"),
+    ([{"url": "/static/", "path": "a/../../b"}], "static.path", "inside the release"),
+    ([{"url": "/static/", "path": "s"}, {"url": "/static/", "path": "t"}], "static.url", "each url once"),
+    ([{"url": "/static/"}], "static.path", "inside the release"),
+    ([{"url": "/static/", "path": "s", "mode": "x"}], "static", "a list of {url, path}"),
+    ("staticfiles", "static", "a list of {url, path}"),
+])
+def test_static_entries(playbook: Path, static: Any, field: str, allowed: str) -> None:
+    assert_names(error(playbook, [project(static=static)]), APP0, f"field '{field}'", allowed)
+
+
+def test_static_url_on_a_mount_or_an_alias(playbook: Path) -> None:
+    apps = [project(static=[{"url": "/api/", "path": "s"}, {"url": "/images/", "path": "i"}]),
+            {"name": "api", "mount": "/api", "mode": "embedded"}]
+    message = error(playbook, apps, static_aliases=["/images/"])
+    assert_names(message, APP0, "field 'static.url'", "'/api/'", "clashes with the mount of app 'api'")
+    assert_names(message, "'/images/'", "clashes with a static alias")
+
+
+@pytest.mark.parametrize("name", ["1X", "A-B", "", "A B"])
+def test_env_names_must_be_variable_names(playbook: Path, name: str) -> None:
+    assert_names(error(playbook, [project(env={name: "v"})]), APP0, f"field 'env.{name}'",
+                 "invalid environment variable name")
+
+
+def test_env_names_the_roles_set_are_refused(playbook: Path) -> None:
+    assert_names(error(playbook, [project(env={"STATE_DIRECTORY": "/tmp"})]), APP0, "field 'env.STATE_DIRECTORY'",
+                 "is set by the roles")
+
+
+def test_env_values_must_be_plain(playbook: Path) -> None:
+    assert_names(error(playbook, [project(env={"A": ["x"]})]), APP0, "field 'env.A'", "a string or number")
+
+
+def test_name_in_env_and_secrets(playbook: Path) -> None:
+    assert_names(error(playbook, [project(env={"KEY": "a"}, secrets={"KEY": "b"})]), APP0, "field 'secrets.KEY'",
+                 "is also in env")
+
+
+@pytest.mark.parametrize("value", [12345, True, None, ["a"]])
+def test_secret_must_be_a_string_and_is_never_shown(playbook: Path, value: Any) -> None:
+    message = error(playbook, [project(secrets={"SECRET_KEY": value})])
+    assert_names(message, APP0, "field 'secrets.SECRET_KEY'", "(hidden)", "a string (never shown)")
+    assert "12345" not in message
+
+
+def test_secret_values_never_appear_in_messages(playbook: Path) -> None:
+    message = error(playbook, [project(secrets={"1BAD": "hunter2-value"})])
+    assert "hunter2-value" not in message
+
+
+@pytest.mark.parametrize("value", ["python manage.py migrate", [""], [3], [["a"]]])
+def test_commands_must_be_lists_of_strings(playbook: Path, value: Any) -> None:
+    for field in ("build", "migrate"):
+        assert_names(error(playbook, [project(**{field: value})]), APP0, f"field '{field}'",
+                     "a list of non-empty command lines")
+
+
+def test_two_embedded_projects_in_one_apache(playbook: Path) -> None:
+    apps = [project(mode="embedded"), project(name="blog", mount="/blog", mode="embedded")]
+    message = error(playbook, apps)
+    assert_names(message, f"{SITE0}, apps[1] (name 'blog')", "field 'mode'",
+                 "a second embedded project app besides", "apps[0] (name 'shop')", "one embedded project app per host")
+
+
+def test_two_embedded_projects_in_two_sites(playbook: Path) -> None:
+    sites = [{"server_name": "shop.example.com", "apps": [project(mode="embedded")]},
+             {"server_name": "blog.example.com", "apps": [project(name="blog", mode="embedded")]}]
+    with pytest.raises(AnsibleFilterError) as info:
+        wsgi_normalize_sites(sites, BASE, str(playbook), str(playbook.parent / "hello.wsgi"))
+    assert_names(str(info.value.message), "wsgi_sites[1] (server_name 'blog.example.com')", "besides", APP0)
+
+
+def test_project_daemon_user_and_group_are_its_own(playbook: Path) -> None:
+    apps = [{"name": "hello", "mount": "/hello", "mode": "daemon", "user": "shared", "process_group": "pg"},
+            project(user="shared", process_group="pg")]
+    message = error(playbook, apps)
+    assert_names(message, f"{SITE0}, apps[1] (name 'shop')", "field 'user'", "of this project app's own")
+    assert_names(message, "field 'process_group'", "also the process group of")
