@@ -59,12 +59,16 @@ def headrace_changes(
     started: Any = None,
     wheel_installed: Any = None,
     scripts: Iterable[str] | None = None,
+    service_set: Any = None,
+    service_unset: Any = None,
 ) -> dict[str, list[str]]:
     """The instances (app names) each handler acts on, from the registered results of the role's tasks.
 
     apps are the proxy-mode apps of the host; units, configs, listen_set, listen_unset, sockets_started,
     started and wheel_installed the results registered by the role's tasks (None when the task did not
-    run); scripts the apps whose script changed (the wsgi role's wsgi_changed_proxy_apps).
+    run); scripts the apps whose script changed (the wsgi role's wsgi_changed_proxy_apps); service_set and
+    service_unset the results of writing and removing the service drop-ins of project apps (their own user
+    and state directory), which count as configuration.
 
     - restart_services: every app when a unit file changed, else those whose configuration or listen
       address changed; minus the servers first started in this run, which already read the new files.
@@ -80,7 +84,7 @@ def headrace_changes(
     if _is_changed(units):
         restart = _minus(names, fresh)
     else:
-        restart = _minus(_changed_apps(configs, listen_set, listen_unset), fresh)
+        restart = _minus(_changed_apps(configs, listen_set, listen_unset, service_set, service_unset), fresh)
     new_code = names if _is_changed(wheel_installed) else list(scripts or [])
     return {
         "restart_sockets": _minus(_changed_apps(listen_set, listen_unset), _changed_apps(sockets_started)),
@@ -99,6 +103,11 @@ def headrace_dropin_dir(name: str, systemd_dir: str) -> str:
     return f"{systemd_dir}/headrace@{name}.socket.d"
 
 
+def headrace_service_dropin_dir(name: str, systemd_dir: str) -> str:
+    """The drop-in directory of an app's service unit, where a project app's own user and state are set."""
+    return f"{systemd_dir}/headrace@{name}.service.d"
+
+
 def headrace_config_apps(paths: Iterable[str]) -> list[str]:
     """The app names of configuration files (paths of <app>.toml files).
 
@@ -112,7 +121,8 @@ def headrace_app_files(names: Iterable[str], config_dir: str, systemd_dir: str) 
     """Every file and directory the role writes for these apps: their configurations, then their drop-ins."""
     names = list(names)
     return ([f"{config_dir}/{headrace_config_file(name)}" for name in names]
-            + [headrace_dropin_dir(name, systemd_dir) for name in names])
+            + [headrace_dropin_dir(name, systemd_dir) for name in names]
+            + [headrace_service_dropin_dir(name, systemd_dir) for name in names])
 
 
 class FilterModule:
@@ -124,6 +134,7 @@ class FilterModule:
             "headrace_changes": headrace_changes,
             "headrace_config_file": headrace_config_file,
             "headrace_dropin_dir": headrace_dropin_dir,
+            "headrace_service_dropin_dir": headrace_service_dropin_dir,
             "headrace_config_apps": headrace_config_apps,
             "headrace_app_files": headrace_app_files,
         }

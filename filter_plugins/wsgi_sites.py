@@ -1249,15 +1249,24 @@ def wsgi_daemon_directive_options(app: Mapping, group: str = "wsgi", home: str |
     if not isinstance(app, Mapping) or app.get("mode") != "daemon":
         name = app.get("name") if isinstance(app, Mapping) else app
         raise AnsibleFilterError(f"wsgi_daemon_directive_options: app {_show(name)} is not a daemon-mode app")
+    release = app.get("release")
     parts = [
         f"processes={app['processes']}",
         f"threads={app['threads']}",
         f"display-name={app['display_name']}",
         f"user={app['user']}",
-        f"group={group}",
+        f"group={release['user'] if release else group}",
     ]
-    parts += [f"{key}={value}" for key, value in sorted(app["daemon_options"].items())]
-    if home is not None and "home" not in app["daemon_options"]:
+    options = dict(app["daemon_options"])
+    if release:
+        # The live release's venv and code, through the `current` link: a restarted daemon process (after a
+        # switch) starts in the new release's venv. Its own group reads its environment file; it reads its
+        # loader as a member of the scripts group.
+        options.setdefault("python-home", f"{release['current']}/.venv")
+        options.setdefault("python-path", release["current"])
+        home = release["current"]
+    parts += [f"{key}={value}" for key, value in sorted(options.items())]
+    if home is not None and "home" not in options:
         parts.append(f"home={home}")
     return " ".join(parts)
 

@@ -251,3 +251,13 @@ def test_project_daemon_user_and_group_are_its_own(playbook: Path) -> None:
     message = error(playbook, apps)
     assert_names(message, f"{SITE0}, apps[1] (name 'shop')", "field 'user'", "of this project app's own")
     assert_names(message, "field 'process_group'", "also the process group of")
+
+
+def test_daemon_directive_of_a_project_app_uses_its_release(playbook: Path) -> None:
+    from wsgi_sites import wsgi_daemon_directive_options
+
+    app = normalize(playbook, [project()])[0]["apps"][0]
+    assert wsgi_daemon_directive_options(app, "wsgi", "/usr/local/www/wsgi-scripts") == (
+        "processes=2 threads=15 display-name=%{GROUP} user=wsgi-shop group=wsgi-shop"
+        " python-home=/usr/local/www/apps/shop/current/.venv python-path=/usr/local/www/apps/shop/current"
+        " home=/usr/local/www/apps/shop/current")

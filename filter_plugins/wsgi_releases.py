@@ -1,0 +1,113 @@
+"""Releases of project apps: their build environment, which migrations to run where, what to clean up.
+
+The wsgi role builds each project app into releases/<id>/ on every host, switches the `current` link and
+keeps wsgi_keep_releases of them. The decisions of those steps live here, with tests, instead of in
+Jinja: the environment a build or migration runs with, the one host per new release that runs its
+migrations (before any host switches), the releases and venvs that may go, and the redaction of secret
+values from the output shown when a build fails.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+REDACTED = "********"
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def wsgi_build_environment(app: Mapping[str, Any], release_dir: str) -> dict[str, str]:
+    """The environment of a project app's build and migrate commands: its own, with its venv active.
+
+    The same variables the app sees at run time (env, secrets, STATE_DIRECTORY), plus the venv first on
+    PATH so `python manage.py ...` is the release's Python, and no bytecode written into the release.
+    """
+    if not isinstance(app, Mapping) or not app.get("release"):
+        raise AnsibleFilterError(f"wsgi_build_environment: {app!r} is not a normalized project app")
+    venv = f"{release_dir}/.venv"
+    return {
+        **{str(k): str(v) for k, v in app["env"].items()},
+        **{str(k): str(v) for k, v in app["secrets"].items()},
+        "STATE_DIRECTORY": app["release"]["state_dir"],
+        "VIRTUAL_ENV": venv,
+        "PATH": f"{venv}/bin:{SYSTEM_PATH}",
+        "HOME": app["release"]["state_dir"],
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def wsgi_redact(text: Any, secrets: Any) -> str:
+    """text with every secret value replaced, so a failed build's output can be shown safely."""
+    result = str(text or "")
+    values = sorted((str(v) for v in (secrets or {}).values() if str(v)), key=len, reverse=True)
+    for value in values:
+        result = result.replace(value, REDACTED)
+    return result
+
+
+def wsgi_migration_plan(hosts: Iterable[str], hostvars: Mapping[str, Any], marker_dir: str) -> list[dict[str, Any]]:
+    """Where each new release's migrations run: the first host (in play order) that built it.
+
+    A release is keyed by (app, release id); the id includes the Python version, so hosts on another
+    Debian release run their own. A release whose migrations are recorded on the controller
+    (<marker_dir>/<app>-<release>, written after they succeed) is skipped: migrations run once per release
+    across runs and batches of a rolling update.
+    """
+    plan: dict[tuple[str, str], dict[str, Any]] = {}
+    for host in hosts:
+        for name, built in sorted((hostvars[host].get("wsgi_built_releases") or {}).items()):
+            if not built.get("migrate"):
+                continue
+            key = (name, built["release"])
+            if key in plan or os.path.exists(os.path.join(marker_dir, f"{name}-{built['release']}")):
+                continue
+            plan[key] = {"host": host, "app": name, "release": built["release"],
+                         "marker": os.path.join(marker_dir, f"{name}-{built['release']}")}
+    return list(plan.values())
+
+
+def wsgi_releases_to_remove(found: Any, keep: Any, live: Any) -> list[str]:
+    """Release directories beyond the newest `keep` (the live one counted among them), never the live one.
+
+    found is the `files` list of an ansible.builtin.find over releases/ (directories, with mtime); live is
+    the live release's directory (the resolved `current` link), or empty when there is none yet.
+    """
+    given = keep
+    try:
+        keep = 0 if isinstance(given, bool) else int(given)
+    except (TypeError, ValueError):
+        keep = 0
+    if keep < 1:
+        raise AnsibleFilterError(f"wsgi_keep_releases is {given!r}; allowed: an integer of at least 1")
+    entries = sorted(found or [], key=lambda entry: (entry["mtime"], entry["path"]), reverse=True)
+    live = str(live or "")
+    kept = [e["path"] for e in entries if e["path"] == live]
+    for entry in entries:
+        if len(kept) >= keep:
+            break
+        if entry["path"] not in kept:
+            kept.append(entry["path"])
+    return [entry["path"] for entry in entries if entry["path"] not in kept]
+
+
+def wsgi_unused_venvs(found: Any, used: Iterable[Any]) -> list[str]:
+    """venvs/ directories no kept release links to (used: the resolved .venv links of the kept releases)."""
+    used_paths = {os.path.normpath(str(path)) for path in used or [] if path}
+    return [entry["path"] for entry in found or [] if os.path.normpath(entry["path"]) not in used_paths]
+
+
+class FilterModule:
+    """Ansible entry point: the filters of the wsgi role's releases."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        """Map filter names to functions."""
+        return {
+            "wsgi_build_environment": wsgi_build_environment,
+            "wsgi_redact": wsgi_redact,
+            "wsgi_migration_plan": wsgi_migration_plan,
+            "wsgi_releases_to_remove": wsgi_releases_to_remove,
+            "wsgi_unused_venvs": wsgi_unused_venvs,
+        }

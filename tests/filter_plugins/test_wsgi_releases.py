@@ -1,0 +1,88 @@
+"""Tests for the releases filters: build environment, redaction, migration plan, what cleanup removes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from wsgi_releases import (
+    FilterModule,
+    wsgi_build_environment,
+    wsgi_migration_plan,
+    wsgi_redact,
+    wsgi_releases_to_remove,
+    wsgi_unused_venvs,
+)
+
+APP = {"name": "shop", "env": {"DJANGO_SETTINGS_MODULE": "shop.settings"}, "secrets": {"SECRET_KEY": "k3y"},
+       "release": {"state_dir": "/var/lib/wsgi-apps/shop"}}
+
+
+def test_build_environment_is_the_apps_with_its_venv_active() -> None:
+    env = wsgi_build_environment(APP, "/srv/apps/shop/releases/abc")
+    assert env == {
+        "DJANGO_SETTINGS_MODULE": "shop.settings",
+        "SECRET_KEY": "k3y",
+        "STATE_DIRECTORY": "/var/lib/wsgi-apps/shop",
+        "VIRTUAL_ENV": "/srv/apps/shop/releases/abc/.venv",
+        "PATH": "/srv/apps/shop/releases/abc/.venv/bin:/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/var/lib/wsgi-apps/shop",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def test_build_environment_needs_a_project_app() -> None:
+    with pytest.raises(AnsibleFilterError, match="not a normalized project app"):
+        wsgi_build_environment({"name": "x", "release": None}, "/r")
+
+
+def test_redact_replaces_every_secret_longest_first() -> None:
+    text = "key=abc123 and abc and abc123"
+    assert wsgi_redact(text, {"A": "abc", "B": "abc123", "EMPTY": ""}) == "key=******** and ******** and ********"
+    assert wsgi_redact(None, {}) == ""
+
+
+def test_migration_plan_takes_the_first_host_per_release(tmp_path: Path) -> None:
+    hostvars = {
+        "web1": {"wsgi_built_releases": {"shop": {"release": "r12", "migrate": True},
+                                         "blog": {"release": "b1", "migrate": False}}},
+        "web2": {"wsgi_built_releases": {"shop": {"release": "r12", "migrate": True}}},
+        "web3": {"wsgi_built_releases": {"shop": {"release": "r13", "migrate": True}}},
+        "web4": {},
+    }
+    plan = wsgi_migration_plan(["web1", "web2", "web3", "web4"], hostvars, str(tmp_path))
+    assert [(p["host"], p["app"], p["release"]) for p in plan] == [("web1", "shop", "r12"), ("web3", "shop", "r13")]
+    assert plan[0]["marker"] == str(tmp_path / "shop-r12")
+    (tmp_path / "shop-r12").write_text("web1\n")
+    plan = wsgi_migration_plan(["web2", "web3"], hostvars, str(tmp_path))
+    assert [(p["host"], p["release"]) for p in plan] == [("web3", "r13")]
+
+
+def found(*entries: tuple[str, int]) -> list[dict]:
+    """find's files list: path and mtime."""
+    return [{"path": path, "mtime": mtime} for path, mtime in entries]
+
+
+def test_releases_beyond_keep_go_but_never_the_live_one() -> None:
+    releases = found(("/r/a", 1), ("/r/b", 2), ("/r/c", 3), ("/r/d", 4))
+    assert wsgi_releases_to_remove(releases, 3, "/r/d") == ["/r/a"]
+    assert wsgi_releases_to_remove(releases, 2, "/r/a") == ["/r/c", "/r/b"]
+    assert wsgi_releases_to_remove(releases, 1, "/r/b") == ["/r/d", "/r/c", "/r/a"]
+    assert wsgi_releases_to_remove(releases, "5", "") == []
+
+
+@pytest.mark.parametrize("keep", [0, -1, "x", None, True])
+def test_keep_must_be_at_least_one(keep) -> None:
+    with pytest.raises(AnsibleFilterError, match="wsgi_keep_releases"):
+        wsgi_releases_to_remove(found(("/r/a", 1)), keep, "/r/a")
+
+
+def test_unused_venvs() -> None:
+    venvs = found(("/v/one", 1), ("/v/two", 2), ("/v/two.wheels", 3))
+    assert wsgi_unused_venvs(venvs, ["/v/two/", ""]) == ["/v/one", "/v/two.wheels"]
+
+
+def test_filters_are_registered() -> None:
+    assert set(FilterModule().filters()) == {"wsgi_build_environment", "wsgi_redact", "wsgi_migration_plan",
+                                             "wsgi_releases_to_remove", "wsgi_unused_venvs"}
