@@ -1217,6 +1217,21 @@ def wsgi_normalize_sites(sites: Any, base_dir: Any, source_base: Any, default_so
     return [entry.site for entry in entries]
 
 
+def wsgi_sites_errors(sites: Any, base_dir: Any, source_base: Any, default_source: Any,
+                      reserved_paths: Any = (), reserved_groups: Any = ()) -> str:
+    """The problems wsgi_normalize_sites would raise, as its message; "" when the input is valid.
+
+    The role checks with this first and only then normalizes, in a task whose output is hidden: the
+    normalized sites carry the apps' secrets, which must never be shown, while the problems must be.
+    The messages never contain a secret's value.
+    """
+    try:
+        wsgi_normalize_sites(sites, base_dir, source_base, default_source, reserved_paths, reserved_groups)
+    except AnsibleFilterError as error:
+        return str(error.message)
+    return ""
+
+
 def wsgi_apps(sites: Any, mode: str | None = None) -> list[dict[str, Any]]:
     """Flatten normalized sites into apps (with their site's names) so roles can loop once."""
     if mode is not None and mode not in MODES:
@@ -1349,6 +1364,7 @@ class FilterModule:
         """Map filter names to functions."""
         return {
             "wsgi_normalize_sites": wsgi_normalize_sites,
+            "wsgi_sites_errors": wsgi_sites_errors,
             "wsgi_apps": wsgi_apps,
             "wsgi_health_checks": wsgi_health_checks,
             "wsgi_daemon_directive_options": wsgi_daemon_directive_options,

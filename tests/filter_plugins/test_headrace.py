@@ -176,15 +176,30 @@ def test_the_files_of_apps_configurations_first() -> None:
         "/etc/headrace/gone.toml",
         "/etc/systemd/system/headrace@old.socket.d",
         "/etc/systemd/system/headrace@gone.socket.d",
+        "/etc/systemd/system/headrace@old.service.d",
+        "/etc/systemd/system/headrace@gone.service.d",
     ]
-    assert headrace_app_files(iter(["x"]), "/c", "/s") == ["/c/x.toml", "/s/headrace@x.socket.d"]
+    assert headrace_app_files(iter(["x"]), "/c", "/s") == ["/c/x.toml", "/s/headrace@x.socket.d",
+                                                          "/s/headrace@x.service.d"]
     assert headrace_app_files([], "/etc/headrace", "/etc/systemd/system") == []
+
+
+def test_a_changed_project_drop_in_restarts_its_server() -> None:
+    from headrace import headrace_changes
+
+    apps = [{"name": "shop"}, {"name": "hello"}]
+    changed = {"results": [{"item": {"name": "shop"}, "changed": True}]}
+    plan = headrace_changes(apps, service_set=changed, scripts=["shop", "hello"])
+    assert plan["restart_services"] == ["shop"]
+    assert plan["reload_services"] == ["hello"]
+    unset = headrace_changes(apps, service_unset={"results": [{"item": {"name": "hello"}, "changed": True}]})
+    assert unset["restart_services"] == ["hello"]
 
 
 def test_directories_are_taken_literally() -> None:
     # regex_replace would have read backslashes and group references in the directory as a pattern.
     assert headrace_app_files(["a"], r"/srv/\1conf", "/etc/sys&d") == [
-        r"/srv/\1conf/a.toml", "/etc/sys&d/headrace@a.socket.d"]
+        r"/srv/\1conf/a.toml", "/etc/sys&d/headrace@a.socket.d", "/etc/sys&d/headrace@a.service.d"]
 
 
 def test_filter_module_exposes_the_filters() -> None:
@@ -192,6 +207,7 @@ def test_filter_module_exposes_the_filters() -> None:
         "headrace_changes": headrace.headrace_changes,
         "headrace_config_file": headrace.headrace_config_file,
         "headrace_dropin_dir": headrace.headrace_dropin_dir,
+        "headrace_service_dropin_dir": headrace.headrace_service_dropin_dir,
         "headrace_config_apps": headrace.headrace_config_apps,
         "headrace_app_files": headrace.headrace_app_files,
     }

@@ -568,7 +568,8 @@ def test_daemon_directive_options(normalize) -> None:
 def test_filter_module_exposes_the_filters() -> None:
     assert set(FilterModule().filters()) == {"wsgi_normalize_sites", "wsgi_apps", "wsgi_health_checks",
                                              "wsgi_daemon_directive_options", "wsgi_daemon_groups",
-                                             "wsgi_script_aliases", "wsgi_proxy_passes", "wsgi_forwarded_allow_ips"}
+                                             "wsgi_script_aliases", "wsgi_proxy_passes", "wsgi_forwarded_allow_ips",
+                                             "wsgi_sites_errors"}
 
 
 # --------------------------------------------------------------------------- through Ansible itself

@@ -1,0 +1,37 @@
+"""The Flask test app (entry catalog:app): its dependencies, environment and release, over HTTP."""
+
+import hashlib
+import os
+import sys
+
+from importlib.metadata import version
+
+import markupsafe
+from flask import Flask, jsonify
+
+app = Flask(__name__)
+
+
+@app.route("/")
+def index():
+    """The app and the release it runs from."""
+    return jsonify(app="catalog", release=os.path.realpath(os.path.join(os.path.dirname(__file__), "..")))
+
+
+@app.route("/environment")
+def environment():
+    """What the app sees: its environment (the secret as a digest) and its compiled dependency."""
+    from markupsafe import _speedups  # the C extension: fails if the wheel is not for this Python
+
+    return jsonify(
+        CATALOG_MODE=os.environ.get("CATALOG_MODE"),
+        STATE_DIRECTORY=os.environ.get("STATE_DIRECTORY"),
+        secret_sha256=hashlib.sha256(os.environ.get("CATALOG_TOKEN", "").encode()).hexdigest(),
+        flask=version("flask"),
+        markupsafe=version("markupsafe"),
+        speedups=_speedups.__file__,
+        prefix=sys.prefix,
+        python="%d.%d" % sys.version_info[:2],
+        uid=os.getuid(),
+        escaped=str(markupsafe.escape("<b>")),
+    )

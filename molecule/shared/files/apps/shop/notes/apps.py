@@ -1,0 +1,7 @@
+"""The notes app of the test shop."""
+
+from django.apps import AppConfig
+
+
+class NotesConfig(AppConfig):
+    name = "notes"

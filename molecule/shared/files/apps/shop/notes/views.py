@@ -1,0 +1,38 @@
+"""Views of the test shop: what the tests read over HTTP."""
+
+import hashlib
+import os
+import sys
+
+import django
+from django.conf import settings
+from django.http import JsonResponse
+from django.shortcuts import render
+
+from notes.models import Note
+from shop.version import VERSION
+
+
+def index(request):
+    """The app, its version and the release it runs from."""
+    return JsonResponse({"app": "shop", "version": VERSION, "release": str(settings.BASE_DIR.resolve())})
+
+
+def environment(request):
+    """What the app sees of its environment; the secret only as a digest."""
+    return JsonResponse({
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE"),
+        "SHOP_GREETING": os.environ.get("SHOP_GREETING"),
+        "STATE_DIRECTORY": os.environ.get("STATE_DIRECTORY"),
+        "secret_sha256": hashlib.sha256(os.environ.get("SECRET_KEY", "").encode()).hexdigest(),
+        "django": django.get_version(),
+        "prefix": sys.prefix,
+        "python": "%d.%d" % sys.version_info[:2],
+        "uid": os.getuid(),
+        "django_file": django.__file__,
+    })
+
+
+def notes(request):
+    """A template and a database query: the migrations' row."""
+    return render(request, "notes/index.html", {"notes": Note.objects.order_by("id")})
