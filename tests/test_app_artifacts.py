@@ -216,6 +216,14 @@ def test_a_pyproject_project_is_installed_and_its_build_requirements_shipped(tmp
     assert second["cached"] is True and second["env_key"] != first["env_key"]
 
 
+def test_a_pyproject_that_only_configures_tools_is_not_installed(tmp_path: Path) -> None:
+    """A pyproject.toml with only [tool.*] tables is no package: the requirements file alone is locked."""
+    project = make_project(tmp_path / "p", "idna==3.10\n", files={"pyproject.toml": "[tool.ruff]\nline-length = 100\n"})
+    result = build(project, tmp_path / "cache")
+    assert result["install_project"] is False and result["packages"] == ["idna==3.10"]
+    assert "build-requirements.lock" not in members(result["wheelhouse_archive"])
+
+
 # --- the code archive ----------------------------------------------------------------------------------
 
 

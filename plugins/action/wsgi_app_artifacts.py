@@ -146,14 +146,11 @@ class Spec:
     cache_dir: Path
     index_url: str
 
+    pyproject: Path | None = None
+
     @property
     def index(self) -> str:
         return self.index_url or PYPI
-
-    @property
-    def pyproject(self) -> Path | None:
-        path = self.project / "pyproject.toml"
-        return path if path.is_file() else None
 
 
 @dataclass(frozen=True)
@@ -190,7 +187,24 @@ def make_spec(args: dict[str, Any]) -> Spec:
         name=name, project=project, requirements=requirements_file(name, project, args.get("requirements")),
         target=Target(args["python_version"], args["glibc"], args["arch"]), build=tuple(args["build"] or ()),
         cache_dir=Path(os.path.expanduser(args["cache_dir"])), index_url=(args["index_url"] or "").strip(),
+        pyproject=installable_pyproject(name, project),
     )
+
+
+def installable_pyproject(name: str, project: Path) -> Path | None:
+    """The project's pyproject.toml when it makes the project installable ([project] or [build-system]).
+
+    A pyproject.toml that only configures tools (ruff, black, pytest) is no package: pip could not build
+    it, so the project is not installed and only its requirements file is locked.
+    """
+    path = project / "pyproject.toml"
+    if not path.is_file():
+        return None
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ArtifactError(f"{name}: {path} is not valid TOML: {error}") from None
+    return path if "project" in data or "build-system" in data else None
 
 
 def requirements_file(name: str, project: Path, requirements: str | None) -> Path | None:
@@ -439,11 +453,7 @@ def resolve(spec: Spec, sources: list[Path], what: str) -> list[Pin]:
 
 def build_requires(pyproject: Path) -> list[str]:
     """[build-system] requires, or what pip assumes without one, so the host can build the project offline."""
-    try:
-        data = tomllib.loads(pyproject.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise ArtifactError(f"{pyproject} is not valid TOML: {error}") from None
-    system = data.get("build-system")
+    system = tomllib.loads(pyproject.read_text()).get("build-system")
     if not isinstance(system, dict) or "requires" not in system:
         return ["setuptools>=40.8.0", "wheel"]
     return [str(requirement) for requirement in system["requires"]]

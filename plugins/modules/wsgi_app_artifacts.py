@@ -45,8 +45,10 @@ options:
     description:
       - The requirements file, a path inside O(project).
       - Unset (or null) means C(requirements.txt) when the project has one, else no requirements file.
-      - A project with a C(pyproject.toml) is installed into the virtualenv, so its dependencies are locked
-        too, and the wheels of its C([build-system] requires) are shipped.
+      - A project whose C(pyproject.toml) has a C([project]) or C([build-system]) table is installed into the
+        virtualenv, so its dependencies are locked too, and the wheels of its C([build-system] requires) (or
+        of setuptools and wheel, which pip assumes without them) are shipped. A C(pyproject.toml) that only
+        configures tools does not make the project installed.
     type: str
   python_version:
     description: The target's Python version (Debian 12 has 3.11, Debian 13 has 3.13).
@@ -132,7 +134,9 @@ wheelhouse_archive:
   type: str
   sample: /root/.cache/wsgi-hosting/wheelhouses/c6fa0cbef3d628c02a2ebcd630812550/wheelhouse.tar
 install_project:
-  description: Whether the project has a C(pyproject.toml) and is itself installed into the virtualenv.
+  description:
+    - Whether the project is itself installed into the virtualenv - its C(pyproject.toml) has a C([project])
+      or C([build-system]) table.
   returned: success
   type: bool
 packages:
