@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PLUGIN = PROJECT_DIR / "plugins" / "action" / "wsgi_app_artifacts.py"
@@ -33,8 +34,9 @@ BIN = Path(sys.executable).parent
 SETUPTOOLS = "setuptools==80.9.0"
 
 
-def load_plugin() -> Any:
-    spec = importlib.util.spec_from_file_location("wsgi_app_artifacts_under_test", PLUGIN)
+def load(path: Path, name: str) -> Any:
+    """A plugin file as a module, loaded by path the way Ansible loads it."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while it loads
@@ -42,7 +44,7 @@ def load_plugin() -> Any:
     return module
 
 
-artifacts = load_plugin()
+artifacts = load(PLUGIN, "wsgi_app_artifacts_under_test")
 
 
 def make_project(root: Path, requirements: str | None = None, files: dict[str, str] | None = None) -> Path:
@@ -108,6 +110,22 @@ def test_the_target_platform_is_named_the_way_uv_and_pip_want_it() -> None:
 def test_a_malformed_target_is_refused_naming_the_app(tmp_path: Path, field: str, value: str) -> None:
     with pytest.raises(artifacts.ArtifactError, match=f"^shop: {field} must look like"):
         build(make_project(tmp_path / "p"), tmp_path / "cache", **{field: value})
+
+
+def test_the_documented_options_are_the_argument_spec() -> None:
+    """ansible-doc shows plugins/modules/wsgi_app_artifacts.py: it must say what the action checks."""
+    stub = PROJECT_DIR / "plugins" / "modules" / "wsgi_app_artifacts.py"
+    docs = load(stub, "wsgi_app_artifacts_docs_under_test")
+    options = yaml.safe_load(docs.DOCUMENTATION)["options"]
+    assert set(options) == set(artifacts.ARGUMENT_SPEC)
+    for name, spec in artifacts.ARGUMENT_SPEC.items():
+        documented = options[name]
+        assert documented["type"] == spec["type"], name
+        assert documented.get("required", False) == spec.get("required", False), name
+        assert documented.get("default") == spec.get("default"), name
+        assert documented.get("choices") == spec.get("choices"), name
+    assert set(yaml.safe_load(docs.RETURN)) == {
+        "release", "code_archive", "env_key", "wheelhouse_archive", "install_project", "packages", "cached"}
 
 
 # --- resolution and wheels from PyPI -------------------------------------------------------------------
