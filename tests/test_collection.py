@@ -200,6 +200,21 @@ def test_ansible_doc_documents_every_filter_of_the_installed_collection(installe
         assert doc["doc"]["filename"].startswith(str(installed.collection_dir)), doc["doc"]["filename"]
 
 
+def test_the_installed_collection_has_the_artifacts_action_and_its_documentation(installed: Installed) -> None:
+    """The action ships as plugins/action, and ansible-doc reads its options from the plugins/modules stub."""
+    name = "wsgi_app_artifacts"
+    assert (installed.collection_dir / "plugins" / "action" / f"{name}.py").is_file()
+    run = installed.run("ansible-doc", "-t", "module", "--json", f"{FQCN}.{name}")
+    assert run.returncode == 0, run.stdout + run.stderr
+    doc = json.loads(run.stdout)[f"{FQCN}.{name}"]
+    assert doc["doc"]["filename"].startswith(str(installed.collection_dir)), doc["doc"]["filename"]
+    assert set(doc["doc"]["options"]) == {"name", "project", "requirements", "python_version", "glibc", "arch",
+                                          "build", "cache_dir", "index_url"}
+    assert set(doc["return"]) == {"release", "code_archive", "env_key", "wheelhouse_archive", "install_project",
+                                  "packages", "cached"}
+    assert f"{FQCN}.{name}:" in doc["examples"]
+
+
 def test_roles_call_the_filters_by_their_collection_names() -> None:
     """A short filter name does not resolve inside a role of an installed collection, so none may be used."""
     short = re.compile(r"\|\s*(" + "|".join(map(re.escape, FILTERS)) + r")\b")
