@@ -3,7 +3,6 @@
 import hashlib
 import os
 import sys
-
 from importlib.metadata import version
 
 import markupsafe
@@ -21,7 +20,9 @@ def index():
 @app.route("/environment")
 def environment():
     """What the app sees: its environment (the secret as a digest) and its compiled dependency."""
-    from markupsafe import _speedups  # the C extension: fails if the wheel is not for this Python
+    from markupsafe import (
+        _speedups,  # the C extension: fails if the wheel is not for this Python
+    )
 
     return jsonify(
         CATALOG_MODE=os.environ.get("CATALOG_MODE"),
@@ -31,7 +32,7 @@ def environment():
         markupsafe=version("markupsafe"),
         speedups=_speedups.__file__,
         prefix=sys.prefix,
-        python="%d.%d" % sys.version_info[:2],
+        python=f"{sys.version_info[0]}.{sys.version_info[1]}",
         uid=os.getuid(),
         escaped=str(markupsafe.escape("<b>")),
     )

@@ -8,9 +8,9 @@ import django
 from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import render
+from shop.version import VERSION
 
 from notes.models import Note
-from shop.version import VERSION
 
 
 def index(request):
@@ -27,7 +27,7 @@ def environment(request):
         "secret_sha256": hashlib.sha256(os.environ.get("SECRET_KEY", "").encode()).hexdigest(),
         "django": django.get_version(),
         "prefix": sys.prefix,
-        "python": "%d.%d" % sys.version_info[:2],
+        "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
         "uid": os.getuid(),
         "django_file": django.__file__,
     })

@@ -1,7 +1,6 @@
 """URLs of the test shop."""
 
 from django.urls import path
-
 from notes import views
 
 urlpatterns = [

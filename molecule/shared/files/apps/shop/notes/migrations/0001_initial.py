@@ -13,8 +13,8 @@ def first_note(apps, schema_editor):
 
 class Migration(migrations.Migration):
     initial = True
-    dependencies = []
-    operations = [
+    dependencies: list = []  # noqa: RUF012 - Django reads these class attributes
+    operations = [  # noqa: RUF012
         migrations.CreateModel(
             name="Note",
             fields=[
