@@ -9,9 +9,14 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import subprocess
+import threading
+import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -56,14 +61,19 @@ class Lab:
     def sites(self) -> list[dict]:
         return self.variables["wsgi_sites"]
 
-    def apps(self, mode: str | None = None) -> list[tuple[dict, dict]]:
-        """(site, app) pairs, optionally only those of one mode."""
+    def apps(self, mode: str | None = None, projects: bool = False) -> list[tuple[dict, dict]]:
+        """(site, app) pairs of the single-script apps (with projects=True, of every app), optionally only
+        those of one mode. Project apps (a `project` directory) have tests of their own (test_projects.py)."""
         return [
             (site, app)
             for site in self.sites
             for app in site.get("apps", [])
-            if mode is None or app["mode"] == mode
+            if (mode is None or app["mode"] == mode) and (projects or "project" not in app)
         ]
+
+    def projects(self, mode: str | None = None) -> list[tuple[dict, dict]]:
+        """(site, app) pairs of the project apps, optionally only those of one mode."""
+        return [(site, app) for site, app in self.apps(mode, projects=True) if "project" in app]
 
     def playbook(self, *args: str, extra_vars: dict | None = None, limit: bool = True) -> PlaybookRun:
         """Run the real site.yml with Molecule's inventory: against this host only, or every host.
@@ -140,6 +150,15 @@ class PlaybookRun:
             plays = plays[names.index(from_play):]
         return [task["task"]["name"] for play in plays for task in play["tasks"]]
 
+    def ran_tasks(self) -> list[str]:
+        """The tasks that ran on some host (not skipped everywhere), as task_names names them."""
+        return [
+            task["task"]["name"]
+            for play in self.report["plays"]
+            for task in play["tasks"]
+            if any(not result.get("skipped") for result in task["hosts"].values())
+        ]
+
     def messages(self) -> list[str]:
         """Every 'msg' of every host's task result and loop item, in order: what fail, assert and debug
         tasks said."""
@@ -185,3 +204,69 @@ def lab(host) -> Lab:
 
 def apache_main_pid(host) -> int:
     return int(host.file("/run/apache2/apache2.pid").content_string.strip())
+
+
+class Load:
+    """A bounded load: a few client threads over keep-alive connections until stopped or out of time.
+
+    Each asks path (default <mount>/load) and records the status and the "version" of the JSON answer."""
+
+    def __init__(self, lab, site: dict, app: dict, threads: int = 6, limit: float = 240, path: str | None = None):
+        self.lab, self.site, self.app = lab, site, app
+        self.path = path if path is not None else app["mount"] + "/load"
+        self.deadline = time.monotonic() + limit
+        self.stopped = threading.Event()
+        self.lock = threading.Lock()
+        self.results: Counter = Counter()
+        self.versions: list[str] = []
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        published = {int(k): v for k, v in self.lab.variables["lab_published_ports"].items()}[self.site.get("port", 80)]
+        conn, used = None, 0
+        while not self.stopped.is_set() and time.monotonic() < self.deadline:
+            try:
+                if conn is None:
+                    conn, used = http.client.HTTPConnection("127.0.0.1", published, timeout=30), 0
+                conn.request("GET", self.path, headers={"Host": self.site["server_name"]})
+                resp = conn.getresponse()
+                body = resp.read()
+                used += 1
+                with self.lock:
+                    self.results[resp.status] += 1
+                    if resp.status == 200:
+                        self.versions.append(re.search(rb'"version": "([^"]*)"', body).group(1).decode())
+            except (OSError, http.client.HTTPException) as exc:
+                if conn is not None:
+                    conn.close()
+                conn = None
+                # A kept-alive connection closed before any byte of the answer: what Apache does when the
+                # pooled backend connection it picked was closed under it (the keep-alive race), so that
+                # the client sends the request again (RFC 9110 9.2.2, as browsers and urllib3 do). The
+                # request is counted as failed only if it fails again on a new connection.
+                retry = used > 0 and isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError))
+                with self.lock:
+                    self.results["retried" if retry else type(exc).__name__] += 1
+
+    def __enter__(self) -> Self:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopped.set()
+        for thread in self.threads:
+            thread.join(60)
+
+    def wait_for_version(self, version: str, seconds: float = 30) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.versions and self.versions[-1] == version:
+                    return True
+            time.sleep(0.1)
+        return False
+
+    @property
+    def failures(self) -> dict:
+        return {key: count for key, count in self.results.items() if key not in (200, "retried")}

@@ -58,6 +58,10 @@ def normalize(plugin, variables: dict[str, Any], tmp_path: Path) -> list[dict[st
                 path = playbook / app["source"]
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text("application = None\n")
+            if isinstance(app.get("project"), str):
+                project = playbook / app["project"]
+                project.mkdir(parents=True, exist_ok=True)
+                (project / (app.get("requirements") or "requirements.txt")).write_text("Django>=5.2,<5.3\n")
     return plugin.wsgi_normalize_sites(variables["wsgi_sites"], variables["wsgi_base_dir"], str(playbook),
                                        str(hello), ["/healthz"], ["wsgi-health"])
 

@@ -12,9 +12,11 @@ testinfra_hosts = ["daemon"]
 
 
 def daemon_groups(lab) -> dict[str, dict]:
+    """Every daemon group of the host (project apps' too), with the user its processes run as."""
     groups = {}
-    for site, app in lab.apps("daemon"):
-        groups.setdefault(app.get("process_group", app["name"]), {"site": site, "app": app})
+    for site, app in lab.apps("daemon", projects=True):
+        user = app.get("user", f"wsgi-{app['name']}" if "project" in app else "wsgi")
+        groups.setdefault(app.get("process_group", app["name"]), {"site": site, "app": app, "user": user})
     return groups
 
 
@@ -28,7 +30,7 @@ def test_exactly_the_configured_processes_per_group(host, lab):
     processes = daemon_processes(host)
     expected = Counter()
     for group, entry in daemon_groups(lab).items():
-        expected[(entry["app"].get("user", "wsgi"), f"(wsgi:{group})")] = entry["app"].get("processes", 2)
+        expected[(entry["user"], f"(wsgi:{group})")] = entry["app"].get("processes", 2)
     # And the health check's own small group (roles/wsgi, wsgi_health_path), one process.
     expected[("wsgi", "(wsgi:wsgi-health)")] = 1
     assert {key: count for key, count in processes.items()} == dict(expected)

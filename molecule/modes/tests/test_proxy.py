@@ -6,13 +6,11 @@ import http.client
 import json
 import re
 import shutil
-import threading
 import time
-from collections import Counter
 from pathlib import Path
-from typing import Self
 
 import pytest
+from conftest import Load
 
 # The hosts of this mode in the modes scenario (their group in molecule.yml), one per Debian version.
 testinfra_hosts = ["proxy"]
@@ -65,69 +63,6 @@ def worker_pids(host, app: dict) -> set[int]:
 
 def script_path(lab, app: dict) -> str:
     return f"{lab.variables['wsgi_base_dir']}/wsgi-scripts/{app['name']}.wsgi"
-
-
-class Load:
-    """A bounded load: a few client threads over keep-alive connections until stopped or out of time."""
-
-    def __init__(self, lab, site: dict, app: dict, threads: int = 6, limit: float = 240):
-        self.lab, self.site, self.app = lab, site, app
-        self.deadline = time.monotonic() + limit
-        self.stopped = threading.Event()
-        self.lock = threading.Lock()
-        self.results: Counter = Counter()
-        self.versions: list[str] = []
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def _run(self) -> None:
-        published = {int(k): v for k, v in self.lab.variables["lab_published_ports"].items()}[self.site.get("port", 80)]
-        conn, used = None, 0
-        while not self.stopped.is_set() and time.monotonic() < self.deadline:
-            try:
-                if conn is None:
-                    conn, used = http.client.HTTPConnection("127.0.0.1", published, timeout=30), 0
-                conn.request("GET", self.app["mount"] + "/load", headers={"Host": self.site["server_name"]})
-                resp = conn.getresponse()
-                body = resp.read()
-                used += 1
-                with self.lock:
-                    self.results[resp.status] += 1
-                    if resp.status == 200:
-                        self.versions.append(re.search(rb'"version": "([^"]*)"', body).group(1).decode())
-            except (OSError, http.client.HTTPException) as exc:
-                if conn is not None:
-                    conn.close()
-                conn = None
-                # A kept-alive connection closed before any byte of the answer: what Apache does when the
-                # pooled backend connection it picked was closed under it (the keep-alive race), so that
-                # the client sends the request again (RFC 9110 9.2.2, as browsers and urllib3 do). The
-                # request is counted as failed only if it fails again on a new connection.
-                retry = used > 0 and isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError))
-                with self.lock:
-                    self.results["retried" if retry else type(exc).__name__] += 1
-
-    def __enter__(self) -> Self:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stopped.set()
-        for thread in self.threads:
-            thread.join(60)
-
-    def wait_for_version(self, version: str, seconds: float = 30) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            with self.lock:
-                if self.versions and self.versions[-1] == version:
-                    return True
-            time.sleep(0.1)
-        return False
-
-    @property
-    def failures(self) -> dict:
-        return {key: count for key, count in self.results.items() if key not in (200, "retried")}
 
 
 # --------------------------------------------------------------------------- systemd units

@@ -145,7 +145,7 @@ def test_check_mode_reports_no_change(lab):
 
 def test_health_check_asks_every_app_of_the_host(lab):
     """/healthz answers in every site (even with an app at "/"), naming each app of the host as answering."""
-    apps = sorted(app["name"] for _, app in lab.apps())
+    apps = sorted(app["name"] for _, app in lab.apps(projects=True))
     for site in lab.sites:
         response = lab.request("/healthz", site["server_name"], port=site.get("port", 80))
         assert response.status == 200, response.text
