@@ -242,6 +242,46 @@ def test_a_pyproject_that_only_configures_tools_is_not_installed(tmp_path: Path)
     assert "build-requirements.lock" not in members(result["wheelhouse_archive"])
 
 
+def target_python(version: str) -> str | None:
+    """An interpreter of the target's Python version on this machine, if there is one (PATH or pyenv)."""
+    candidates = [shutil.which(f"python{version}"),
+                  *map(str, sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}")))]
+    for candidate in filter(None, candidates):  # a pyenv shim may be on PATH without the version behind it
+        if subprocess.run([candidate, "-c", ""], capture_output=True, timeout=60, check=False).returncode == 0:
+            return candidate
+    return None
+
+
+PYTHON_313 = target_python("3.13")
+
+
+@pytest.mark.skipif(PYTHON_313 is None, reason="no Python 3.13 on this machine to stand for a host")
+def test_the_wheelhouse_installs_offline_on_the_target(tmp_path: Path) -> None:
+    """What a Debian 13 host does: a 3.13 venv, the lock with --require-hashes, then the project, all offline."""
+    pyproject = ('[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
+                 '[project]\nname = "shop"\nversion = "1.0"\ndependencies = ["markupsafe==3.0.3"]\n\n'
+                 '[tool.hatch.build.targets.wheel]\npackages = ["shop"]\n')
+    project = make_project(tmp_path / "p", "idna==3.10\n", files={"pyproject.toml": pyproject})
+    result = build(project, tmp_path / "cache", python_version="3.13", glibc="2.41")
+    host = tmp_path / "host"
+    for archive, where in ((result["wheelhouse_archive"], host / "wheelhouse"), (result["code_archive"], host / "src")):
+        with tarfile.open(archive) as tar:
+            tar.extractall(where, filter="data")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+
+    def run(*argv: str) -> None:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    run(str(PYTHON_313), "-m", "venv", str(host / "venv"))
+    pip = [str(host / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index",
+           "--find-links", str(host / "wheelhouse" / "wheels")]
+    run(*pip, "--require-hashes", "--requirement", str(host / "wheelhouse" / "requirements.lock"))
+    run(*pip, "--no-deps", str(host / "src"))
+    run(str(host / "venv" / "bin" / "python"), "-c", "import idna, markupsafe, shop; markupsafe.escape('<')")
+
+
 # --- the code archive ----------------------------------------------------------------------------------
 
 
