@@ -13,12 +13,14 @@ import hashlib
 import importlib.util
 import io
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -199,6 +201,41 @@ def test_a_second_call_resolves_and_downloads_nothing(tmp_path: Path, monkeypatc
     assert second["wheelhouse_archive"] == first["wheelhouse_archive"]
     assert archive.stat().st_mtime_ns == before
     assert second["packages"] == first["packages"] == ["idna==3.10"]
+
+
+def test_parallel_forks_build_the_wheelhouse_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three processes start together (as Ansible's forks do): one resolves and downloads, two wait and reuse."""
+    project = make_project(tmp_path / "p", "idna==3.10\n")
+    runs = tmp_path / "runs.log"
+    real = artifacts.run_tool
+
+    def slow_and_counted(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        with open(runs, "a") as log:
+            log.write(" ".join(argv[1:4]) + "\n")
+        time.sleep(0.5)  # the others are surely waiting on the lock meanwhile
+        return real(argv)
+
+    monkeypatch.setattr(artifacts, "run_tool", slow_and_counted)
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(3)
+    results = context.Queue()
+
+    def fork() -> None:
+        barrier.wait()
+        result = build(project, tmp_path / "cache")
+        results.put((result["cached"], result["wheelhouse_archive"], result["release"]))
+
+    processes = [context.Process(target=fork) for _ in range(3)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+    found = sorted(results.get(timeout=5) for _ in processes)
+    assert [cached for cached, _, _ in found] == [False, True, True]
+    assert len({(archive, release) for _, archive, release in found}) == 1
+    # One resolution (uv pip compile) and one download (python -m pip download), for the three of them.
+    assert runs.read_text().splitlines() == ["pip compile --quiet", "-m pip download"]
 
 
 def test_the_release_follows_the_code_and_the_env_key_the_lock(tmp_path: Path) -> None:

@@ -394,7 +394,8 @@ def run_tool(argv: list[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(argv, env=tool_env(), capture_output=True, text=True, timeout=TOOL_TIMEOUT,
                               check=False, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as error:
-        raise ArtifactError(f"{Path(argv[0]).name} took longer than {TOOL_TIMEOUT}s: {' '.join(argv)}") from error
+        command = " ".join([Path(argv[0]).name, *argv[1:4]])
+        raise ArtifactError(f"{command} took longer than {TOOL_TIMEOUT}s") from error
 
 
 def uv_binary() -> str:
