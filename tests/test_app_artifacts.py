@@ -13,12 +13,14 @@ import hashlib
 import importlib.util
 import io
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -201,6 +203,41 @@ def test_a_second_call_resolves_and_downloads_nothing(tmp_path: Path, monkeypatc
     assert second["packages"] == first["packages"] == ["idna==3.10"]
 
 
+def test_parallel_forks_build_the_wheelhouse_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three processes start together (as Ansible's forks do): one resolves and downloads, two wait and reuse."""
+    project = make_project(tmp_path / "p", "idna==3.10\n")
+    runs = tmp_path / "runs.log"
+    real = artifacts.run_tool
+
+    def slow_and_counted(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        with open(runs, "a") as log:
+            log.write(" ".join(argv[1:4]) + "\n")
+        time.sleep(0.5)  # the others are surely waiting on the lock meanwhile
+        return real(argv)
+
+    monkeypatch.setattr(artifacts, "run_tool", slow_and_counted)
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(3)
+    results = context.Queue()
+
+    def fork() -> None:
+        barrier.wait()
+        result = build(project, tmp_path / "cache")
+        results.put((result["cached"], result["wheelhouse_archive"], result["release"]))
+
+    processes = [context.Process(target=fork) for _ in range(3)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+    found = sorted(results.get(timeout=5) for _ in processes)
+    assert [cached for cached, _, _ in found] == [False, True, True]
+    assert len({(archive, release) for _, archive, release in found}) == 1
+    # One resolution (uv pip compile) and one download (python -m pip download), for the three of them.
+    assert runs.read_text().splitlines() == ["pip compile --quiet", "-m pip download"]
+
+
 def test_the_release_follows_the_code_and_the_env_key_the_lock(tmp_path: Path) -> None:
     """Without pyproject.toml the code is not installed into the venv: code changes keep the env_key."""
     project = make_project(tmp_path / "p", "idna==3.10\n")
@@ -240,6 +277,46 @@ def test_a_pyproject_that_only_configures_tools_is_not_installed(tmp_path: Path)
     result = build(project, tmp_path / "cache")
     assert result["install_project"] is False and result["packages"] == ["idna==3.10"]
     assert "build-requirements.lock" not in members(result["wheelhouse_archive"])
+
+
+def target_python(version: str) -> str | None:
+    """An interpreter of the target's Python version on this machine, if there is one (PATH or pyenv)."""
+    candidates = [shutil.which(f"python{version}"),
+                  *map(str, sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}")))]
+    for candidate in filter(None, candidates):  # a pyenv shim may be on PATH without the version behind it
+        if subprocess.run([candidate, "-c", ""], capture_output=True, timeout=60, check=False).returncode == 0:
+            return candidate
+    return None
+
+
+PYTHON_313 = target_python("3.13")
+
+
+@pytest.mark.skipif(PYTHON_313 is None, reason="no Python 3.13 on this machine to stand for a host")
+def test_the_wheelhouse_installs_offline_on_the_target(tmp_path: Path) -> None:
+    """What a Debian 13 host does: a 3.13 venv, the lock with --require-hashes, then the project, all offline."""
+    pyproject = ('[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
+                 '[project]\nname = "shop"\nversion = "1.0"\ndependencies = ["markupsafe==3.0.3"]\n\n'
+                 '[tool.hatch.build.targets.wheel]\npackages = ["shop"]\n')
+    project = make_project(tmp_path / "p", "idna==3.10\n", files={"pyproject.toml": pyproject})
+    result = build(project, tmp_path / "cache", python_version="3.13", glibc="2.41")
+    host = tmp_path / "host"
+    for archive, where in ((result["wheelhouse_archive"], host / "wheelhouse"), (result["code_archive"], host / "src")):
+        with tarfile.open(archive) as tar:
+            tar.extractall(where, filter="data")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+
+    def run(*argv: str) -> None:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    run(str(PYTHON_313), "-m", "venv", str(host / "venv"))
+    pip = [str(host / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index",
+           "--find-links", str(host / "wheelhouse" / "wheels")]
+    run(*pip, "--require-hashes", "--requirement", str(host / "wheelhouse" / "requirements.lock"))
+    run(*pip, "--no-deps", str(host / "src"))
+    run(str(host / "venv" / "bin" / "python"), "-c", "import idna, markupsafe, shop; markupsafe.escape('<')")
 
 
 # --- the code archive ----------------------------------------------------------------------------------

@@ -87,6 +87,10 @@ ARGUMENT_SPEC: dict[str, Any] = {
 }
 
 
+# An archive member and where its content comes from: a file, bytes, or nothing (a directory or link).
+Member = tuple[tarfile.TarInfo, bytes | Path | None]
+
+
 class ArtifactError(Exception):
     """A failure the task reports as its one message: app, package, target and the tool's own words."""
 
@@ -249,7 +253,7 @@ def fixed_info(name: str) -> tarfile.TarInfo:
     return info
 
 
-def tar_entry(project: Path, relative: Path) -> tuple[tarfile.TarInfo, bytes | None]:
+def tar_entry(project: Path, relative: Path) -> Member:
     """The archive member for one entry; the mode is 0755 or 0644 by the executable bit, not the umask."""
     path = project / relative
     info = fixed_info(relative.as_posix())
@@ -259,25 +263,37 @@ def tar_entry(project: Path, relative: Path) -> tuple[tarfile.TarInfo, bytes | N
     if path.is_dir():
         info.type, info.mode = tarfile.DIRTYPE, 0o755
         return info, None
-    data = path.read_bytes()
-    info.size, info.mode = len(data), 0o755 if path.stat().st_mode & 0o111 else 0o644
-    return info, data
+    status = path.stat()
+    info.size, info.mode = status.st_size, 0o755 if status.st_mode & 0o111 else 0o644
+    return info, path
 
 
-def code_digest(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> str:
+def content_digest(data: bytes | Path | None) -> bytes:
+    """SHA-256 of a member's content, read in chunks from a file (a project may hold large assets)."""
+    if isinstance(data, Path):
+        with open(data, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").digest()
+    return hashlib.sha256(data or b"").digest()
+
+
+def code_digest(members: list[Member]) -> str:
     """SHA-256 over what the archive holds: names, kinds, modes, link targets and contents."""
     digest = hashlib.sha256()
     for info, data in members:
         digest.update(f"{info.name}\0{info.type!r}\0{info.mode:o}\0{info.linkname}\0".encode())
-        digest.update(hashlib.sha256(data or b"").digest())
+        digest.update(content_digest(data))
     return digest.hexdigest()
 
 
-def write_tar(handle: Any, members: Iterable[tuple[tarfile.TarInfo, bytes | None]]) -> None:
+def write_tar(handle: Any, members: Iterable[Member]) -> None:
     """Write the members, in the order given, as a POSIX tar."""
     with tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for info, data in members:
-            archive.addfile(info, io.BytesIO(data) if data is not None else None)
+            if isinstance(data, Path):
+                with open(data, "rb") as source:
+                    archive.addfile(info, source)
+            else:
+                archive.addfile(info, io.BytesIO(data) if data is not None else None)
 
 
 def code_archive(spec: Spec) -> tuple[Path, str]:
@@ -378,7 +394,8 @@ def run_tool(argv: list[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(argv, env=tool_env(), capture_output=True, text=True, timeout=TOOL_TIMEOUT,
                               check=False, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as error:
-        raise ArtifactError(f"{Path(argv[0]).name} took longer than {TOOL_TIMEOUT}s: {' '.join(argv)}") from error
+        command = " ".join([Path(argv[0]).name, *argv[1:4]])
+        raise ArtifactError(f"{command} took longer than {TOOL_TIMEOUT}s") from error
 
 
 def uv_binary() -> str:
@@ -538,9 +555,9 @@ def lock_text(spec: Spec, pins: list[Pin], wheels: Path) -> str:
     return "".join(lines)
 
 
-def wheelhouse_members(work: Path, locks: dict[str, str]) -> list[tuple[tarfile.TarInfo, bytes | None]]:
+def wheelhouse_members(work: Path, locks: dict[str, str]) -> list[Member]:
     """The wheelhouse tar's members, sorted, with fixed owners and mtimes: the locks and wheels/."""
-    members: list[tuple[tarfile.TarInfo, bytes | None]] = []
+    members: list[Member] = []
     for name, text in sorted(locks.items()):
         info = fixed_info(name)
         data = text.encode()
