@@ -75,12 +75,14 @@ class Lab:
         """(site, app) pairs of the project apps, optionally only those of one mode."""
         return [(site, app) for site, app in self.apps(mode, projects=True) if "project" in app]
 
-    def playbook(self, *args: str, extra_vars: dict | None = None, limit: bool = True) -> PlaybookRun:
-        """Run the real site.yml with Molecule's inventory: against this host only, or every host.
+    def playbook(self, *args: str, extra_vars: dict | None = None, limit: bool = True,
+                 playbook: str = "site.yml") -> PlaybookRun:
+        """Run the real site.yml (or another playbook of the repository) with Molecule's inventory: against
+        this host only, or every host.
 
         The run reports through the json callback, so that tests read its counters and messages as data
         rather than scraping the human-readable output."""
-        command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(PROJECT_DIR / "site.yml"), *args]
+        command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(PROJECT_DIR / playbook), *args]
         if limit:
             command += ["--limit", self.name]
         if extra_vars is not None:

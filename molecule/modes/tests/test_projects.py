@@ -270,14 +270,16 @@ RELEASE_HOSTS = {"daemon-debian12", "proxy-debian13"}
 BUILD_FAILURE_HOST = "embedded-debian12"
 
 
-def test_a_new_release_under_load_fails_no_request_then_the_old_one_is_back_without_a_rebuild(host, lab, tmp_path):
+def test_a_new_release_and_a_rollback_under_load_fail_no_request_and_rebuild_nothing(host, lab, tmp_path):
     """The Django project with a changed version goes live under load (daemon: new daemon processes;
-    proxy: headrace's graceful reload). Then the inventory's code again: its release is still on the host,
-    so it is switched to without unpacking, building or making a venv, and wsgi_keep_releases 1 removes
-    every other release but never the live one."""
+    proxy: headrace's graceful reload); playbooks/rollback.yml switches back under load, rebuilding nothing;
+    the next site.yml (the inventory's code, which is the release now live) changes no release and, with
+    wsgi_keep_releases 1, removes every other release but never the live one; then there is nothing to
+    roll back to, and the rollback says so and changes nothing."""
     if lab.name not in RELEASE_HOSTS:
         pytest.skip("runs on " + ", ".join(sorted(RELEASE_HOSTS)))
     (site, app), = [(s, a) for s, a in projects(lab) if a["name"] == "shop"]
+    directory = app_dir(lab, app)
     before = live_release(host, lab, app)
     variant = copy_project(lab, "shop", tmp_path / "shop")
     (variant / "shop" / "version.py").write_text('"""A new release."""\n\nVERSION = "2"\n')
@@ -291,25 +293,44 @@ def test_a_new_release_under_load_fails_no_request_then_the_old_one_is_back_with
     assert set(load.versions[-20:]) == {"2"}
     new = live_release(host, lab, app)
     assert new != before
-    directory = app_dir(lab, app)
     assert host.file(f"{directory}/previous").linked_to == f"{directory}/{before}"
     # Code only: the new release uses the venv the old one uses; nothing was installed.
     assert host.file(f"{directory}/{new}/.venv").linked_to == host.file(f"{directory}/{before}/.venv").linked_to
     assert "wsgi : Install the requirements from the shipped wheels" not in result.ran_tasks()
     assert_no_secret(lab, result)
 
+    releases = sorted(host.file(f"{directory}/releases").listdir())
+    venvs = sorted(host.file(f"{directory}/venvs").listdir())
+    with Load(lab, site, app, threads=4, path="/") as load:
+        assert load.wait_for_version("2")
+        rollback = lab.playbook("-v", playbook="playbooks/rollback.yml", extra_vars={"wsgi_rollback_app": "shop"})
+        assert rollback.returncode == 0, rollback.summary()
+        assert load.wait_for_version("1", seconds=60), load.results
+    assert load.failures == {}, load.results
+    assert load.results["retried"] <= 3, load.results
+    assert live_release(host, lab, app) == before
+    assert sorted(host.file(f"{directory}/releases").listdir()) == releases
+    assert sorted(host.file(f"{directory}/venvs").listdir()) == venvs
+    assert not any("pip" in name or "Build" in name for name in rollback.ran_tasks()), rollback.ran_tasks()
+    listed = [m for m in rollback.messages() if m.startswith("shop on ")]
+    assert listed and new.removeprefix("releases/") in listed[0] and before.removeprefix("releases/") in listed[0]
+    assert_no_secret(lab, rollback)
+
     back = lab.playbook(extra_vars={"wsgi_keep_releases": 1})
     assert back.returncode == 0, back.summary()
     assert live_release(host, lab, app) == before
     assert get_json(lab, site, app, "/")["version"] == "1"
     ran = set(back.ran_tasks())
-    assert "wsgi : Look for this release of {{ wsgi_app.name }}" in ran or any(
-        name.startswith("wsgi : Look for this release of") for name in ran), ran
     assert not {"wsgi : Unpack the code", "wsgi : Create the venv", "wsgi : Run the build commands"} & ran, ran
     assert host.file(f"{directory}/releases").listdir() == [before.removeprefix("releases/")]
-    assert host.file(f"{directory}/venvs").listdir() == [host.file(f"{directory}/{before}/.venv").linked_to
-                                                         .rsplit("/", 1)[1]]
-    assert_no_secret(lab, back)
+    assert host.file(f"{directory}/venvs").listdir() == [
+        host.file(f"{directory}/{before}/.venv").linked_to.rsplit("/", 1)[1]]
+
+    nothing = lab.playbook(playbook="playbooks/rollback.yml", extra_vars={"wsgi_rollback_app": "shop"})
+    assert nothing.returncode != 0
+    assert any("has nothing to roll back to" in m and "Nothing was changed" in m for m in nothing.messages()), (
+        nothing.summary())
+    assert live_release(host, lab, app) == before
 
 
 def test_a_release_whose_build_fails_never_goes_live_and_is_removed(host, lab, tmp_path):
