@@ -76,6 +76,9 @@ DIGITS_RE = re.compile(r"^[0-9]+$")
 UNSAFE_CHARS_RE = re.compile(r"[\s\"'\x00-\x1f\x7f]")
 
 MISSING = object()
+# A project that was given but is invalid (already reported): its app is a project app whose project
+# fields are not checked further, so one mistake gives one message.
+BAD_PROJECT = "(invalid project)"
 UNIX_PREFIX = "unix:"
 
 # Project apps: where their releases live on the host (under wsgi_base_dir, beside documents/ and
@@ -553,8 +556,9 @@ def _project_only(check: Checker) -> Checker:
     """A field of project apps: given for a single-script app it would be ignored, so it is an error."""
 
     def project_only(value: Any, given: Given) -> Any:
-        if given.done.get("project") is None:
-            if given.present:
+        project = given.done.get("project")
+        if project is None or project is BAD_PROJECT:
+            if given.present and project is None:
                 given.reject(value, "only for an app with project (a project directory)",
                              "field does not apply without project:")
             return given.field.default if given.field.default is not MISSING else None
@@ -572,11 +576,11 @@ def _project(value: Any, given: Given) -> str | None:
     allowed = f"a directory on the controller, absolute or relative to {ctx.source_base}"
     if not isinstance(value, str) or not value.strip():
         given.reject(value, allowed)
-        return None
+        return BAD_PROJECT
     path = os.path.normpath(os.path.join(ctx.source_base, str(value)))
     if not os.path.isdir(path):
         given.reject(value, allowed, f"directory {path!r} not found for")
-        return None
+        return BAD_PROJECT
     return path
 
 

@@ -123,6 +123,14 @@ def assert_stopped_by_validation(run: Run) -> None:
 
 
 MISSING_SOURCE = "/nonexistent/wsgi-bad-input/app.wsgi"
+# The Django project of the Molecule scenarios: a real project directory on the controller.
+SHOP = PROJECT_DIR / "molecule" / "shared" / "files" / "apps" / "shop"
+
+
+def project_app(**fields: Any) -> dict[str, Any]:
+    """A valid project app (the test Django project); each case overrides one field."""
+    return app(**{"project": str(SHOP), "entry": "shop.wsgi:application", **fields})
+
 
 # case id -> (wsgi_sites, app name the message must name, field, bad value the message must show)
 BAD_INPUTS: dict[str, tuple[list[dict[str, Any]], str, str, str]] = {
@@ -141,6 +149,30 @@ BAD_INPUTS: dict[str, tuple[list[dict[str, Any]], str, str, str]] = {
     "threads-zero": ([site(app(threads=0))], APP_NAME, "threads", "invalid value 0"),
     "missing-source": ([site(app(source=MISSING_SOURCE))], APP_NAME, "source", MISSING_SOURCE),
     "app-name-bad-characters": ([site(app(name="My App"))], "My App", "name", "'My App'"),
+    # Project apps (issue "real applications": every validation case it names).
+    "project-missing": ([site(project_app(project="/nonexistent/wsgi-bad-input/shop"))], APP_NAME, "project",
+                        "not found"),
+    "project-entry-not-module-callable": ([site(project_app(entry="shop.wsgi"))], APP_NAME, "entry", "'shop.wsgi'"),
+    "project-entry-file-missing": ([site(project_app(entry="shop/nothere.py"))], APP_NAME, "entry",
+                                   "file not found in the project"),
+    "project-and-source": ([site(project_app(source=str(SHOP / "manage.py")))], APP_NAME, "source",
+                           "given together with project"),
+    "static-url-no-trailing-slash": ([site(project_app(static=[{"url": "/static", "path": "staticfiles"}]))],
+                                     APP_NAME, "static.url", "'/static'"),
+    "static-url-on-a-mount": (
+        [site(project_app(static=[{"url": "/api/", "path": "staticfiles"}]), app(name="api", mount="/api"))],
+        APP_NAME, "static.url", "clashes with the mount of app 'api'"),
+    "static-path-escaping": ([site(project_app(static=[{"url": "/static/", "path": "../../etc"}]))], APP_NAME,
+                             "static.path", "'../../etc'"),
+    "env-name-invalid": ([site(project_app(env={"2FAST": "1"}))], APP_NAME, "env.2FAST",
+                         "invalid environment variable name"),
+    "name-in-env-and-secrets": ([site(project_app(env={"KEY": "a"}, secrets={"KEY": "b"}))], APP_NAME,
+                                "secrets.KEY", "is also in env"),
+    "secret-not-a-string": ([site(project_app(secrets={"SECRET_KEY": 12345}))], APP_NAME, "secrets.SECRET_KEY",
+                            "(hidden)"),
+    "two-embedded-projects": (
+        [site(project_app(mode="embedded"), project_app(name="blog", mount="/blog", mode="embedded"))],
+        "blog", "mode", "a second embedded project app besides"),
 }
 
 
