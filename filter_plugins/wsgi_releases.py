@@ -34,7 +34,6 @@ def wsgi_build_environment(app: Mapping[str, Any], release_dir: str) -> dict[str
         "STATE_DIRECTORY": app["release"]["state_dir"],
         "VIRTUAL_ENV": venv,
         "PATH": f"{venv}/bin:{SYSTEM_PATH}",
-        "HOME": app["release"]["state_dir"],
         "PYTHONDONTWRITEBYTECODE": "1",
     }
 

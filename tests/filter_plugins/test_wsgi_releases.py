@@ -27,7 +27,6 @@ def test_build_environment_is_the_apps_with_its_venv_active() -> None:
         "STATE_DIRECTORY": "/var/lib/wsgi-apps/shop",
         "VIRTUAL_ENV": "/srv/apps/shop/releases/abc/.venv",
         "PATH": "/srv/apps/shop/releases/abc/.venv/bin:/usr/local/bin:/usr/bin:/bin",
-        "HOME": "/var/lib/wsgi-apps/shop",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
 
