@@ -100,8 +100,8 @@ class BalancerLoad:
     """Clients on keep-alive connections through the balancer, bounded in time and in requests."""
 
     def __init__(self, lab: Lab, server_name: str, threads: int = 4, seconds: float = 600,
-                 max_requests: int = 3_000_000):
-        self.lab, self.server_name = lab, server_name
+                 max_requests: int = 3_000_000, path: str = "/"):
+        self.lab, self.server_name, self.path = lab, server_name, path
         self.deadline = time.monotonic() + seconds
         self.max_requests = max_requests
         self.stopped = threading.Event()
@@ -121,7 +121,7 @@ class BalancerLoad:
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                conn.request("GET", "/", headers={"Host": self.server_name})
+                conn.request("GET", self.path, headers={"Host": self.server_name})
                 resp = conn.getresponse()
                 body = resp.read()
                 member = resp.getheader("X-Balancer-Member", "?")
@@ -164,10 +164,12 @@ def report(what: str, load: BalancerLoad) -> None:
     print(f"\n{what}: {load.total} requests, results {dict(load.results)}, by member {dict(load.members)}")
 
 
-def rollout_under_load(lab: Lab, server_name: str, what: str) -> tuple[PlaybookRun, BalancerLoad]:
-    """Run site.yml over the whole fleet while clients use the balancer; the load outlasts the run."""
-    with BalancerLoad(lab, server_name) as load:
-        result = lab.playbook(limit=False)
+def rollout_under_load(lab: Lab, server_name: str, what: str, path: str = "/", playbook: str = "site.yml",
+                       extra_vars: dict | None = None) -> tuple[PlaybookRun, BalancerLoad]:
+    """Run site.yml (or another playbook) over the whole fleet while clients ask path through the balancer;
+    the load outlasts the run."""
+    with BalancerLoad(lab, server_name, path=path) as load:
+        result = lab.playbook(limit=False, playbook=playbook, extra_vars=extra_vars)
     report(what, load)
     assert load.ran_throughout, load.results
     return result, load
@@ -203,6 +205,51 @@ def test_a_rollout_under_load_fails_no_request_and_ends_on_the_new_version(lab, 
     # The balancer saw the old version and then the new one on every host, and nothing else.
     for name in web:
         assert set(load.versions.get(name, {})) <= {str(int(version) - 1), version}, load.versions
+
+
+def catalog_release(web_lab: Lab) -> tuple[str, str]:
+    """(version, release directory) the project app answers with, asked directly on a web host."""
+    response = web_lab.request("/catalog", "www.example.com")
+    assert response.status == 200, response.text[:300]
+    return response.json()["version"], response.json()["release"]
+
+
+def test_a_project_release_then_a_rollback_under_load_fail_no_request_and_rebuild_nothing(lab, web, app):
+    """A new release of the project app rolls out in batches; playbooks/rollback.yml takes every host back to
+    the release before, batch by batch through the balancer, with no pip run and no new release."""
+    server_name, source = app
+    project = source.parent / "catalog"
+    first = {name: catalog_release(web_lab) for name, (web_lab, _) in web.items()}
+    assert {version for version, _ in first.values()} == {"1"}, first
+    version_file = project / "catalog" / "version.py"
+    version_file.write_text(version_file.read_text().replace('VERSION = "1"', 'VERSION = "2"'))
+    result, load = rollout_under_load(lab, server_name, "project rollout", path="/catalog")
+    assert result.returncode == 0, result.summary()
+    assert load.failures == {}, load.results
+    assert result.play_names().count(ROLLING_PLAY) == len(web), result.play_names()
+    second = {name: catalog_release(web_lab) for name, (web_lab, _) in web.items()}
+    assert {version for version, _ in second.values()} == {"2"}, second
+    releases = {name: sorted(node.file("/usr/local/www/apps/catalog/releases").listdir())
+                for name, (_, node) in web.items()}
+
+    result, load = rollout_under_load(lab, server_name, "project rollback", path="/catalog",
+                                      playbook="playbooks/rollback.yml", extra_vars={"wsgi_rollback_app": "catalog"})
+    assert result.returncode == 0, result.summary()
+    assert load.failures == {}, load.results
+    assert result.play_names().count("Roll the app back, batch by batch") == len(web), result.play_names()
+    assert sum(DRAIN_TASK in name for name in result.task_names()) >= len(web), result.task_names()
+    # Every host on the release before, as it was (same directory), and nothing built or installed.
+    assert {name: catalog_release(web_lab) for name, (web_lab, _) in web.items()} == first
+    for name, (_, node) in web.items():
+        assert sorted(node.file("/usr/local/www/apps/catalog/releases").listdir()) == releases[name], name
+    ran = result.ran_tasks()
+    assert not any("pip" in task or "venv" in task or "Unpack" in task for task in ran), ran
+    for name in web:
+        assert set(load.versions.get(name, {})) <= {"1", "2"}, load.versions
+    assert "fleet-token-0123456789" not in result.stdout
+
+    # The controller still has version 2: the next run (in the tests below) deploys it again, switching
+    # to the release the hosts kept, without building.
 
 
 def test_a_broken_release_stops_after_the_first_batch_and_the_fleet_keeps_serving(host, lab, web, app):

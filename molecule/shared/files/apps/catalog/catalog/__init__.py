@@ -8,13 +8,16 @@ from importlib.metadata import version
 import markupsafe
 from flask import Flask, jsonify
 
+from catalog.version import VERSION
+
 app = Flask(__name__)
 
 
 @app.route("/")
 def index():
     """The app and the release it runs from."""
-    return jsonify(app="catalog", release=os.path.realpath(os.path.join(os.path.dirname(__file__), "..")))
+    return jsonify(app="catalog", version=VERSION,
+                   release=os.path.realpath(os.path.join(os.path.dirname(__file__), "..")))
 
 
 @app.route("/environment")
