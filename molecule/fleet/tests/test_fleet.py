@@ -209,7 +209,7 @@ def test_a_rollout_under_load_fails_no_request_and_ends_on_the_new_version(lab, 
 
 def catalog_release(web_lab: Lab) -> tuple[str, str]:
     """(version, release directory) the project app answers with, asked directly on a web host."""
-    response = web_lab.request("/catalog", "www.example.com")
+    response = web_lab.request("/catalog/", "www.example.com")
     assert response.status == 200, response.text[:300]
     return response.json()["version"], response.json()["release"]
 
@@ -223,7 +223,7 @@ def test_a_project_release_then_a_rollback_under_load_fail_no_request_and_rebuil
     assert {version for version, _ in first.values()} == {"1"}, first
     version_file = project / "catalog" / "version.py"
     version_file.write_text(version_file.read_text().replace('VERSION = "1"', 'VERSION = "2"'))
-    result, load = rollout_under_load(lab, server_name, "project rollout", path="/catalog")
+    result, load = rollout_under_load(lab, server_name, "project rollout", path="/catalog/")
     assert result.returncode == 0, result.summary()
     assert load.failures == {}, load.results
     assert result.play_names().count(ROLLING_PLAY) == len(web), result.play_names()
@@ -232,7 +232,7 @@ def test_a_project_release_then_a_rollback_under_load_fail_no_request_and_rebuil
     releases = {name: sorted(node.file("/usr/local/www/apps/catalog/releases").listdir())
                 for name, (_, node) in web.items()}
 
-    result, load = rollout_under_load(lab, server_name, "project rollback", path="/catalog",
+    result, load = rollout_under_load(lab, server_name, "project rollback", path="/catalog/",
                                       playbook="playbooks/rollback.yml", extra_vars={"wsgi_rollback_app": "catalog"})
     assert result.returncode == 0, result.summary()
     assert load.failures == {}, load.results

@@ -34,8 +34,8 @@ def projects(lab, mode: str | None = None) -> list[tuple[dict, dict]]:
 
 
 def url(app: dict, path: str) -> str:
-    """A path inside the app's mount."""
-    return (app["mount"].rstrip("/") + path) if path != "/" else app["mount"]
+    """A path inside the app's mount ("/" is the mount's own directory: /catalog/, as Flask wants it)."""
+    return app["mount"].rstrip("/") + path
 
 
 def get_json(lab, site: dict, app: dict, path: str) -> dict:
