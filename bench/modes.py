@@ -3,6 +3,11 @@
 
     .venv/bin/python bench/modes.py                  # 5 interleaved rounds of 10 s per mode
     .venv/bin/python bench/modes.py --rounds 3 --duration 5 --keep
+    .venv/bin/python bench/modes.py --app django     # the test Django project's /notes view instead
+
+With --app django each mode serves the Django project of the Molecule scenarios as a project app (its own
+release, venv built offline, SQLite database in its state directory, migrations run), and wrk asks its
+/notes view, which renders a template with a database query.
 
 One systemd container (Debian 13 by default, image from scripts/build-image.sh) is configured by the real
 playbook (playbooks/webservers.yml) with four sites, each on its own port published on 127.0.0.1 and each
@@ -44,16 +49,38 @@ MODES = {  # name -> (port in the container, port published on 127.0.0.1)
     "headrace": (8003, 18563),
     "gunicorn": (8004, 18564),
 }
-SITES = [
-    {"server_name": "embedded.bench", "port": 8001,
-     "apps": [{"name": "hello_embedded", "mount": "/", "mode": "embedded"}]},
-    {"server_name": "daemon.bench", "port": 8002,
-     "apps": [{"name": "hello_daemon", "mount": "/", "mode": "daemon", "processes": 2, "threads": 15}]},
-    {"server_name": "headrace.bench", "port": 8003,
-     "apps": [{"name": "hello_headrace", "mount": "/", "mode": "proxy"}]},
-    {"server_name": "gunicorn.bench", "port": 8004,
-     "apps": [{"name": "hello_gunicorn", "mount": "/", "mode": "proxy"}]},
-]
+MODE_FIELDS = {
+    "embedded": {"mode": "embedded"},
+    "daemon": {"mode": "daemon", "processes": 2, "threads": 15},
+    "headrace": {"mode": "proxy"},
+    "gunicorn": {"mode": "proxy"},
+}
+# --app django: the test Django project of the Molecule scenarios, deployed as a project app in every mode
+# (its own release, venv and SQLite database per mode); its /notes view renders a template with a query.
+DJANGO_PROJECT = ROOT / "molecule" / "shared" / "files" / "apps" / "shop"
+DJANGO_FIELDS = {
+    "project": str(DJANGO_PROJECT),
+    "entry": "shop.wsgi:application",
+    "env": {"DJANGO_SETTINGS_MODULE": "shop.settings"},
+    "secrets": {"SECRET_KEY": "bench-only-secret-key"},
+    "static": [{"url": "/static/", "path": "staticfiles"}],
+    "build": ["python manage.py collectstatic --noinput"],
+    "migrate": ["python manage.py migrate --noinput"],
+}
+APPS = {  # --app -> (app name prefix, extra fields, path wrk asks, what the answer must contain)
+    "hello": ("hello", {}, "/", b"Hello World!"),
+    "django": ("shop", DJANGO_FIELDS, "/notes", b"<li>migrated on "),
+}
+
+
+def sites(app: str) -> list[dict]:
+    """One site per mode, on its own port, each with the chosen app."""
+    prefix, fields, _, _ = APPS[app]
+    return [
+        {"server_name": f"{mode}.bench", "port": inside,
+         "apps": [{"name": f"{prefix}_{mode}", "mount": "/", **MODE_FIELDS[mode], **fields}]}
+        for mode, (inside, _) in MODES.items()
+    ]
 
 
 def log(message: str) -> None:
@@ -91,14 +118,14 @@ def start_container(image: str, fresh: bool) -> None:
     raise SystemExit("bench: the container's systemd did not come up")
 
 
-def deploy(extra_vars: dict) -> None:
+def deploy(extra_vars: dict, app: str) -> None:
     """The real playbook, against the bench container only."""
     with tempfile.TemporaryDirectory() as tmp:
         inventory = Path(tmp) / "inventory.json"
         inventory.write_text(json.dumps({
             "webservers": {
                 "hosts": {CONTAINER: {"ansible_connection": "community.docker.docker"}},
-                "vars": {"wsgi_sites": SITES},
+                "vars": {"wsgi_sites": sites(app)},
             }
         }))
         # The project's tooling: the venv this script runs from comes first on PATH.
@@ -112,8 +139,12 @@ def deploy(extra_vars: dict) -> None:
             raise SystemExit("bench: the playbook failed")
 
 
-def install_gunicorn() -> None:
-    """gunicorn from the controller's index into the host's headrace venv, then on the gunicorn app's socket."""
+def install_gunicorn(app: str) -> None:
+    """gunicorn from the controller's index into the host's headrace venv, then on the gunicorn app's socket.
+
+    It loads the app's script like headrace does (for a project app, the loader that sets its environment
+    and puts its release's venv first on sys.path), as the same user in the same sandbox."""
+    name = f"{APPS[app][0]}_gunicorn"
     with tempfile.TemporaryDirectory() as tmp:
         run(sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
             "--only-binary", ":all:", "--dest", tmp, "gunicorn", capture=True)
@@ -123,35 +154,36 @@ def install_gunicorn() -> None:
         run("docker", "cp", tmp, f"{CONTAINER}:/opt/gunicorn-bench/wheels", capture=True)
     in_container("sh", "-c", "/opt/headrace/venv/bin/pip install --quiet --no-index --disable-pip-version-check "
                  "/opt/gunicorn-bench/wheels/*.whl")
-    config = in_container("cat", "/etc/headrace/hello_headrace.toml")
+    config = in_container("cat", f"/etc/headrace/{APPS[app][0]}_headrace.toml")
     workers = re.search(r"^workers = (\d+)$", config, re.MULTILINE).group(1)
     # gunicorn imports modules, not .wsgi files: a module that runs the very same script.
     in_container("sh", "-c", "printf '%s\\n' 'import runpy' \"application = runpy.run_path("
-                 "'/usr/local/www/wsgi-scripts/hello_gunicorn.wsgi')['application']\" "
-                 "> /opt/gunicorn-bench/hello_gunicorn_app.py")
+                 f"'/usr/local/www/wsgi-scripts/{name}.wsgi')['application']\" "
+                 "> /opt/gunicorn-bench/gunicorn_app.py")
     # The same socket unit (root:www-data 0660, held by systemd) and the same sandboxed service, with
     # gunicorn (which takes systemd's socket from LISTEN_FDS) in place of headrace.
-    dropin = "/etc/systemd/system/headrace@hello_gunicorn.service.d"
+    dropin = f"/etc/systemd/system/headrace@{name}.service.d"
     in_container("mkdir", "-p", dropin)
     in_container("sh", "-c", f"printf '%s\\n' '[Service]' 'Type=simple' 'ExecStart=' "
                  f"'ExecStart=/opt/headrace/venv/bin/gunicorn --workers {workers} --log-level warning "
-                 f"--pythonpath /opt/gunicorn-bench hello_gunicorn_app:application' > {dropin}/gunicorn.conf")
+                 f"--pythonpath /opt/gunicorn-bench gunicorn_app:application' > {dropin}/gunicorn.conf")
     in_container("systemctl", "daemon-reload")
-    in_container("systemctl", "restart", "headrace@hello_gunicorn.service")
-    pid = in_container("systemctl", "show", "-p", "MainPID", "--value", "headrace@hello_gunicorn.service").strip()
+    in_container("systemctl", "restart", f"headrace@{name}.service")
+    pid = in_container("systemctl", "show", "-p", "MainPID", "--value", f"headrace@{name}.service").strip()
     if "gunicorn" not in in_container("cat", f"/proc/{pid}/cmdline"):
         raise SystemExit("bench: gunicorn did not replace headrace for the reference mode")
 
 
-def check_modes() -> None:
+def check_modes(app: str) -> None:
+    _, _, path, expected = APPS[app]
     for mode, (_, port) in MODES.items():
         deadline = time.monotonic() + 30
         while True:
             try:
-                request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Host": f"{mode}.bench"})
+                request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": f"{mode}.bench"})
                 with urllib.request.urlopen(request, timeout=5) as response:
                     body = response.read()
-                if body == b"Hello World!":
+                if expected in body:
                     break
                 raise SystemExit(f"bench: {mode} answered {body[:80]!r}")
             except OSError as exc:
@@ -163,10 +195,10 @@ def check_modes() -> None:
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk(mode: str, duration: int, threads: int, connections: int) -> dict:
+def wrk(mode: str, duration: int, threads: int, connections: int, path: str = "/") -> dict:
     port = MODES[mode][1]
     out = run("wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--latency",
-              "-H", f"Host: {mode}.bench", f"http://127.0.0.1:{port}/", capture=True).stdout
+              "-H", f"Host: {mode}.bench", f"http://127.0.0.1:{port}{path}", capture=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
     value, unit = re.search(r"^\s+99%\s+([0-9.]+)(us|ms|s)\s*$", out, re.MULTILINE).groups()
     errors = re.search(r"Socket errors: (.*)", out)
@@ -187,6 +219,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--extra-vars", default="{}", help="JSON: playbook variables to try other settings")
     parser.add_argument("--modes", default=",".join(MODES), help="comma list of modes to measure")
+    parser.add_argument("--app", choices=sorted(APPS), default="hello",
+                        help="hello: the role's hello-world script; django: the test project's /notes view")
     parser.add_argument("--fresh", action="store_true", help="recreate the container")
     parser.add_argument("--no-deploy", action="store_true", help="measure the container as it is")
     parser.add_argument("--keep", action="store_true", help="leave the container running afterwards")
@@ -201,17 +235,18 @@ def main() -> int:
             log("deploying the four modes with playbooks/webservers.yml")
             # The image has no package lists; the roles' apt tasks only refresh them when they are old.
             in_container("apt-get", "update", "-qq")
-            deploy(json.loads(args.extra_vars))
+            deploy(json.loads(args.extra_vars), args.app)
             log("installing gunicorn for the reference mode")
-            install_gunicorn()
-        check_modes()
+            install_gunicorn(args.app)
+        check_modes(args.app)
+        path = APPS[args.app][2]
         log("warming up")
         for mode in modes:
-            wrk(mode, 2, args.threads, args.connections)
+            wrk(mode, 2, args.threads, args.connections, path)
         results: dict[str, list[dict]] = {mode: [] for mode in modes}
         for round_number in range(1, args.rounds + 1):
             for mode in modes:
-                result = wrk(mode, args.duration, args.threads, args.connections)
+                result = wrk(mode, args.duration, args.threads, args.connections, path)
                 results[mode].append(result)
                 log(f"round {round_number} {mode:9} {result['rps']:9.0f} req/s  p99 {result['p99_ms']:7.2f} ms"
                     f"  {result['errors']}")
@@ -226,7 +261,8 @@ def report(results: dict[str, list[dict]], args: argparse.Namespace) -> None:
     median = {mode: statistics.median(r["rps"] for r in runs) for mode, runs in results.items()}
     p99 = {mode: statistics.median(r["p99_ms"] for r in runs) for mode, runs in results.items()}
     cpus = os.cpu_count()
-    print(f"\nwrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} interleaved rounds, "
+    print(f"\n{args.app} app ({APPS[args.app][2]}), "
+          f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} interleaved rounds, "
           f"{args.image} on {cpus} CPUs (wrk, Docker's port forwarding and the container share them)\n")
     print("| mode | median req/s | median p99 (ms) | vs daemon | vs proxy → gunicorn | socket errors, non-2xx |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
