@@ -3,7 +3,7 @@
 import hashlib
 import os
 import sys
-from importlib.metadata import version
+from importlib import metadata
 
 import markupsafe
 from flask import Flask, jsonify
@@ -31,8 +31,8 @@ def environment():
         CATALOG_MODE=os.environ.get("CATALOG_MODE"),
         STATE_DIRECTORY=os.environ.get("STATE_DIRECTORY"),
         secret_sha256=hashlib.sha256(os.environ.get("CATALOG_TOKEN", "").encode()).hexdigest(),
-        flask=version("flask"),
-        markupsafe=version("markupsafe"),
+        flask=metadata.version("flask"),
+        markupsafe=metadata.version("markupsafe"),
         speedups=_speedups.__file__,
         prefix=sys.prefix,
         python=f"{sys.version_info[0]}.{sys.version_info[1]}",
