@@ -100,7 +100,7 @@ def test_every_project_app_answers_with_its_own_venv_environment_and_secrets(hos
         assert report["secret_sha256"] == hashlib.sha256(secret.encode()).hexdigest(), app["name"]
         live_venv = host.check_output(f"realpath {app_dir(lab, app)}/current/.venv")
         assert live_venv.startswith(venvs), live_venv
-        if app["name"] == "shop":
+        if "migrate" in app:  # the Django project
             assert report["django"].startswith("5.2"), report
             assert host.check_output(f"realpath {report['django_file']}").startswith(live_venv + "/"), report
         else:
@@ -280,14 +280,14 @@ def test_a_new_release_and_a_rollback_under_load_fail_no_request_and_rebuild_not
     roll back to, and the rollback says so and changes nothing."""
     if lab.name not in RELEASE_HOSTS:
         pytest.skip("runs on " + ", ".join(sorted(RELEASE_HOSTS)))
-    (site, app), = [(s, a) for s, a in projects(lab) if a["name"] == "shop"]
+    (site, app), = [(s, a) for s, a in projects(lab) if "migrate" in a]  # the Django project
     directory = app_dir(lab, app)
     before = live_release(host, lab, app)
-    variant = copy_project(lab, "shop", tmp_path / "shop")
+    variant = copy_project(lab, app["name"], tmp_path / "shop")
     (variant / "shop" / "version.py").write_text('"""A new release."""\n\nVERSION = "2"\n')
     with Load(lab, site, app, threads=4, path="/") as load:
         assert load.wait_for_version("1")
-        result = lab.playbook(extra_vars={"wsgi_sites": with_project(lab, "shop", variant)})
+        result = lab.playbook(extra_vars={"wsgi_sites": with_project(lab, app["name"], variant)})
         assert result.returncode == 0, result.summary()
         assert load.wait_for_version("2", seconds=60), load.results
     assert load.failures == {}, load.results
@@ -305,7 +305,8 @@ def test_a_new_release_and_a_rollback_under_load_fail_no_request_and_rebuild_not
     venvs = sorted(host.file(f"{directory}/venvs").listdir())
     with Load(lab, site, app, threads=4, path="/") as load:
         assert load.wait_for_version("2")
-        rollback = lab.playbook("-v", playbook="playbooks/rollback.yml", extra_vars={"wsgi_rollback_app": "shop"})
+        rollback = lab.playbook("-v", playbook="playbooks/rollback.yml",
+                                extra_vars={"wsgi_rollback_app": app["name"]})
         assert rollback.returncode == 0, rollback.summary()
         assert load.wait_for_version("1", seconds=60), load.results
     assert load.failures == {}, load.results
@@ -314,7 +315,7 @@ def test_a_new_release_and_a_rollback_under_load_fail_no_request_and_rebuild_not
     assert sorted(host.file(f"{directory}/releases").listdir()) == releases
     assert sorted(host.file(f"{directory}/venvs").listdir()) == venvs
     assert not any("pip" in name or "Build" in name for name in rollback.ran_tasks()), rollback.ran_tasks()
-    listed = [m for m in rollback.messages() if m.startswith("shop on ")]
+    listed = [m for m in rollback.messages() if m.startswith(f"{app['name']} on ")]
     assert listed and new.removeprefix("releases/") in listed[0] and before.removeprefix("releases/") in listed[0]
     assert_no_secret(lab, rollback)
 
@@ -328,7 +329,7 @@ def test_a_new_release_and_a_rollback_under_load_fail_no_request_and_rebuild_not
     assert host.file(f"{directory}/venvs").listdir() == [
         host.file(f"{directory}/{before}/.venv").linked_to.rsplit("/", 1)[1]]
 
-    nothing = lab.playbook(playbook="playbooks/rollback.yml", extra_vars={"wsgi_rollback_app": "shop"})
+    nothing = lab.playbook(playbook="playbooks/rollback.yml", extra_vars={"wsgi_rollback_app": app["name"]})
     assert nothing.returncode != 0
     assert any("has nothing to roll back to" in m and "Nothing was changed" in m for m in nothing.messages()), (
         nothing.summary())
