@@ -39,7 +39,15 @@ _EPOLLIN = select.EPOLLIN
 # siblings having been woken for it too.
 _LISTEN_EVENTS = select.EPOLLIN
 _BALANCE_SLACK = 1  # accept while holding at most this many more connections than a sibling
-_BALANCE_PAUSE = 0.005
+# How long a worker that deferred to a less busy sibling stays out of the accept race.  The
+# shortest epoll timeout (1 ms): while paused the worker publishes IDLE_COUNT, so no sibling
+# defers to it, and when the pause ends it takes one waiting connection whatever the counts
+# say, so a connection never waits more than one pause for a sibling that is busy in the app.
+_BALANCE_PAUSE = 0.001
+# Connections accepted per wake-up of a listening socket: a burst of new connections is taken
+# in one go instead of one epoll round trip each; small enough that the connections already
+# open are not starved while a burst lasts.
+_ACCEPT_BATCH = 16
 _LINGER_SECONDS = 2.0
 _TICK = 0.5
 _SHUTDOWN_IDLE = 0.3  # while stopping, idle connections get this long for a request in flight
@@ -79,7 +87,9 @@ class Worker:
         self.access_log = access_log
         self.scoreboard = scoreboard
         self.slot = slot
-        self.resume_accept = 0.0
+        self.resume_accept = 0.0  # when a balance pause ends (0: not paused)
+        self.force_accept = False  # the pause has ended: take the next waiting connection regardless
+        self.lingering = 0  # connections in CLOSING: answered, waiting for the peer's FIN
         self.worker_connections = worker_connections
         self.conns: dict[int, Connection] = {}
         self.alive = True
@@ -146,7 +156,8 @@ class Worker:
             now = time.monotonic()
             if self.resume_accept and now >= self.resume_accept:
                 self.resume_accept = 0.0
-                if self.alive:
+                if self.alive and len(conns) < self.worker_connections:
+                    self.force_accept = True
                     self._set_accepting(True)
             if now >= next_tick:
                 next_tick = now + _TICK
@@ -209,52 +220,94 @@ class Worker:
                 self.ep.register(fd, _LISTEN_EVENTS)
             else:
                 self.ep.unregister(fd)
+        if self.alive:
+            self._publish()
+
+    def _publish(self) -> None:
+        """Tell the siblings how busy this worker is, or that it does not accept right now.
+
+        Lingering connections do not count: they only wait for the peer's FIN and cost no
+        work, and counting them made a worker that had just closed a burst of them look busy.
+        """
+        load = len(self.conns) - self.lingering if self.accepting else IDLE_COUNT
+        self.scoreboard.publish(self.slot, load)
 
     def _accept(self, listener: Listener) -> None:
-        now = time.monotonic()
-        if len(self.conns) > self.scoreboard.least_loaded_sibling(self.slot, now) + _BALANCE_SLACK:
-            # A less busy sibling was woken for this connection too: let it take it.
-            self._set_accepting(False)
-            self.resume_accept = now + _BALANCE_PAUSE
-            return
-        try:
-            sock, addr = listener.sock.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return
-        except OSError as exc:
-            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                log.warning("cannot accept: %s", exc)
-                self._set_accepting(False)
+        """Accept a batch of waiting connections, deferring to a less busy sibling when there is one."""
+        lsock = listener.sock
+        for _ in range(_ACCEPT_BATCH):
+            if self.force_accept:
+                self.force_accept = False
+            else:
+                load = len(self.conns) - self.lingering
+                if load > _BALANCE_SLACK and (
+                        load > self.scoreboard.least_loaded_sibling(self.slot, self.now) + _BALANCE_SLACK):
+                    # A less busy sibling that accepts was woken for this connection too: let it
+                    # take it.  While paused this worker publishes IDLE_COUNT, so the sibling
+                    # does not defer back to it and the connection is never left waiting.
+                    self.resume_accept = self.now + _BALANCE_PAUSE
+                    self._set_accepting(False)
+                    return
+            try:
+                sock, addr = lsock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 return
-            raise
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("cannot accept: %s", exc)
+                    self._set_accepting(False)
+                    return
+                raise
+            conn = self._open(sock, addr, listener)
+            # The client usually sends its request right after connecting, so it is often
+            # already here: reading now saves an epoll round trip per connection (a read
+            # that finds nothing costs one EAGAIN; epoll reports the request later).
+            self._on_readable(conn)
+            if not self.accepting:  # the connection limit was reached
+                return
+
+    def _open(self, sock: socket.socket, addr: Any, listener: Listener) -> Connection:
         sock.setblocking(False)
         if not listener.is_unix:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         remote = _remote(addr, listener.is_unix)
         trusted = self.trust("unix" if listener.is_unix else remote[0])
         transport = Transport(sock, remote, listener.local, trusted, self.io_timeout)
-        conn = Connection(transport, self.limits, time.monotonic())
+        conn = Connection(transport, self.limits, self.now)
         self.conns[transport.fd] = conn
-        self.scoreboard.publish(self.slot, len(self.conns))
         self.ep.register(transport.fd, _EPOLLIN)
         if len(self.conns) >= self.worker_connections:
             self._set_accepting(False)
+        else:
+            self._publish()
+        return conn
 
     def _close(self, conn: Connection) -> None:
         fd = conn.transport.fd
         if self.conns.pop(fd, None) is None:
             return
+        if conn.state == CLOSING:
+            self.lingering -= 1
         if self.alive:
-            self.scoreboard.publish(self.slot, len(self.conns))
-        try:
-            self.ep.unregister(fd)
-        except (OSError, ValueError):
-            pass
+            self._publish()
+        # No epoll unregister: closing the only descriptor of the socket removes it from the
+        # epoll set, one system call less per connection.
         conn.close()
 
     def _linger_close(self, conn: Connection) -> None:
-        if not conn.linger(time.monotonic()):
+        if conn.linger(time.monotonic()):
+            self.lingering += 1
+        else:
             self._close(conn)
+
+    def _end(self, conn: Connection, head: RequestHead, body: Any) -> None:
+        """The last response on ``conn`` is out: close at once if the client is done, else linger."""
+        if conn.transport.fd not in self.conns:
+            return
+        if conn.peer_done(head, body):
+            self._close(conn)
+        else:
+            self._linger_close(conn)
 
     def _send_error(self, conn: Connection, err: HTTPError) -> None:
         remote_addr = conn.transport.remote_addr
@@ -316,8 +369,7 @@ class Worker:
                 if self.max_requests:
                     keep = self._count_towards_max(keep)
             if not keep:
-                if conn.transport.fd in self.conns:
-                    self._linger_close(conn)
+                self._end(conn, head, body)
                 return
             conn.event(KEEP_ALIVE)
             if not conn.buf:
