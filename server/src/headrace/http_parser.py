@@ -305,10 +305,43 @@ def _diagnose_fields(block: bytes, limits: Limits) -> tuple[int, str]:
     return 400, "invalid characters in header field"
 
 
+# Fields a sender must not put in a trailer section (RFC 9110 section 6.5.1): they are needed
+# before the content is processed, so a recipient that merged them from a trailer could be
+# made to frame, route, authorise or interpret a request differently from a proxy in front of
+# it that ignored the trailer.  Refused with 400, not silently dropped, because a request that
+# carries one is either broken or probing for exactly that disagreement.
+FORBIDDEN_TRAILERS = frozenset({
+    # message framing
+    b"content-length", b"transfer-encoding", b"trailer",
+    # routing
+    b"host",
+    # request modifiers: controls
+    b"cache-control", b"expect", b"max-forwards", b"pragma", b"range", b"te",
+    # request modifiers: conditionals (also any other If-*, below)
+    b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"if-range",
+    # request modifiers: content negotiation (also any other Accept-*, below)
+    b"accept", b"accept-charset", b"accept-encoding", b"accept-language",
+    # authentication (RFC 9110 section 11 and cookies)
+    b"authorization", b"proxy-authorization", b"www-authenticate", b"proxy-authenticate",
+    b"authentication-info", b"proxy-authentication-info", b"cookie", b"set-cookie",
+    # response control data
+    b"age", b"expires", b"date", b"location", b"retry-after", b"vary", b"warning",
+    # how to process the content
+    b"content-encoding", b"content-type", b"content-range",
+})
+
+
 def parse_trailer_line(line: bytes) -> None:
-    """Validate one trailer field line (its content is discarded)."""
+    """Validate one trailer field line; its content is discarded, never merged into the headers.
+
+    Raises HTTPError 400 for a malformed line and for a field RFC 9110 section 6.5.1 forbids
+    in trailers (:data:`FORBIDDEN_TRAILERS`, plus every ``If-*`` and ``Accept-*`` field).
+    """
     if _FIELD_LINE.fullmatch(line + b"\r\n") is None:
         raise HTTPError(400, "malformed trailer field")
+    name = line[: line.index(b":")].lower()
+    if name in FORBIDDEN_TRAILERS or name.startswith((b"if-", b"accept-")):
+        raise HTTPError(400, f"{name.decode('ascii')} is not allowed in a trailer section")
 
 
 class ChunkedDecoder:
