@@ -165,10 +165,7 @@ class Worker:
                     self._on_wake()
             now = time.monotonic()
             if self.resume_accept and now >= self.resume_accept:
-                self.resume_accept = 0.0
-                if self.alive and len(conns) < self.worker_connections:
-                    self.force_accept = True
-                    self._set_accepting(True)
+                self._end_pause()
             if now >= next_tick:
                 next_tick = now + _TICK
                 self._tick(now)
@@ -232,6 +229,13 @@ class Worker:
                 self.ep.unregister(fd)
         if self.alive:
             self._publish()
+
+    def _end_pause(self) -> None:
+        """A balance pause is over: back in the accept race, taking the next connection for sure."""
+        self.resume_accept = 0.0
+        if self.alive and len(self.conns) < self.worker_connections:
+            self.force_accept = True
+            self._set_accepting(True)
 
     def _publish(self) -> None:
         """Tell the siblings how busy this worker is, or that it does not accept right now.
