@@ -234,6 +234,21 @@ ProxyPass / unix:{sock}|http://localhost/ {params}
 """
 
 
+def group_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its children (Apache's or headrace's
+    worker processes, each with all its threads)."""
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True,
+                              check=False).stdout.split()
+    ticks = 0
+    for proc in [pid, *map(int, children)]:
+        try:
+            fields = Path(f"/proc/{proc}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def run_apache(reuse: bool, args: argparse.Namespace) -> dict[str, float]:
     """headrace on a unix socket behind Apache's mod_proxy_http, pooled or ``disablereuse=On``."""
     with tempfile.TemporaryDirectory(prefix="headrace-bench-apache-") as root:
@@ -259,7 +274,18 @@ def run_apache(reuse: bool, args: argparse.Namespace) -> dict[str, float]:
             apache = subprocess.Popen(["/usr/sbin/apache2", "-f", str(conf), "-DFOREGROUND"], cwd=root,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
             wait_ready(port)
-            result = load(port, args, close=False, probe=False)
+            url = f"http://127.0.0.1:{port}/"
+            subprocess.run(wrk_cmd(url, args, 2, False), capture_output=True, check=True)  # warm-up
+            cpu = group_cpu(apache.pid), group_cpu(backend.pid)
+            out = subprocess.run(wrk_cmd(url, args, args.duration, False), capture_output=True, text=True,
+                                 check=True).stdout
+            result = parse_wrk(out)
+            # Where the CPU goes per request: if disablereuse costs mostly Apache time, the backend
+            # is not what limits the ratio.
+            result["apache_us"] = (group_cpu(apache.pid) - cpu[0]) / result["requests"] * 1e6
+            result["backend_us"] = (group_cpu(backend.pid) - cpu[1]) / result["requests"] * 1e6
+            result["conns_per_request"] = float("nan")  # unix socket: no TCP counter to read
+            result["probe_ms"] = 0.0
             result["rss_mib"] = worker_rss(backend.pid)
             return result
         finally:
@@ -325,6 +351,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--close", action="store_true",
                         help="also measure a new connection per request (Connection: close)")
+    parser.add_argument("--close-only", action="store_true", help="with --close: skip the keep-alive runs")
     parser.add_argument("--apache", action="store_true",
                         help="measure headrace behind Apache instead: pooled vs disablereuse=On")
     parser.add_argument("--only", action="append", help="run only servers whose name contains this")
@@ -345,6 +372,8 @@ def main() -> int:
     if args.only:
         names = [n for n in names if any(o in n for o in args.only)]
     modes = ["keep-alive", "close"] if args.close else ["keep-alive"]
+    if args.close and args.close_only:
+        modes = ["close"]
     results: dict[str, dict[str, list[dict[str, float]]]] = {m: {n: [] for n in names} for m in modes}
     for round_no in range(1, args.rounds + 1):
         for mode in modes:
@@ -367,9 +396,9 @@ def main() -> int:
                     f"{args.rounds} interleaved rounds, {args.workers} workers, medians",
                     summaries[mode], "headrace", probe=mode == "keep-alive")
     print("\nTargets (headrace ÷ reference):")
-    keep = summaries["keep-alive"]
-    print(target("keep-alive vs the better uWSGI HTTP mode", keep, "headrace",
-                 ["uWSGI http-socket", "uWSGI http-socket 4 threads", "uWSGI http11-socket"], 1.2))
+    if "keep-alive" in summaries:
+        print(target("keep-alive vs the better uWSGI HTTP mode", summaries["keep-alive"], "headrace",
+                     ["uWSGI http-socket", "uWSGI http-socket 4 threads", "uWSGI http11-socket"], 1.2))
     if "close" in summaries:
         close = summaries["close"]
         closing = [n for n, s in close.items() if n != "headrace" and s["conns_per_request"] >= 0.95]
@@ -397,6 +426,7 @@ def apache_main(args: argparse.Namespace) -> int:
             result = run_apache(reuse, args)
             results[name].append(result)
             print(f"round {round_no} {name:30s} {result['rps']:10.0f} req/s  p99 {result['p99_ms']:7.2f} ms  "
+                  f"Apache {result['apache_us']:.0f} us/req  headrace {result['backend_us']:.0f} us/req  "
                   f"non-2xx {result['non2xx']}  errors {result['socket_errors']}", file=sys.stderr, flush=True)
     with open("/proc/loadavg") as handle:
         print(f"load average after: {handle.read().split()[:3]}", file=sys.stderr)
@@ -404,6 +434,9 @@ def apache_main(args: argparse.Namespace) -> int:
     print_table(f"headrace ({args.workers} workers, unix socket) behind Apache mpm_event, wrk -t{args.threads} "
                 f"-c{args.connections} -d{args.duration}s keep-alive to Apache, {args.rounds} interleaved rounds",
                 summary, "Apache disablereuse=On", probe=False)
+    print("\nCPU per request (medians): " + "; ".join(
+        f"{name}: Apache {statistics.median(r['apache_us'] for r in runs):.0f} µs, headrace "
+        f"{statistics.median(r['backend_us'] for r in runs):.0f} µs" for name, runs in results.items()))
     print("\nTargets:")
     print(target("disablereuse=On vs pooled", summary, "Apache disablereuse=On", ["Apache pooled"], 0.8))
     if args.json:

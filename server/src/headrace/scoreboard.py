@@ -4,10 +4,8 @@ The master reads heartbeats to find hung workers; workers read each other's conn
 counts so that new connections go to the least busy worker instead of whichever happens
 to win the accept race (one worker holding most keep-alive connections halves throughput).
 
-A worker that is not accepting (paused while deferring to a sibling, at its connection
-limit, or stopping) publishes :data:`IDLE_COUNT`, so no sibling ever defers a connection
-to it: of the workers that accept, the one with the fewest connections never defers, so
-some worker always takes a waiting connection.
+A worker that is not accepting (at its connection limit, or stopping) publishes
+:data:`IDLE_COUNT`, so no sibling ever defers a connection to it.
 """
 
 from __future__ import annotations

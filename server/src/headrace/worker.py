@@ -37,13 +37,15 @@ log = logging.getLogger("headrace.worker")
 
 _EPOLLIN = select.EPOLLIN
 # Not EPOLLEXCLUSIVE: a worker that declines a connection to balance load relies on its
-# siblings having been woken for it too.
+# siblings having been woken for it too (with EPOLLEXCLUSIVE a burst that is already queued
+# wakes nobody else, and the decliner ends up taking it all).  The cost, waking every idle
+# worker for each connection, is small: under load the workers are rarely all idle, and 5%
+# of accepts found nothing in a close-per-request run (strace).
 _LISTEN_EVENTS = select.EPOLLIN
 _BALANCE_SLACK = 1  # accept while holding at most this many more connections than a sibling
-# How long a worker that deferred to a less busy sibling stays out of the accept race.  The
-# shortest epoll timeout (1 ms): while paused the worker publishes IDLE_COUNT, so no sibling
-# defers to it, and when the pause ends it takes one waiting connection whatever the counts
-# say, so a connection never waits more than one pause for a sibling that is busy in the app.
+# How long a worker that deferred to a less busy sibling stays out of the accept race: the
+# shortest epoll timeout.  The pause ends with one forced accept, so a connection never
+# waits more than one pause for a sibling that is busy (in the application, say).
 _BALANCE_PAUSE = 0.001
 # Connections accepted per wake-up of a listening socket: a burst of new connections is taken
 # in one go instead of one epoll round trip each; small enough that the connections already
@@ -98,8 +100,9 @@ class Worker:
         self.scoreboard = scoreboard
         self.slot = slot
         self.resume_accept = 0.0  # when a balance pause ends (0: not paused)
-        self.force_accept = False  # the pause has ended: take the next waiting connection regardless
+        self.force_accept = False  # a pause has just ended: take the next waiting connection regardless
         self.lingering = 0  # connections in CLOSING: answered, waiting for the peer's FIN
+        self.load_changed = False  # the connection count changed since it was last published
         self.worker_connections = worker_connections
         self.conns: dict[int, Connection] = {}
         self.alive = True
@@ -153,7 +156,7 @@ class Worker:
                 self._begin_shutdown()
             if shutting_down and not conns:
                 break
-            events = poll(_TICK if not self.resume_accept else _BALANCE_PAUSE)
+            events = poll(_BALANCE_PAUSE if self.resume_accept else _TICK)
             self.now = time.monotonic()
             for fd, _ in events:
                 conn = conns.get(fd)
@@ -166,6 +169,8 @@ class Worker:
             now = time.monotonic()
             if self.resume_accept and now >= self.resume_accept:
                 self._end_pause()
+            if self.load_changed and self.alive:
+                self._publish()
             if now >= next_tick:
                 next_tick = now + _TICK
                 self._tick(now)
@@ -243,25 +248,32 @@ class Worker:
         Lingering connections do not count: they only wait for the peer's FIN and cost no
         work, and counting them made a worker that had just closed a burst of them look busy.
         """
-        load = len(self.conns) - self.lingering if self.accepting else IDLE_COUNT
+        # A paused worker publishes its real count: a sibling that balances against it while it
+        # is paused is what spreads a burst of new connections evenly.  Should both end up
+        # paused, the pause is 1 ms and ends with a forced accept.
+        accepts = self.accepting or self.resume_accept
+        load = len(self.conns) - self.lingering if accepts else IDLE_COUNT
         self.scoreboard.publish(self.slot, load)
+        self.load_changed = False
 
     def _accept(self, listener: Listener) -> None:
         """Accept a batch of waiting connections, deferring to a less busy sibling when there is one."""
         lsock = listener.sock
+        sibling = -1.0  # the least loaded sibling's count, read once per batch when needed
         for _ in range(_ACCEPT_BATCH):
             if self.force_accept:
                 self.force_accept = False
             else:
                 load = len(self.conns) - self.lingering
-                if load > _BALANCE_SLACK and (
-                        load > self.scoreboard.least_loaded_sibling(self.slot, self.now) + _BALANCE_SLACK):
-                    # A less busy sibling that accepts was woken for this connection too: let it
-                    # take it.  While paused this worker publishes IDLE_COUNT, so the sibling
-                    # does not defer back to it and the connection is never left waiting.
-                    self.resume_accept = self.now + _BALANCE_PAUSE
-                    self._set_accepting(False)
-                    return
+                if load > _BALANCE_SLACK:
+                    if sibling < 0:
+                        sibling = self.scoreboard.least_loaded_sibling(self.slot, self.now)
+                    if load > sibling + _BALANCE_SLACK:
+                        # A less busy sibling accepts, and was woken for this connection too:
+                        # leave it to the sibling for one pause.
+                        self.resume_accept = self.now + _BALANCE_PAUSE
+                        self._set_accepting(False)
+                        return
             try:
                 # The raw accept and the C socket type: socket.socket's Python wrappers
                 # (accept, __init__, the enum-valued family, close) were a tenth of the
@@ -299,7 +311,7 @@ class Worker:
         if len(self.conns) >= self.worker_connections:
             self._set_accepting(False)
         else:
-            self._publish()
+            self.load_changed = True  # published once per loop iteration, not per connection
         return conn
 
     def _close(self, conn: Connection) -> None:
@@ -308,8 +320,7 @@ class Worker:
             return
         if conn.state == CLOSING:
             self.lingering -= 1
-        if self.alive:
-            self._publish()
+        self.load_changed = True
         # No epoll unregister: closing the only descriptor of the socket removes it from the
         # epoll set, one system call less per connection.
         conn.close()
@@ -317,6 +328,7 @@ class Worker:
     def _linger_close(self, conn: Connection) -> None:
         if conn.linger(time.monotonic()):
             self.lingering += 1
+            self.load_changed = True
         else:
             self._close(conn)
 
