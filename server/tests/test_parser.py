@@ -159,3 +159,18 @@ def test_a_forbidden_trailer_split_across_reads_is_refused_once_complete():
     buf += whole[-8:]
     with pytest.raises(HTTPError):
         decoder.decode(buf)
+
+
+def test_identical_heads_are_parsed_once_and_refused_heads_every_time():
+    limits = Limits()
+    raw = b"GET /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    first = parse_head(raw, limits)
+    assert parse_head(bytes(raw), limits) is first, "the same bytes give the remembered head"
+    assert parse_head(raw, Limits(fields=1)) is not first, "another set of limits parses afresh"
+    bad = b"GET /a HTTP/1.1\r\nHost: t\r\nHost: u\r\n\r\n"
+    for _ in range(2):
+        with pytest.raises(HTTPError):
+            parse_head(bad, limits)
+    for index in range(1000):  # the cache is bounded
+        parse_head(b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % index, limits)
+    assert len(limits.head_cache) <= 256

@@ -73,6 +73,9 @@ class Limits:
     field_size: int = 8190
     max_body: int = 0
     fast_max: int = field(init=False, default=0)
+    # Parsed heads by their exact bytes (see parse_head); per Limits, because the limits
+    # decide what parses.
+    head_cache: dict[bytes, RequestHead] = field(init=False, default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # A head no longer than this cannot break the line or field size limits.
@@ -144,8 +147,33 @@ def find_head_end(buf: bytes, limits: Limits) -> int:
     return -1
 
 
+_CACHE_HEAD_MAX = 1024  # heads up to this size are remembered ...
+_CACHE_ENTRIES = 256  # ... this many of them (then the cache starts again): at most 256 KiB
+
+
 def parse_head(head: bytes, limits: Limits) -> RequestHead:
-    """Parse one request head (including its terminating blank line)."""
+    """Parse one request head (including its terminating blank line).
+
+    A client on a persistent connection (a proxy, a health checker, a polling client) mostly
+    sends the same head bytes again and again, so valid heads are remembered by their exact
+    bytes and parsed once: parsing is the largest part of the server's own time per request.
+    The result is the same object each time, which is safe because nothing changes a
+    RequestHead after parsing (the environ copies its headers).  Only valid heads are kept,
+    so a refused head is refused every time.
+    """
+    cached = limits.head_cache.get(head)
+    if cached is not None:
+        return cached
+    result = _parse_head(head, limits)
+    if len(head) <= _CACHE_HEAD_MAX:
+        cache = limits.head_cache
+        if len(cache) >= _CACHE_ENTRIES:
+            cache.clear()
+        cache[head] = result
+    return result
+
+
+def _parse_head(head: bytes, limits: Limits) -> RequestHead:
     match = _HEAD.fullmatch(head)
     if match is None or len(head) > limits.fast_max:
         method_b, target_b, http11, fields = _parse_head_slowly(head, limits)
