@@ -54,8 +54,7 @@ class Scoreboard:
     def least_loaded_sibling(self, slot: int, now: float) -> float:
         """Fewest connections held by another live, accepting worker (infinity if none).
 
-        Reads only the slots in use (a handful), so it is cheap enough to ask once per
-        accepted connection.
+        Reads only the slots in use (a handful); the worker asks once per accept batch.
         """
         count = self.slots_in_use()
         unpack = self._structs.get(count)
