@@ -146,3 +146,17 @@ def test_a_burst_is_accepted_in_one_wake_up(pair):
     b._set_accepting(False)
     connect(10)
     assert look(a) == 10
+
+
+def test_the_connection_limit_stops_a_batch_and_accepting_resumes_below_it(pair):
+    a, b, board, connect = pair
+    a.worker_connections = 3
+    b._set_accepting(False)
+    connect(5)
+    assert look(a) == 3, "--worker-connections: no more than the limit, even within a batch"
+    assert not a.accepting and not a.resume_accept, "at the limit, not paused"
+    assert board.least_loaded_sibling(1, a.now) == IDLE_COUNT, "so nobody defers to it"
+    a._close(next(iter(a.conns.values())))
+    a._tick(a.now)
+    assert a.accepting
+    assert look(a) == 1
