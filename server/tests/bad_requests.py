@@ -84,3 +84,20 @@ CASES = [
      b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nBad Trailer\r\n\r\n",
      {400}),
 ]
+
+# RFC 9110 section 6.5.1: fields that must not be in a trailer section, one of each kind
+# (framing, routing, request modifiers, authentication, response control data, content
+# processing), in mixed case; test_parser.py checks the whole list in-process.
+FORBIDDEN_TRAILER_SAMPLES = [
+    b"Content-Length: 1", b"Transfer-Encoding: chunked", b"Trailer: X-Sum", b"Host: evil.example",
+    b"Cache-Control: no-cache", b"Expect: 100-continue", b"Range: bytes=0-1", b"TE: trailers",
+    b"If-None-Match: *", b"if-modified-since: Sat, 01 Jan 2000 00:00:00 GMT", b"Accept-Language: fr",
+    b"Authorization: Basic YTpi", b"COOKIE: session=1", b"Date: Sat, 01 Jan 2000 00:00:00 GMT",
+    b"Location: /x", b"Content-Type: text/html", b"Content-Encoding: gzip",
+]
+CASES += [
+    (f"forbidden trailer {line.split(b':')[0].decode()}",
+     b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n" + line + b"\r\n\r\n",
+     {400})
+    for line in FORBIDDEN_TRAILER_SAMPLES
+]

@@ -9,7 +9,14 @@ from __future__ import annotations
 import pytest
 from bad_requests import CASES, LIMIT_REQUEST_BODY
 
-from headrace.http_parser import ChunkedDecoder, HTTPError, Limits, find_head_end, parse_head
+from headrace.http_parser import (
+    FORBIDDEN_TRAILERS,
+    ChunkedDecoder,
+    HTTPError,
+    Limits,
+    find_head_end,
+    parse_head,
+)
 
 LIMITS = Limits(max_body=LIMIT_REQUEST_BODY)  # the shared_server fixture's limits
 
@@ -111,3 +118,59 @@ def test_chunked_decoder_limits():
     with pytest.raises(HTTPError) as info:
         ChunkedDecoder(Limits(fields=1)).decode(bytearray(b"0\r\nA: 1\r\nB: 2\r\n\r\n"))
     assert info.value.status == 431
+
+
+def _trailer_body(*lines: bytes) -> bytearray:
+    return bytearray(b"3\r\nabc\r\n0\r\n" + b"".join(line + b"\r\n" for line in lines) + b"\r\n")
+
+
+@pytest.mark.parametrize("name", sorted(FORBIDDEN_TRAILERS))
+def test_every_forbidden_trailer_field_is_refused_in_any_case(name):
+    """RFC 9110 section 6.5.1: framing, routing, request modifiers, authentication, response
+    control data and content-processing fields must not come in a trailer section."""
+    for spelled in (name, name.upper(), name.title()):
+        with pytest.raises(HTTPError) as info:
+            ChunkedDecoder(LIMITS).decode(_trailer_body(b"X-Ok: 1", spelled + b": v"))
+        assert info.value.status == 400
+        assert name.decode() in info.value.detail
+
+
+@pytest.mark.parametrize("name", [b"If-Schedule-Tag-Match", b"Accept-Patch", b"accept-datetime"])
+def test_other_conditionals_and_negotiation_fields_are_refused_too(name):
+    with pytest.raises(HTTPError) as info:
+        ChunkedDecoder(LIMITS).decode(_trailer_body(name + b": x"))
+    assert info.value.status == 400
+
+
+@pytest.mark.parametrize("line", [b"X-Checksum: abc", b"Server-Timing: db;dur=5", b"Digest: sha-256=x",
+                                  b"Content-MD5: Q2h", b"Iffy: no", b"Acceptable: yes", b"Hosting: fine"])
+def test_ordinary_trailer_fields_are_accepted_and_discarded(line):
+    buf = _trailer_body(line)
+    decoder = ChunkedDecoder(LIMITS)
+    assert decoder.decode(buf) == b"abc"
+    assert decoder.done and buf == b""
+
+
+def test_a_forbidden_trailer_split_across_reads_is_refused_once_complete():
+    decoder = ChunkedDecoder(LIMITS)
+    whole = bytes(_trailer_body(b"Content-Length: 99"))
+    buf = bytearray(whole[:-8])
+    assert decoder.decode(buf) == b"abc" and not decoder.done
+    buf += whole[-8:]
+    with pytest.raises(HTTPError):
+        decoder.decode(buf)
+
+
+def test_identical_heads_are_parsed_once_and_refused_heads_every_time():
+    limits = Limits()
+    raw = b"GET /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    first = parse_head(raw, limits)
+    assert parse_head(bytes(raw), limits) is first, "the same bytes give the remembered head"
+    assert parse_head(raw, Limits(fields=2)) is not first, "another set of limits parses afresh"
+    bad = b"GET /a HTTP/1.1\r\nHost: t\r\nHost: u\r\n\r\n"
+    for _ in range(2):
+        with pytest.raises(HTTPError):
+            parse_head(bad, limits)
+    for index in range(1000):  # the cache is bounded
+        parse_head(b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % index, limits)
+    assert len(limits.head_cache) <= 256

@@ -73,6 +73,9 @@ class Limits:
     field_size: int = 8190
     max_body: int = 0
     fast_max: int = field(init=False, default=0)
+    # Parsed heads by their exact bytes (see parse_head); per Limits, because the limits
+    # decide what parses.
+    head_cache: dict[bytes, RequestHead] = field(init=False, default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # A head no longer than this cannot break the line or field size limits.
@@ -144,8 +147,33 @@ def find_head_end(buf: bytes, limits: Limits) -> int:
     return -1
 
 
+_CACHE_HEAD_MAX = 1024  # heads up to this size are remembered ...
+_CACHE_ENTRIES = 256  # ... this many of them (then the cache starts again): at most 256 KiB
+
+
 def parse_head(head: bytes, limits: Limits) -> RequestHead:
-    """Parse one request head (including its terminating blank line)."""
+    """Parse one request head (including its terminating blank line).
+
+    A client on a persistent connection (a proxy, a health checker, a polling client) mostly
+    sends the same head bytes again and again, so valid heads are remembered by their exact
+    bytes and parsed once: parsing is the largest part of the server's own time per request.
+    The result is the same object each time, which is safe because nothing changes a
+    RequestHead after parsing (the environ copies its headers).  Only valid heads are kept,
+    so a refused head is refused every time.
+    """
+    cached = limits.head_cache.get(head)
+    if cached is not None:
+        return cached
+    result = _parse_head(head, limits)
+    if len(head) <= _CACHE_HEAD_MAX:
+        cache = limits.head_cache
+        if len(cache) >= _CACHE_ENTRIES:
+            cache.clear()
+        cache[head] = result
+    return result
+
+
+def _parse_head(head: bytes, limits: Limits) -> RequestHead:
     match = _HEAD.fullmatch(head)
     if match is None or len(head) > limits.fast_max:
         method_b, target_b, http11, fields = _parse_head_slowly(head, limits)
@@ -305,10 +333,43 @@ def _diagnose_fields(block: bytes, limits: Limits) -> tuple[int, str]:
     return 400, "invalid characters in header field"
 
 
+# Fields a sender must not put in a trailer section (RFC 9110 section 6.5.1): they are needed
+# before the content is processed, so a recipient that merged them from a trailer could be
+# made to frame, route, authorise or interpret a request differently from a proxy in front of
+# it that ignored the trailer.  Refused with 400, not silently dropped, because a request that
+# carries one is either broken or probing for exactly that disagreement.
+FORBIDDEN_TRAILERS = frozenset({
+    # message framing
+    b"content-length", b"transfer-encoding", b"trailer",
+    # routing
+    b"host",
+    # request modifiers: controls
+    b"cache-control", b"expect", b"max-forwards", b"pragma", b"range", b"te",
+    # request modifiers: conditionals (also any other If-*, below)
+    b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"if-range",
+    # request modifiers: content negotiation (also any other Accept-*, below)
+    b"accept", b"accept-charset", b"accept-encoding", b"accept-language",
+    # authentication (RFC 9110 section 11 and cookies)
+    b"authorization", b"proxy-authorization", b"www-authenticate", b"proxy-authenticate",
+    b"authentication-info", b"proxy-authentication-info", b"cookie", b"set-cookie",
+    # response control data
+    b"age", b"expires", b"date", b"location", b"retry-after", b"vary", b"warning",
+    # how to process the content
+    b"content-encoding", b"content-type", b"content-range",
+})
+
+
 def parse_trailer_line(line: bytes) -> None:
-    """Validate one trailer field line (its content is discarded)."""
+    """Validate one trailer field line; its content is discarded, never merged into the headers.
+
+    Raises HTTPError 400 for a malformed line and for a field RFC 9110 section 6.5.1 forbids
+    in trailers (:data:`FORBIDDEN_TRAILERS`, plus every ``If-*`` and ``Accept-*`` field).
+    """
     if _FIELD_LINE.fullmatch(line + b"\r\n") is None:
         raise HTTPError(400, "malformed trailer field")
+    name = line[: line.index(b":")].lower()
+    if name in FORBIDDEN_TRAILERS or name.startswith((b"if-", b"accept-")):
+        raise HTTPError(400, f"{name.decode('ascii')} is not allowed in a trailer section")
 
 
 class ChunkedDecoder:

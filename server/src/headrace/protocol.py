@@ -232,6 +232,21 @@ class Connection:
         self.last_active = now
         return True
 
+    def peer_done(self, head: RequestHead, body: Any) -> bool:
+        """Whether the client has sent all it will send, so the socket may be closed at once.
+
+        True when the answered request said it was the client's last (``Connection: close``,
+        or HTTP/1.0 without keep-alive: RFC 9112 section 9.6 forbids further requests after
+        it), its body was read to the end and nothing else is buffered.  Then a plain close
+        sends a FIN after the response and no reset can destroy it, so the half-close and
+        the wait for the peer's FIN (:meth:`linger`: two more system calls and an epoll
+        wake-up per connection) are not needed.  Otherwise the client may still be sending
+        (a pipelined request, an unread body), and the connection lingers.
+        """
+        if head.keep_alive or self.buf or self.state != BUSY:
+            return False
+        return type(body) is not StreamingBody or body.complete
+
     def close(self) -> None:
         self.event(CLOSE)
         self.transport.close()

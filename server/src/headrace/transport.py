@@ -8,6 +8,7 @@ client that stops reading costs a timeout, never a stuck worker.
 
 from __future__ import annotations
 
+import _socket
 import os
 import select
 import socket
@@ -24,8 +25,10 @@ class Transport:
     __slots__ = ("fd", "io_timeout", "remote_addr", "remote_port", "server_name", "server_port", "sock",
                  "trusted")
 
-    def __init__(self, sock: socket.socket, remote: tuple[str, str], local: tuple[str, str], trusted: bool,
+    def __init__(self, sock: _socket.socket, remote: tuple[str, str], local: tuple[str, str], trusted: bool,
                  io_timeout: float) -> None:
+        # The C socket type (socket.socket is a subclass, so tests may pass either): the worker
+        # builds it straight from the accepted descriptor, skipping socket.socket's Python layer.
         self.sock = sock
         self.fd = sock.fileno()
         self.remote_addr, self.remote_port = remote
