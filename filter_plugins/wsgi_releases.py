@@ -19,18 +19,20 @@ REDACTED = "********"
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
-def wsgi_build_environment(app: Mapping[str, Any], release_dir: str) -> dict[str, str]:
+def wsgi_build_environment(app: Mapping[str, Any], release_dir: str,
+                           secrets: Mapping[str, Any] | None = None) -> dict[str, str]:
     """The environment of a project app's build and migrate commands: its own, with its venv active.
 
-    The same variables the app sees at run time (env, secrets, STATE_DIRECTORY), plus the venv first on
-    PATH so `python manage.py ...` is the release's Python, and no bytecode written into the release.
+    The same variables the app sees at run time (env, its secrets' values from wsgi_secret_values,
+    STATE_DIRECTORY), plus the venv first on PATH so `python manage.py ...` is the release's Python, and
+    no bytecode written into the release.
     """
     if not isinstance(app, Mapping) or not app.get("release"):
         raise AnsibleFilterError(f"wsgi_build_environment: {app!r} is not a normalized project app")
     venv = f"{release_dir}/.venv"
     return {
         **{str(k): str(v) for k, v in app["env"].items()},
-        **{str(k): str(v) for k, v in app["secrets"].items()},
+        **{str(k): str(v) for k, v in (secrets or {}).items()},
         "STATE_DIRECTORY": app["release"]["state_dir"],
         "VIRTUAL_ENV": venv,
         "PATH": f"{venv}/bin:{SYSTEM_PATH}",

@@ -552,8 +552,12 @@ def project_user(name: str) -> str:
     return f"wsgi-{name[:18]}-{digest}"
 
 
-def _project_only(check: Checker) -> Checker:
-    """A field of project apps: given for a single-script app it would be ignored, so it is an error."""
+def _project_only(check: Checker, empty: Any = MISSING) -> Checker:
+    """A field of project apps: given for a single-script app it would be ignored, so it is an error.
+
+    Without a (valid) project the field is its default, or `empty` when the normalized value has another
+    type than the input (secrets: a mapping given, its names kept).
+    """
 
     def project_only(value: Any, given: Given) -> Any:
         project = given.done.get("project")
@@ -561,6 +565,8 @@ def _project_only(check: Checker) -> Checker:
             if given.present and project is None:
                 given.reject(value, "only for an app with project (a project directory)",
                              "field does not apply without project:")
+            if empty is not MISSING:
+                return empty
             return given.field.default if given.field.default is not MISSING else None
         return check(value, given)
 
@@ -661,15 +667,19 @@ def _env(value: Any, given: Given) -> dict[str, str]:
                       lambda v: not isinstance(v, bool) and isinstance(v, (str, int, float)) and "\0" not in str(v))
 
 
-def _secrets(value: Any, given: Given) -> dict[str, str]:
-    """Like env, for values never shown; a secret must be a string (ansible-vault gives strings)."""
+def _secrets(value: Any, given: Given) -> list[str]:
+    """Like env, for values never shown; a secret must be a string (ansible-vault gives strings).
+
+    The normalized app keeps only the names: the normalized sites are looped over and shown (an item of a
+    loop is in the output with -v), so the values are handed to the roles apart, by wsgi_secret_values.
+    """
     secrets = _env_names(value, given, "a string (never shown) without NUL characters",
                          lambda v: isinstance(v, str) and "\0" not in v)
     for name in secrets:
         if name in given.done.get("env", {}):
             given.errors.add(given.where, f"secrets.{name}", name, "each name in env or in secrets, not both",
                              "is also in env:")
-    return secrets
+    return sorted(secrets)
 
 
 def _static(value: Any, given: Given) -> list[dict[str, str]]:
@@ -818,7 +828,7 @@ FIELDS: tuple[Field, ...] = (
           doc="Project apps: the requirements file inside the project, installed offline into the venv."),
     Field("env", "app", "dict", _project_only(_env), default={},
           doc="Project apps: variables set in the app's os.environ before it is imported, in every mode."),
-    Field("secrets", "app", "dict", _project_only(_secrets), default={},
+    Field("secrets", "app", "dict", _project_only(_secrets, empty=[]), default={},
           doc="Project apps: like env, for values never shown (strings; ansible-vault them)."),
     Field("static", "app", "list", _project_only(_static), default=[], elements="dict",
           doc="Project apps: [{url: /static/, path: staticfiles}], directories of the release Apache serves."),
@@ -1236,6 +1246,20 @@ def wsgi_sites_errors(sites: Any, base_dir: Any, source_base: Any, default_sourc
     return ""
 
 
+def wsgi_secret_values(sites: Any) -> dict[str, dict[str, str]]:
+    """The secrets of every project app of wsgi_sites as given (validated first): app name to name to value.
+
+    Kept apart from the normalized sites, which hold only the secrets' names, so that no loop item and no
+    shown result carries a value; the roles read this only in tasks whose output is hidden.
+    """
+    values: dict[str, dict[str, str]] = {}
+    for site in sites or []:
+        for app in (site.get("apps") or []) if isinstance(site, Mapping) else []:
+            if isinstance(app, Mapping) and app.get("project") and isinstance(app.get("secrets"), Mapping):
+                values[str(app.get("name"))] = {str(k): str(v) for k, v in app["secrets"].items()}
+    return values
+
+
 def wsgi_apps(sites: Any, mode: str | None = None) -> list[dict[str, Any]]:
     """Flatten normalized sites into apps (with their site's names) so roles can loop once."""
     if mode is not None and mode not in MODES:
@@ -1369,6 +1393,7 @@ class FilterModule:
         return {
             "wsgi_normalize_sites": wsgi_normalize_sites,
             "wsgi_sites_errors": wsgi_sites_errors,
+            "wsgi_secret_values": wsgi_secret_values,
             "wsgi_apps": wsgi_apps,
             "wsgi_health_checks": wsgi_health_checks,
             "wsgi_daemon_directive_options": wsgi_daemon_directive_options,

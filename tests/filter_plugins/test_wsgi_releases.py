@@ -15,12 +15,12 @@ from wsgi_releases import (
     wsgi_unused_venvs,
 )
 
-APP = {"name": "shop", "env": {"DJANGO_SETTINGS_MODULE": "shop.settings"}, "secrets": {"SECRET_KEY": "k3y"},
+APP = {"name": "shop", "env": {"DJANGO_SETTINGS_MODULE": "shop.settings"}, "secrets": ["SECRET_KEY"],
        "release": {"state_dir": "/var/lib/wsgi-apps/shop"}}
 
 
 def test_build_environment_is_the_apps_with_its_venv_active() -> None:
-    env = wsgi_build_environment(APP, "/srv/apps/shop/releases/abc")
+    env = wsgi_build_environment(APP, "/srv/apps/shop/releases/abc", {"SECRET_KEY": "k3y"})
     assert env == {
         "DJANGO_SETTINGS_MODULE": "shop.settings",
         "SECRET_KEY": "k3y",

@@ -78,7 +78,7 @@ def one_app(**fields: Any) -> list[dict[str, Any]]:
 
 
 # The project fields of an app without project: defaults that say "a single script".
-NO_PROJECT = {"project": None, "entry": None, "requirements": None, "env": {}, "secrets": {}, "static": [],
+NO_PROJECT = {"project": None, "entry": None, "requirements": None, "env": {}, "secrets": [], "static": [],
               "build": [], "migrate": [], "release": None}
 
 
@@ -569,7 +569,7 @@ def test_filter_module_exposes_the_filters() -> None:
     assert set(FilterModule().filters()) == {"wsgi_normalize_sites", "wsgi_apps", "wsgi_health_checks",
                                              "wsgi_daemon_directive_options", "wsgi_daemon_groups",
                                              "wsgi_script_aliases", "wsgi_proxy_passes", "wsgi_forwarded_allow_ips",
-                                             "wsgi_sites_errors"}
+                                             "wsgi_sites_errors", "wsgi_secret_values"}
 
 
 # --------------------------------------------------------------------------- through Ansible itself
