@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -269,6 +270,8 @@ def shlex_quote(text: str) -> str:
 # cover both Debian releases between them (the checks above run on every host).
 
 RELEASE_HOSTS = {"daemon-debian12", "proxy-debian13"}
+# The load outlasts a playbook run even on a busy machine (it stops earlier when the test ends).
+LOAD_LIMIT = 900
 BUILD_FAILURE_HOST = "embedded-debian12"
 
 
@@ -285,11 +288,12 @@ def test_a_new_release_and_a_rollback_under_load_fail_no_request_and_rebuild_not
     before = live_release(host, lab, app)
     variant = copy_project(lab, app["name"], tmp_path / "shop")
     (variant / "shop" / "version.py").write_text('"""A new release."""\n\nVERSION = "2"\n')
-    with Load(lab, site, app, threads=4, path="/") as load:
+    with Load(lab, site, app, threads=4, limit=LOAD_LIMIT, path="/") as load:
         assert load.wait_for_version("1")
         result = lab.playbook(extra_vars={"wsgi_sites": with_project(lab, app["name"], variant)})
         assert result.returncode == 0, result.summary()
         assert load.wait_for_version("2", seconds=60), load.results
+        assert time.monotonic() < load.deadline, "the load stopped before the release went live"
     assert load.failures == {}, load.results
     assert load.results["retried"] <= 3, load.results
     assert set(load.versions[-20:]) == {"2"}
@@ -303,12 +307,13 @@ def test_a_new_release_and_a_rollback_under_load_fail_no_request_and_rebuild_not
 
     releases = sorted(host.file(f"{directory}/releases").listdir())
     venvs = sorted(host.file(f"{directory}/venvs").listdir())
-    with Load(lab, site, app, threads=4, path="/") as load:
+    with Load(lab, site, app, threads=4, limit=LOAD_LIMIT, path="/") as load:
         assert load.wait_for_version("2")
         rollback = lab.playbook("-v", playbook="playbooks/rollback.yml",
                                 extra_vars={"wsgi_rollback_app": app["name"]})
         assert rollback.returncode == 0, rollback.summary()
         assert load.wait_for_version("1", seconds=60), load.results
+        assert time.monotonic() < load.deadline, "the load stopped before the rollback went live"
     assert load.failures == {}, load.results
     assert load.results["retried"] <= 3, load.results
     assert live_release(host, lab, app) == before
