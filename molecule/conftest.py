@@ -95,7 +95,8 @@ class Lab:
             ANSIBLE_JSON_INDENT="0",
         )
         completed = subprocess.run(
-            command, check=False, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600
+            # A safety net only: a rollout of the whole fleet on a busy 2-CPU machine can take over ten minutes.
+            command, check=False, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=1500
         )
         return PlaybookRun(completed.returncode, completed.stdout, completed.stderr)
 
