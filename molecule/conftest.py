@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Self
 
 import pytest
+import testinfra
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -75,29 +77,42 @@ class Lab:
         """(site, app) pairs of the project apps, optionally only those of one mode."""
         return [(site, app) for site, app in self.apps(mode, projects=True) if "project" in app]
 
-    def playbook(self, *args: str, extra_vars: dict | None = None, limit: bool = True,
-                 playbook: str = "site.yml") -> PlaybookRun:
+    def playbook(self, *args: str, extra_vars: dict | None = None, limit: bool | list[str] = True,
+                 playbook: str = "site.yml", host_vars: dict[str, dict] | None = None) -> PlaybookRun:
         """Run the real site.yml (or another playbook of the repository) with Molecule's inventory: against
-        this host only, or every host.
+        this host only (limit=True), every host (False) or the named hosts.
 
-        The run reports through the json callback, so that tests read its counters and messages as data
-        rather than scraping the human-readable output."""
-        command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(PROJECT_DIR / playbook), *args]
-        if limit:
-            command += ["--limit", self.name]
-        if extra_vars is not None:
-            command += ["--extra-vars", json.dumps(extra_vars)]
-        env = {key: value for key, value in os.environ.items() if key != "ANSIBLE_FORCE_COLOR"}
-        env.update(
-            ANSIBLE_CONFIG=str(PROJECT_DIR / "ansible.cfg"),
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_STDOUT_CALLBACK=JSON_CALLBACK,
-            ANSIBLE_JSON_INDENT="0",
-        )
-        completed = subprocess.run(
-            # A safety net only: a rollout of the whole fleet on a busy 2-CPU machine can take over ten minutes.
-            command, check=False, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=1500
-        )
+        host_vars gives hosts variables of their own for this run (a second inventory source, whose host
+        variables beat the scenario's group variables), where extra_vars would give every host the same:
+        so that one run changes each host of a group in its own way. The run reports through the json
+        callback, so that tests read its counters and messages as data rather than scraping the
+        human-readable output."""
+        with tempfile.TemporaryDirectory(prefix="lab-playbook-") as scratch:
+            command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
+            if host_vars:
+                extra_inventory = Path(scratch) / "host_vars.yml"
+                extra_inventory.write_text(json.dumps({"all": {"hosts": host_vars}}))
+                command += ["-i", str(extra_inventory)]
+            command.append(str(PROJECT_DIR / playbook))
+            command += args
+            if limit is True:
+                command += ["--limit", self.name]
+            elif limit:
+                command += ["--limit", ",".join(limit)]
+            if extra_vars is not None:
+                command += ["--extra-vars", json.dumps(extra_vars)]
+            env = {key: value for key, value in os.environ.items() if key != "ANSIBLE_FORCE_COLOR"}
+            env.update(
+                ANSIBLE_CONFIG=str(PROJECT_DIR / "ansible.cfg"),
+                ANSIBLE_NOCOLOR="1",
+                ANSIBLE_STDOUT_CALLBACK=JSON_CALLBACK,
+                ANSIBLE_JSON_INDENT="0",
+            )
+            completed = subprocess.run(
+                # A safety net only: a rollout of the whole fleet on a busy 2-CPU machine can take over ten
+                # minutes.
+                command, check=False, cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=1500
+            )
         return PlaybookRun(completed.returncode, completed.stdout, completed.stderr)
 
 
@@ -135,8 +150,10 @@ class PlaybookRun:
             for host, counters in stats.items()
         }
 
-    def host_stats(self) -> dict[str, int]:
-        """The counters of the single host of the run."""
+    def host_stats(self, host: str | None = None) -> dict[str, int]:
+        """The counters of one host of the run (with host=None, of its single host)."""
+        if host is not None:
+            return self.stats()[host]
         (counters,) = self.stats().values()
         return counters
 
@@ -162,13 +179,15 @@ class PlaybookRun:
             if any(not result.get("skipped") for result in task["hosts"].values())
         ]
 
-    def messages(self) -> list[str]:
-        """Every 'msg' of every host's task result and loop item, in order: what fail, assert and debug
-        tasks said."""
+    def messages(self, host: str | None = None) -> list[str]:
+        """Every 'msg' of every host's (or one host's) task result and loop item, in order: what fail,
+        assert and debug tasks said."""
         found = []
         for play in self.report["plays"]:
             for task in play["tasks"]:
-                for result in task["hosts"].values():
+                for name, result in task["hosts"].items():
+                    if host is not None and name != host:
+                        continue
                     for entry in [result, *result.get("results", [])]:
                         if isinstance(entry, dict) and isinstance(entry.get("msg"), str):
                             found.append(entry["msg"])
@@ -203,6 +222,33 @@ def lab_of(host) -> Lab:
 @pytest.fixture
 def lab(host) -> Lab:
     return lab_of(host)
+
+
+@dataclass
+class Member:
+    """One host of a group that a test drives as a whole: its testinfra host and its Lab."""
+
+    host: testinfra.host.Host
+    lab: Lab
+
+
+@pytest.fixture(scope="module")
+def group(request) -> list[Member]:
+    """Every host of the test module (its testinfra_hosts), for tests that run once for all of them rather
+    than once per host: one playbook run over the group costs a little more than a run over one host, and
+    a scenario's time budget (README, Tests and CI) cannot pay for a run per host."""
+    option = request.config.option
+    hosts = testinfra.get_hosts(
+        getattr(request.module, "testinfra_hosts", ["all"]),
+        connection=option.connection,
+        ansible_inventory=option.ansible_inventory,
+    )
+    return [Member(host, lab_of(host)) for host in sorted(hosts, key=lambda h: h.backend.get_pytest_id())]
+
+
+def names(members: list[Member]) -> list[str]:
+    """The inventory names of members, for Lab.playbook's limit."""
+    return [member.lab.name for member in members]
 
 
 def apache_main_pid(host) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import PROJECT_DIR
+from conftest import PROJECT_DIR, names
 
 # The hosts of this mode in the modes scenario (their group in molecule.yml), one per Debian version.
 testinfra_hosts = ["embedded"]
@@ -45,18 +45,22 @@ def test_callable_object(lab):
             assert response.body == f"callable: {app['callable']}".encode()
 
 
-def test_a_changed_script_is_served_after_the_play(lab, tmp_path):
+def test_a_changed_script_is_served_after_the_play(group, tmp_path):
+    """One run over the mode's hosts (they share their wsgi_sites) with a changed script, then one back."""
+    lab = group[0].lab
     site, app = echo_apps(lab)[0]
     changed = tmp_path / "echo.wsgi"
     changed.write_text(ECHO_SOURCE.read_text().replace('VERSION = "1"', 'VERSION = "2"'))
     sites = json.loads(json.dumps(lab.sites).replace(str(ECHO_SOURCE), str(changed)))
     try:
-        result = lab.playbook(extra_vars={"wsgi_sites": sites})
+        result = lab.playbook(limit=names(group), extra_vars={"wsgi_sites": sites})
         assert result.returncode == 0, result.summary()
-        report = lab.request(app["mount"], site["server_name"], port=site.get("port", 80)).json()
-        assert report["version"] == "2"
+        for member in group:
+            report = member.lab.request(app["mount"], site["server_name"], port=site.get("port", 80)).json()
+            assert report["version"] == "2", member.lab.name
     finally:
-        restored = lab.playbook()
+        restored = lab.playbook(limit=names(group))
         assert restored.returncode == 0, restored.summary()
-    report = lab.request(app["mount"], site["server_name"], port=site.get("port", 80)).json()
-    assert report["version"] == "1"
+    for member in group:
+        report = member.lab.request(app["mount"], site["server_name"], port=site.get("port", 80)).json()
+        assert report["version"] == "1", member.lab.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Load
+from conftest import Load, names
 
 # The hosts of this mode in the modes scenario (their group in molecule.yml), one per Debian version.
 testinfra_hosts = ["proxy"]
@@ -287,9 +288,11 @@ def test_reload_under_load_fails_no_request_and_serves_the_new_code(host, lab):
         host.run(f"systemctl reload headrace@{app['name']}.service")
 
 
-def test_the_playbook_reloads_on_a_changed_script_and_a_new_build(host, lab, tmp_path):
+def test_the_playbook_reloads_on_a_changed_script_and_a_new_build(group, tmp_path):
     """A script edited on the host and a rebuilt headrace: the play puts back the script, installs the new
-    wheel and reloads (SIGHUP) under load without a failed request; a second play restores the build."""
+    wheel and reloads (SIGHUP) under load without a failed request; a second play restores the build. One
+    run over the mode's hosts, each under a load of its own."""
+    lab = group[0].lab
     site, app = next((s, a) for s, a in echo_apps(lab) if not a.get("listen"))
     script = script_path(lab, app)
     source = Path(lab.variables["headrace_source_dir"])
@@ -297,25 +300,37 @@ def test_the_playbook_reloads_on_a_changed_script_and_a_new_build(host, lab, tmp
     shutil.copytree(source, variant, ignore=shutil.ignore_patterns("__pycache__"))
     init = variant / "src" / "headrace" / "__init__.py"
     init.write_text(init.read_text() + "# proxy scenario: a new build\n")
-    installed_init = host.check_output(
-        "/opt/headrace/venv/bin/python -c 'import headrace, sys; sys.stdout.write(headrace.__file__)'"
-    )
-    host.check_output(f"sed -i 's/^VERSION = \"1\"/VERSION = \"3\"/' {script}")
-    host.check_output(f"systemctl reload headrace@{app['name']}.service")
-    pid = main_pid(host, app)
-    with Load(lab, site, app, threads=3) as load:
-        assert load.wait_for_version("3")
-        result = lab.playbook(extra_vars={"headrace_source_dir": str(variant)})
+    installed_init = {  # the venv's site-packages: its Python is the host's own (3.11 or 3.13)
+        member.lab.name: member.host.check_output(
+            "/opt/headrace/venv/bin/python -c 'import headrace, sys; sys.stdout.write(headrace.__file__)'"
+        )
+        for member in group
+    }
+    pids = {}
+    for member in group:
+        member.host.check_output(f"sed -i 's/^VERSION = \"1\"/VERSION = \"3\"/' {script}")
+        member.host.check_output(f"systemctl reload headrace@{app['name']}.service")
+        pids[member.lab.name] = main_pid(member.host, app)
+    loads = [Load(member.lab, site, app, threads=3) for member in group]
+    with contextlib.ExitStack() as stack:
+        for load in loads:
+            stack.enter_context(load)
+        for load in loads:
+            assert load.wait_for_version("3"), load.lab.name
+        result = lab.playbook(limit=names(group), extra_vars={"headrace_source_dir": str(variant)})
         assert result.returncode == 0, result.summary()
-        assert load.wait_for_version("1")
-    assert load.failures == {}, load.results
-    assert load.results["retried"] <= 3, load.results
-    assert result.host_stats()["changed"] > 0
-    assert "a new build" in host.file(installed_init).content_string
-    assert main_pid(host, app) == pid
-    assert len(host.file("/opt/headrace/wheels").listdir()) == 1
+        for load in loads:
+            assert load.wait_for_version("1"), load.lab.name
+    for load, member in zip(loads, group, strict=True):
+        assert load.failures == {}, (member.lab.name, load.results)
+        assert load.results["retried"] <= 3, (member.lab.name, load.results)
+        assert result.host_stats(member.lab.name)["changed"] > 0
+        assert "a new build" in member.host.file(installed_init[member.lab.name]).content_string, member.lab.name
+        assert main_pid(member.host, app) == pids[member.lab.name]
+        assert len(member.host.file("/opt/headrace/wheels").listdir()) == 1
 
-    result = lab.playbook()
+    result = lab.playbook(limit=names(group))
     assert result.returncode == 0, result.summary()
-    assert "a new build" not in host.file(installed_init).content_string
-    assert main_pid(host, app) == pid
+    for member in group:
+        assert "a new build" not in member.host.file(installed_init[member.lab.name]).content_string, member.lab.name
+        assert main_pid(member.host, app) == pids[member.lab.name]

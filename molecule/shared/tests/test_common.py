@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import apache_main_pid
+from conftest import apache_main_pid, names
 
 SOURCE_MARKERS = ("start_response", "def application")
 
@@ -118,29 +118,35 @@ def test_log_level_per_site(host, lab):
         assert f"LogLevel {site.get('log_level', 'info')}\n" in block
 
 
-def test_broken_configuration_never_goes_live(host, lab):
-    """A setting Apache rejects fails the play, leaves the files as they were and the server serving."""
+def test_broken_configuration_never_goes_live(group):
+    """A setting Apache rejects fails the play, leaves the files as they were and the server serving (one
+    run over every host, each checked on its own)."""
     conf = "/etc/apache2/conf-enabled/zz-performance.conf"
-    before = host.file(conf).content
-    pid = apache_main_pid(host)
-    result = lab.playbook(extra_vars={"apache_mpm_event": {"ThreadsPerChild": 25, "NoSuchDirective": 1}})
+    before = {member.lab.name: (member.host.file(conf).content, apache_main_pid(member.host)) for member in group}
+    result = group[0].lab.playbook(
+        limit=names(group), extra_vars={"apache_mpm_event": {"ThreadsPerChild": 25, "NoSuchDirective": 1}}
+    )
     assert result.returncode != 0
-    messages = result.messages()
-    assert any("Apache rejected the new configuration" in message for message in messages), result.summary()
-    assert any("NoSuchDirective" in message for message in messages), result.summary()
-    assert host.file(conf).content == before
-    assert host.run("apache2ctl configtest").rc == 0
-    assert apache_main_pid(host) == pid
-    site = lab.sites[0]
-    assert lab.request("/robots.txt", site["server_name"]).status == 200
+    for member in group:
+        host, lab = member.host, member.lab
+        messages = result.messages(lab.name)
+        assert any("Apache rejected the new configuration" in message for message in messages), result.summary()
+        assert any("NoSuchDirective" in message for message in messages), result.summary()
+        assert result.host_stats(lab.name)["failed"] > 0, result.summary()
+        assert (host.file(conf).content, apache_main_pid(host)) == before[lab.name], lab.name
+        assert host.run("apache2ctl configtest").rc == 0
+        site = lab.sites[0]
+        assert lab.request("/robots.txt", site["server_name"]).status == 200, lab.name
 
 
-def test_check_mode_reports_no_change(lab):
-    result = lab.playbook("--check", "--diff")
+def test_check_mode_reports_no_change(group):
+    result = group[0].lab.playbook("--check", "--diff", limit=names(group))
     assert result.returncode == 0, result.summary()
-    counters = result.host_stats()
-    assert counters["changed"] == 0, result.summary()
-    assert counters["failed"] == 0
+    assert set(result.stats()) >= set(names(group)), result.summary()
+    for name in names(group):
+        counters = result.host_stats(name)
+        assert counters["changed"] == 0, (name, result.summary())
+        assert counters["failed"] == 0, (name, result.summary())
 
 
 def test_health_check_asks_every_app_of_the_host(lab):
