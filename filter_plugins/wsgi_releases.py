@@ -49,25 +49,27 @@ def wsgi_redact(text: Any, secrets: Any) -> str:
     return result
 
 
-def wsgi_migration_plan(hosts: Iterable[str], hostvars: Mapping[str, Any], marker_dir: str) -> list[dict[str, Any]]:
+def wsgi_migration_plan(hosts: Iterable[str], hostvars: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Where each new release's migrations run: the first host (in play order) that built it.
 
     A release is keyed by (app, release id); the id includes the Python version, so hosts on another
-    Debian release run their own. A release whose migrations are recorded on the controller
-    (<marker_dir>/<app>-<release>, written after they succeed) is skipped: migrations run once per release
-    across runs and batches of a rolling update.
+    Debian release run their own. A release that some host of the play records as migrated (its
+    wsgi_built_releases entry says `migrated`: the file `marker` that migrate.yml writes there) is skipped,
+    so migrations run once per release across runs and the batches of a rolling update. The record is on
+    the hosts, not on the controller: another controller, or a fleet created anew, sees the truth.
     """
     plan: dict[tuple[str, str], dict[str, Any]] = {}
+    done: set[tuple[str, str]] = set()
     for host in hosts:
         for name, built in sorted((hostvars[host].get("wsgi_built_releases") or {}).items()):
             if not built.get("migrate"):
                 continue
             key = (name, built["release"])
-            if key in plan or os.path.exists(os.path.join(marker_dir, f"{name}-{built['release']}")):
-                continue
-            plan[key] = {"host": host, "app": name, "release": built["release"],
-                         "marker": os.path.join(marker_dir, f"{name}-{built['release']}")}
-    return list(plan.values())
+            if built.get("migrated"):
+                done.add(key)
+            elif key not in plan:
+                plan[key] = {"host": host, "app": name, "release": built["release"], "marker": built["marker"]}
+    return [entry for key, entry in plan.items() if key not in done]
 
 
 def wsgi_releases_to_remove(found: Any, keep: Any, live: Any) -> list[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from ansible.errors import AnsibleFilterError
 from wsgi_releases import (
@@ -42,20 +40,39 @@ def test_redact_replaces_every_secret_longest_first() -> None:
     assert wsgi_redact(None, {}) == ""
 
 
-def test_migration_plan_takes_the_first_host_per_release(tmp_path: Path) -> None:
+def built(release: str, migrate: bool = True, migrated: bool = False) -> dict:
+    return {"release": release, "migrate": migrate, "migrated": migrated, "marker": f"/apps/x/migrated/{release}"}
+
+
+def test_migration_plan_takes_the_first_host_per_release() -> None:
     hostvars = {
-        "web1": {"wsgi_built_releases": {"shop": {"release": "r12", "migrate": True},
-                                         "blog": {"release": "b1", "migrate": False}}},
-        "web2": {"wsgi_built_releases": {"shop": {"release": "r12", "migrate": True}}},
-        "web3": {"wsgi_built_releases": {"shop": {"release": "r13", "migrate": True}}},
+        "web1": {"wsgi_built_releases": {"shop": built("r12"), "blog": built("b1", migrate=False)}},
+        "web2": {"wsgi_built_releases": {"shop": built("r12")}},
+        "web3": {"wsgi_built_releases": {"shop": built("r13")}},
         "web4": {},
     }
-    plan = wsgi_migration_plan(["web1", "web2", "web3", "web4"], hostvars, str(tmp_path))
+    plan = wsgi_migration_plan(["web1", "web2", "web3", "web4"], hostvars)
     assert [(p["host"], p["app"], p["release"]) for p in plan] == [("web1", "shop", "r12"), ("web3", "shop", "r13")]
-    assert plan[0]["marker"] == str(tmp_path / "shop-r12")
-    (tmp_path / "shop-r12").write_text("web1\n")
-    plan = wsgi_migration_plan(["web2", "web3"], hostvars, str(tmp_path))
+    assert plan[0]["marker"] == "/apps/x/migrated/r12"
+    later = wsgi_migration_plan(["web2", "web3"], hostvars)
+    assert [(p["host"], p["release"]) for p in later] == [("web2", "r12"), ("web3", "r13")]
+
+
+def test_a_release_any_host_records_as_migrated_is_not_migrated_again() -> None:
+    """web1 ran them in an earlier run (or batch): a new host web2 with the same release does not."""
+    hostvars = {
+        "web1": {"wsgi_built_releases": {"shop": built("r12", migrated=True)}},
+        "web2": {"wsgi_built_releases": {"shop": built("r12")}},
+        "web3": {"wsgi_built_releases": {"shop": built("r13")}},
+    }
+    plan = wsgi_migration_plan(["web2", "web1", "web3"], hostvars)
     assert [(p["host"], p["release"]) for p in plan] == [("web3", "r13")]
+
+
+def test_a_fresh_fleet_migrates_whatever_an_earlier_fleet_did() -> None:
+    """Nothing on the controller decides: new hosts with no record get their migrations."""
+    hostvars = {"web1": {"wsgi_built_releases": {"shop": built("r12")}}}
+    assert [p["host"] for p in wsgi_migration_plan(["web1"], hostvars)] == ["web1"]
 
 
 def found(*entries: tuple[str, int]) -> list[dict]:
