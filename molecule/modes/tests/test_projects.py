@@ -8,15 +8,17 @@ migrations and state directories are checked as a user would see them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import Load
+from conftest import Load, Member
 
 testinfra_hosts = ["webservers"]
 
@@ -204,6 +206,10 @@ def test_migrations_ran_once_as_the_app_user_and_the_app_reads_their_table(host,
         notes = re.findall(r"<li>(.*?)</li>", response.text)
         uid = host.check_output(f"id -u {run_user(app)}")
         assert notes == [f"migrated on {host.check_output('hostname')} as uid {uid}"], notes
+        # The record that they ran is on the host (root's), where any controller finds it next time.
+        record = host.file(f"{app_dir(lab, app)}/migrated/{live_release(host, lab, app).removeprefix('releases/')}")
+        assert record.is_file and (record.user, record.mode) == ("root", 0o644), record.path
+        assert record.content_string == f"{lab.name}\n"
 
 
 def test_state_directories_are_the_apps_own(host, lab):
@@ -275,70 +281,128 @@ LOAD_LIMIT = 900
 BUILD_FAILURE_HOST = "embedded-debian12"
 
 
-def test_a_new_release_and_a_rollback_under_load_fail_no_request_and_rebuild_nothing(host, lab, tmp_path):
+@dataclass
+class Released:
+    """A release host of the test below: its Django project, the release live before, the new one."""
+
+    member: Member
+    site: dict
+    app: dict
+    directory: str
+    before: str
+    variant: Path
+    notes: list[str]
+    new: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.member.lab.name
+
+
+def notes(lab, site: dict, app: dict) -> list[str]:
+    """What the Django project's /notes view lists: rows its migrations wrote into its state directory."""
+    response = lab.request(url(app, "/notes"), site["server_name"])
+    assert response.status == 200, (lab.name, response.text[:500])
+    found = re.findall(r"<li>(.*?)</li>", response.text)
+    assert found, (lab.name, response.text[:500])
+    return found
+
+
+def wait_for_all(loads: list[Load], version: str, seconds: float = 30) -> None:
+    """Wait until every load sees version, while the loads still run."""
+    for load in loads:
+        assert load.wait_for_version(version, seconds=seconds), (load.lab.name, load.results)
+        assert time.monotonic() < load.deadline, f"the load of {load.lab.name} stopped before {version} went live"
+
+
+def test_a_new_release_and_a_rollback_under_load_fail_no_request_and_rebuild_nothing(group, tmp_path):
     """The Django project with a changed version goes live under load (daemon: new daemon processes;
     proxy: headrace's graceful reload); playbooks/rollback.yml switches back under load, rebuilding nothing;
     the next site.yml (the inventory's code, which is the release now live) changes no release and, with
     wsgi_keep_releases 1, removes every other release but never the live one; then there is nothing to
-    roll back to, and the rollback says so and changes nothing."""
-    if lab.name not in RELEASE_HOSTS:
-        pytest.skip("runs on " + ", ".join(sorted(RELEASE_HOSTS)))
-    (site, app), = [(s, a) for s, a in projects(lab) if "migrate" in a]  # the Django project
-    directory = app_dir(lab, app)
-    before = live_release(host, lab, app)
-    variant = copy_project(lab, app["name"], tmp_path / "shop")
-    (variant / "shop" / "version.py").write_text('"""A new release."""\n\nVERSION = "2"\n')
-    with Load(lab, site, app, threads=4, limit=LOAD_LIMIT, path="/") as load:
-        assert load.wait_for_version("1")
-        result = lab.playbook(extra_vars={"wsgi_sites": with_project(lab, app["name"], variant)})
+    roll back to, and the rollback says so and changes nothing. Each step is one run over the release
+    hosts (their apps differ: each gets its variables through host_vars), each host under its own load."""
+    released = []
+    for member in group:
+        if member.lab.name not in RELEASE_HOSTS:
+            continue
+        (site, app), = [(s, a) for s, a in projects(member.lab) if "migrate" in a]  # the Django project
+        variant = copy_project(member.lab, app["name"], tmp_path / member.lab.name / "shop")
+        (variant / "shop" / "version.py").write_text('"""A new release."""\n\nVERSION = "2"\n')
+        released.append(Released(member, site, app, app_dir(member.lab, app),
+                                 live_release(member.host, member.lab, app), variant, notes(member.lab, site, app)))
+    assert {each.name for each in released} == RELEASE_HOSTS
+    lab, hosts = released[0].member.lab, sorted(RELEASE_HOSTS)
+    new_code = {each.name: {"wsgi_sites": with_project(each.member.lab, each.app["name"], each.variant)}
+                for each in released}
+    rollback_app = {each.name: {"wsgi_rollback_app": each.app["name"]} for each in released}
+
+    loads = [Load(each.member.lab, each.site, each.app, threads=4, limit=LOAD_LIMIT, path="/") for each in released]
+    with contextlib.ExitStack() as stack:
+        for load in loads:
+            stack.enter_context(load)
+        wait_for_all(loads, "1")
+        result = lab.playbook(limit=hosts, host_vars=new_code)
         assert result.returncode == 0, result.summary()
-        assert load.wait_for_version("2", seconds=60), load.results
-        assert time.monotonic() < load.deadline, "the load stopped before the release went live"
-    assert load.failures == {}, load.results
-    assert load.results["retried"] <= 3, load.results
-    assert set(load.versions[-20:]) == {"2"}
-    new = live_release(host, lab, app)
-    assert new != before
-    assert host.file(f"{directory}/previous").linked_to == f"{directory}/{before}"
-    # Code only: the new release uses the venv the old one uses; nothing was installed.
-    assert host.file(f"{directory}/{new}/.venv").linked_to == host.file(f"{directory}/{before}/.venv").linked_to
+        wait_for_all(loads, "2", seconds=60)
+    for each, load in zip(released, loads, strict=True):
+        host = each.member.host
+        assert load.failures == {}, (each.name, load.results)
+        assert load.results["retried"] <= 3, (each.name, load.results)
+        assert set(load.versions[-20:]) == {"2"}, each.name
+        each.new = live_release(host, each.member.lab, each.app)
+        assert each.new != each.before
+        assert host.file(f"{each.directory}/previous").linked_to == f"{each.directory}/{each.before}"
+        # Code only: the new release uses the venv the old one uses; nothing was installed.
+        assert (host.file(f"{each.directory}/{each.new}/.venv").linked_to
+                == host.file(f"{each.directory}/{each.before}/.venv").linked_to), each.name
+        # The state directory (its SQLite database) is the one of the release before.
+        assert notes(each.member.lab, each.site, each.app) == each.notes, each.name
     assert "wsgi : Install the requirements from the shipped wheels" not in result.ran_tasks()
     assert_no_secret(lab, result)
 
-    releases = sorted(host.file(f"{directory}/releases").listdir())
-    venvs = sorted(host.file(f"{directory}/venvs").listdir())
-    with Load(lab, site, app, threads=4, limit=LOAD_LIMIT, path="/") as load:
-        assert load.wait_for_version("2")
-        rollback = lab.playbook("-v", playbook="playbooks/rollback.yml",
-                                extra_vars={"wsgi_rollback_app": app["name"]})
+    listing = {each.name: (sorted(each.member.host.file(f"{each.directory}/releases").listdir()),
+                           sorted(each.member.host.file(f"{each.directory}/venvs").listdir())) for each in released}
+    loads = [Load(each.member.lab, each.site, each.app, threads=4, limit=LOAD_LIMIT, path="/") for each in released]
+    with contextlib.ExitStack() as stack:
+        for load in loads:
+            stack.enter_context(load)
+        wait_for_all(loads, "2")
+        rollback = lab.playbook("-v", playbook="playbooks/rollback.yml", limit=hosts, host_vars=rollback_app)
         assert rollback.returncode == 0, rollback.summary()
-        assert load.wait_for_version("1", seconds=60), load.results
-        assert time.monotonic() < load.deadline, "the load stopped before the rollback went live"
-    assert load.failures == {}, load.results
-    assert load.results["retried"] <= 3, load.results
-    assert live_release(host, lab, app) == before
-    assert sorted(host.file(f"{directory}/releases").listdir()) == releases
-    assert sorted(host.file(f"{directory}/venvs").listdir()) == venvs
+        wait_for_all(loads, "1", seconds=60)
     assert not any("pip" in name or "Build" in name for name in rollback.ran_tasks()), rollback.ran_tasks()
-    listed = [m for m in rollback.messages() if m.startswith(f"{app['name']} on ")]
-    assert listed and new.removeprefix("releases/") in listed[0] and before.removeprefix("releases/") in listed[0]
     assert_no_secret(lab, rollback)
+    for each, load in zip(released, loads, strict=True):
+        host = each.member.host
+        assert load.failures == {}, (each.name, load.results)
+        assert load.results["retried"] <= 3, (each.name, load.results)
+        assert live_release(host, each.member.lab, each.app) == each.before
+        assert notes(each.member.lab, each.site, each.app) == each.notes, each.name
+        assert (sorted(host.file(f"{each.directory}/releases").listdir()),
+                sorted(host.file(f"{each.directory}/venvs").listdir())) == listing[each.name]
+        listed = [m for m in rollback.messages(each.name) if m.startswith(f"{each.app['name']} on {each.name}")]
+        assert listed, rollback.summary()
+        assert each.new.removeprefix("releases/") in listed[0] and each.before.removeprefix("releases/") in listed[0]
 
-    back = lab.playbook(extra_vars={"wsgi_keep_releases": 1})
+    back = lab.playbook(limit=hosts, extra_vars={"wsgi_keep_releases": 1})
     assert back.returncode == 0, back.summary()
-    assert live_release(host, lab, app) == before
-    assert get_json(lab, site, app, "/")["version"] == "1"
     ran = set(back.ran_tasks())
     assert not {"wsgi : Unpack the code", "wsgi : Create the venv", "wsgi : Run the build commands"} & ran, ran
-    assert host.file(f"{directory}/releases").listdir() == [before.removeprefix("releases/")]
-    assert host.file(f"{directory}/venvs").listdir() == [
-        host.file(f"{directory}/{before}/.venv").linked_to.rsplit("/", 1)[1]]
+    for each in released:
+        host, directory = each.member.host, each.directory
+        assert live_release(host, each.member.lab, each.app) == each.before
+        assert get_json(each.member.lab, each.site, each.app, "/")["version"] == "1"
+        assert host.file(f"{directory}/releases").listdir() == [each.before.removeprefix("releases/")]
+        assert host.file(f"{directory}/venvs").listdir() == [
+            host.file(f"{directory}/{each.before}/.venv").linked_to.rsplit("/", 1)[1]]
 
-    nothing = lab.playbook(playbook="playbooks/rollback.yml", extra_vars={"wsgi_rollback_app": app["name"]})
+    nothing = lab.playbook(playbook="playbooks/rollback.yml", limit=hosts, host_vars=rollback_app)
     assert nothing.returncode != 0
-    assert any("has nothing to roll back to" in m and "Nothing was changed" in m for m in nothing.messages()), (
-        nothing.summary())
-    assert live_release(host, lab, app) == before
+    for each in released:
+        assert any("has nothing to roll back to" in m and "Nothing was changed" in m
+                   for m in nothing.messages(each.name)), nothing.summary()
+        assert live_release(each.member.host, each.member.lab, each.app) == each.before
 
 
 def test_a_release_whose_build_fails_never_goes_live_and_is_removed(host, lab, tmp_path):
