@@ -6,6 +6,7 @@ rollouts run the real site.yml over the whole Molecule inventory. The tests run 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -170,11 +171,20 @@ def rollout_under_load(lab: Lab, server_name: str, what: str, path: str = "/", p
                        extra_vars: dict | None = None) -> tuple[PlaybookRun, BalancerLoad]:
     """Run site.yml (or another playbook) over the whole fleet while clients ask path through the balancer;
     the load outlasts the run."""
-    with BalancerLoad(lab, server_name, path=path) as load:
-        result = lab.playbook(limit=False, playbook=playbook, extra_vars=extra_vars)
-    report(what, load)
-    assert load.ran_throughout, load.results
+    result, (load,) = rollout_under_loads(lab, server_name, what, (path,), playbook, extra_vars)
     return result, load
+
+
+def rollout_under_loads(lab: Lab, server_name: str, what: str, paths: tuple[str, ...], playbook: str = "site.yml",
+                        extra_vars: dict | None = None) -> tuple[PlaybookRun, list[BalancerLoad]]:
+    """The same with a load of its own on each of several paths (one rollout releasing several apps)."""
+    with contextlib.ExitStack() as stack:
+        loads = [stack.enter_context(BalancerLoad(lab, server_name, path=path)) for path in paths]
+        result = lab.playbook(limit=False, playbook=playbook, extra_vars=extra_vars)
+    for path, load in zip(paths, loads, strict=True):
+        report(f"{what} ({path})" if len(paths) > 1 else what, load)
+        assert load.ran_throughout, (path, load.results)
+    return result, loads
 
 
 # --------------------------------------------------------------------------- tests
@@ -193,12 +203,29 @@ def test_the_balancer_spreads_requests_over_every_web_host(lab, web, app):
     assert set(load.members) == set(web), load.members
 
 
-def test_a_rollout_under_load_fails_no_request_and_ends_on_the_new_version(lab, web, app):
+def catalog_release(web_lab: Lab) -> tuple[str, str]:
+    """(version, release directory) the project app answers with, asked directly on a web host."""
+    response = web_lab.request("/catalog/", "www.example.com")
+    assert response.status == 200, response.text[:300]
+    return response.json()["version"], response.json()["release"]
+
+
+def test_a_rollout_and_a_project_rollback_under_load_fail_no_request(lab, web, app):
+    """One rollout releases a new version of the script app and a new release of the project app, in batches
+    through the balancer, each under a load of its own (one run for both: the scenario's time budget);
+    then playbooks/rollback.yml takes every host's project app back to the release before, batch by batch,
+    with no pip run and no new release."""
     server_name, source = app
     version = release(source)
-    result, load = rollout_under_load(lab, server_name, "rollout")
+    project = source.parent / "catalog"
+    first = {name: catalog_release(web_lab) for name, (web_lab, _) in web.items()}
+    assert {release_version for release_version, _ in first.values()} == {"1"}, first
+    version_file = project / "catalog" / "version.py"
+    version_file.write_text(version_file.read_text().replace('VERSION = "1"', 'VERSION = "2"'))
+    result, (load, project_load) = rollout_under_loads(lab, server_name, "rollout", ("/", "/catalog/"))
     assert result.returncode == 0, result.summary()
     assert load.failures == {}, load.results
+    assert project_load.failures == {}, project_load.results
     # One host at a time (rollout_serial 1): a batch per web host, each drained first.
     assert result.play_names().count(ROLLING_PLAY) == len(web), result.play_names()
     assert sum(DRAIN_TASK in name for name in result.task_names()) >= len(web), result.task_names()
@@ -207,30 +234,9 @@ def test_a_rollout_under_load_fails_no_request_and_ends_on_the_new_version(lab, 
     # The balancer saw the old version and then the new one on every host, and nothing else.
     for name in web:
         assert set(load.versions.get(name, {})) <= {str(int(version) - 1), version}, load.versions
-
-
-def catalog_release(web_lab: Lab) -> tuple[str, str]:
-    """(version, release directory) the project app answers with, asked directly on a web host."""
-    response = web_lab.request("/catalog/", "www.example.com")
-    assert response.status == 200, response.text[:300]
-    return response.json()["version"], response.json()["release"]
-
-
-def test_a_project_release_then_a_rollback_under_load_fail_no_request_and_rebuild_nothing(lab, web, app):
-    """A new release of the project app rolls out in batches; playbooks/rollback.yml takes every host back to
-    the release before, batch by batch through the balancer, with no pip run and no new release."""
-    server_name, source = app
-    project = source.parent / "catalog"
-    first = {name: catalog_release(web_lab) for name, (web_lab, _) in web.items()}
-    assert {version for version, _ in first.values()} == {"1"}, first
-    version_file = project / "catalog" / "version.py"
-    version_file.write_text(version_file.read_text().replace('VERSION = "1"', 'VERSION = "2"'))
-    result, load = rollout_under_load(lab, server_name, "project rollout", path="/catalog/")
-    assert result.returncode == 0, result.summary()
-    assert load.failures == {}, load.results
-    assert result.play_names().count(ROLLING_PLAY) == len(web), result.play_names()
+        assert set(project_load.versions.get(name, {})) <= {"1", "2"}, project_load.versions
     second = {name: catalog_release(web_lab) for name, (web_lab, _) in web.items()}
-    assert {version for version, _ in second.values()} == {"2"}, second
+    assert {release_version for release_version, _ in second.values()} == {"2"}, second
     releases = {name: sorted(node.file("/usr/local/www/apps/catalog/releases").listdir())
                 for name, (_, node) in web.items()}
 
