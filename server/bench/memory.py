@@ -27,12 +27,13 @@ import os
 import re
 import resource
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from run import stop  # the same way to end a server as the speed benchmark
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -146,12 +147,7 @@ def main() -> int:
             sock.close()
         mark("after they closed")
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
 
     print("\n| worker state | requests served | RSS |")
     print("|---|---:|---:|")
