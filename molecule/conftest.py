@@ -246,6 +246,13 @@ def group(request) -> list[Member]:
     return [Member(host, lab_of(host)) for host in sorted(hosts, key=lambda h: h.backend.get_pytest_id())]
 
 
+# For a run over several independent hosts (no balancer): a new release goes to all of them in one batch,
+# not one host at a time, so that each host shows what the run does to it (with batches of one, the first
+# failure would stop the run before the other hosts are reached). A play's `serial` is read from extra
+# variables, not from the inventory. Batches are the fleet scenario's subject.
+ONE_BATCH = {"rollout_serial": "100%"}
+
+
 def names(members: list[Member]) -> list[str]:
     """The inventory names of members, for Lab.playbook's limit."""
     return [member.lab.name for member in members]

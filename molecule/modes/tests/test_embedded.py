@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import PROJECT_DIR, names
+from conftest import ONE_BATCH, PROJECT_DIR, names
 
 # The hosts of this mode in the modes scenario (their group in molecule.yml), one per Debian version.
 testinfra_hosts = ["embedded"]
@@ -53,13 +53,13 @@ def test_a_changed_script_is_served_after_the_play(group, tmp_path):
     changed.write_text(ECHO_SOURCE.read_text().replace('VERSION = "1"', 'VERSION = "2"'))
     sites = json.loads(json.dumps(lab.sites).replace(str(ECHO_SOURCE), str(changed)))
     try:
-        result = lab.playbook(limit=names(group), extra_vars={"wsgi_sites": sites})
+        result = lab.playbook(limit=names(group), extra_vars={**ONE_BATCH, "wsgi_sites": sites})
         assert result.returncode == 0, result.summary()
         for member in group:
             report = member.lab.request(app["mount"], site["server_name"], port=site.get("port", 80)).json()
             assert report["version"] == "2", member.lab.name
     finally:
-        restored = lab.playbook(limit=names(group))
+        restored = lab.playbook(limit=names(group), extra_vars=ONE_BATCH)
         assert restored.returncode == 0, restored.summary()
     for member in group:
         report = member.lab.request(app["mount"], site["server_name"], port=site.get("port", 80)).json()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import Load, Member
+from conftest import ONE_BATCH, Load, Member
 
 testinfra_hosts = ["webservers"]
 
@@ -342,7 +342,7 @@ def test_a_new_release_and_a_rollback_under_load_fail_no_request_and_rebuild_not
         for load in loads:
             stack.enter_context(load)
         wait_for_all(loads, "1")
-        result = lab.playbook(limit=hosts, host_vars=new_code)
+        result = lab.playbook(limit=hosts, host_vars=new_code, extra_vars=ONE_BATCH)
         assert result.returncode == 0, result.summary()
         wait_for_all(loads, "2", seconds=60)
     for each, load in zip(released, loads, strict=True):
@@ -368,7 +368,8 @@ def test_a_new_release_and_a_rollback_under_load_fail_no_request_and_rebuild_not
         for load in loads:
             stack.enter_context(load)
         wait_for_all(loads, "2")
-        rollback = lab.playbook("-v", playbook="playbooks/rollback.yml", limit=hosts, host_vars=rollback_app)
+        rollback = lab.playbook("-v", playbook="playbooks/rollback.yml", limit=hosts, host_vars=rollback_app,
+                                extra_vars=ONE_BATCH)
         assert rollback.returncode == 0, rollback.summary()
         wait_for_all(loads, "1", seconds=60)
     assert not any("pip" in name or "Build" in name for name in rollback.ran_tasks()), rollback.ran_tasks()
@@ -385,7 +386,7 @@ def test_a_new_release_and_a_rollback_under_load_fail_no_request_and_rebuild_not
         assert listed, rollback.summary()
         assert each.new.removeprefix("releases/") in listed[0] and each.before.removeprefix("releases/") in listed[0]
 
-    back = lab.playbook(limit=hosts, extra_vars={"wsgi_keep_releases": 1})
+    back = lab.playbook(limit=hosts, extra_vars={**ONE_BATCH, "wsgi_keep_releases": 1})
     assert back.returncode == 0, back.summary()
     ran = set(back.ran_tasks())
     assert not {"wsgi : Unpack the code", "wsgi : Create the venv", "wsgi : Run the build commands"} & ran, ran
@@ -397,7 +398,7 @@ def test_a_new_release_and_a_rollback_under_load_fail_no_request_and_rebuild_not
         assert host.file(f"{directory}/venvs").listdir() == [
             host.file(f"{directory}/{each.before}/.venv").linked_to.rsplit("/", 1)[1]]
 
-    nothing = lab.playbook(playbook="playbooks/rollback.yml", limit=hosts, host_vars=rollback_app)
+    nothing = lab.playbook(playbook="playbooks/rollback.yml", limit=hosts, host_vars=rollback_app, extra_vars=ONE_BATCH)
     assert nothing.returncode != 0
     for each in released:
         assert any("has nothing to roll back to" in m and "Nothing was changed" in m

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Load, names
+from conftest import ONE_BATCH, Load, names
 
 # The hosts of this mode in the modes scenario (their group in molecule.yml), one per Debian version.
 testinfra_hosts = ["proxy"]
@@ -317,7 +317,7 @@ def test_the_playbook_reloads_on_a_changed_script_and_a_new_build(group, tmp_pat
             stack.enter_context(load)
         for load in loads:
             assert load.wait_for_version("3"), load.lab.name
-        result = lab.playbook(limit=names(group), extra_vars={"headrace_source_dir": str(variant)})
+        result = lab.playbook(limit=names(group), extra_vars={**ONE_BATCH, "headrace_source_dir": str(variant)})
         assert result.returncode == 0, result.summary()
         for load in loads:
             assert load.wait_for_version("1"), load.lab.name
@@ -329,7 +329,7 @@ def test_the_playbook_reloads_on_a_changed_script_and_a_new_build(group, tmp_pat
         assert main_pid(member.host, app) == pids[member.lab.name]
         assert len(member.host.file("/opt/headrace/wheels").listdir()) == 1
 
-    result = lab.playbook(limit=names(group))
+    result = lab.playbook(limit=names(group), extra_vars=ONE_BATCH)
     assert result.returncode == 0, result.summary()
     for member in group:
         assert "a new build" not in member.host.file(installed_init[member.lab.name]).content_string, member.lab.name

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import apache_main_pid, names
+from conftest import ONE_BATCH, apache_main_pid, names
 
 SOURCE_MARKERS = ("start_response", "def application")
 
@@ -124,7 +124,7 @@ def test_broken_configuration_never_goes_live(group):
     conf = "/etc/apache2/conf-enabled/zz-performance.conf"
     before = {member.lab.name: (member.host.file(conf).content, apache_main_pid(member.host)) for member in group}
     result = group[0].lab.playbook(
-        limit=names(group), extra_vars={"apache_mpm_event": {"ThreadsPerChild": 25, "NoSuchDirective": 1}}
+        limit=names(group), extra_vars={**ONE_BATCH, "apache_mpm_event": {"ThreadsPerChild": 25, "NoSuchDirective": 1}}
     )
     assert result.returncode != 0
     for member in group:
