@@ -20,7 +20,7 @@ from typing import Self
 
 import pytest
 import testinfra
-from conftest import PROJECT_DIR, Lab, PlaybookRun, lab_of
+from conftest import LOAD_PAUSE, PROJECT_DIR, Lab, PlaybookRun, lab_of
 
 sys.path.insert(0, str(PROJECT_DIR / "filter_plugins"))
 from balancer import balancer_manager_state  # the same reader the rollout uses
@@ -103,8 +103,8 @@ class BalancerLoad:
     # Bounded in time and requests; the time outlasts a rollout of the fleet on a busy 2-CPU machine (712 s
     # were measured at load 12 with the project app's batches), and the load stops when the run ends.
     def __init__(self, lab: Lab, server_name: str, threads: int = 4, seconds: float = 1200,
-                 max_requests: int = 3_000_000, path: str = "/"):
-        self.lab, self.server_name, self.path = lab, server_name, path
+                 max_requests: int = 3_000_000, path: str = "/", pause: float = LOAD_PAUSE):
+        self.lab, self.server_name, self.path, self.pause = lab, server_name, path, pause
         self.deadline = time.monotonic() + seconds
         self.max_requests = max_requests
         self.stopped = threading.Event()
@@ -133,6 +133,7 @@ class BalancerLoad:
                     self.members[member] += 1
                     if resp.status == 200:
                         self.versions.setdefault(member, Counter())[json.loads(body)["version"]] += 1
+                self.stopped.wait(self.pause)
             except (OSError, http.client.HTTPException) as exc:
                 if conn is not None:
                     conn.close()

@@ -311,7 +311,8 @@ def test_the_playbook_reloads_on_a_changed_script_and_a_new_build(group, tmp_pat
         member.host.check_output(f"sed -i 's/^VERSION = \"1\"/VERSION = \"3\"/' {script}")
         member.host.check_output(f"systemctl reload headrace@{app['name']}.service")
         pids[member.lab.name] = main_pid(member.host, app)
-    loads = [Load(member.lab, site, app, threads=3) for member in group]
+    # The load outlasts a playbook run over the group on a busy machine (it stops when the test ends).
+    loads = [Load(member.lab, site, app, threads=3, limit=900) for member in group]
     with contextlib.ExitStack() as stack:
         for load in loads:
             stack.enter_context(load)
@@ -320,7 +321,8 @@ def test_the_playbook_reloads_on_a_changed_script_and_a_new_build(group, tmp_pat
         result = lab.playbook(limit=names(group), extra_vars={**ONE_BATCH, "headrace_source_dir": str(variant)})
         assert result.returncode == 0, result.summary()
         for load in loads:
-            assert load.wait_for_version("1"), load.lab.name
+            assert load.wait_for_version("1"), (load.lab.name, load.results)
+            assert time.monotonic() < load.deadline, f"the load of {load.lab.name} stopped before the reload"
     for load, member in zip(loads, group, strict=True):
         assert load.failures == {}, (member.lab.name, load.results)
         assert load.results["retried"] <= 3, (member.lab.name, load.results)
