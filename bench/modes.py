@@ -131,6 +131,8 @@ def deploy(extra_vars: dict, app: str) -> None:
         # The project's tooling: the venv this script runs from comes first on PATH.
         env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
                    PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        # No site is on port 80, where the rollout asks the health check by default: ask the first mode's.
+        extra_vars = {"rollout_health_port": next(iter(MODES.values()))[0], **extra_vars}
         command = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / "webservers.yml"),
                    "--extra-vars", json.dumps(extra_vars)]
         result = run(*command, check=False, capture=True, cwd=ROOT, env=env)
