@@ -16,6 +16,9 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 
 REDACTED = "********"
+# The database settings an app gets with its secrets (wsgi_database_secrets) that are names, not secrets:
+# starring them would hide the app's own name (its database and role) in every path of the output.
+NOT_SECRET = frozenset({"PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGSSLMODE"})
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -43,7 +46,8 @@ def wsgi_build_environment(app: Mapping[str, Any], release_dir: str,
 def wsgi_redact(text: Any, secrets: Any) -> str:
     """text with every secret value replaced, so a failed build's output can be shown safely."""
     result = str(text or "")
-    values = sorted((str(v) for v in (secrets or {}).values() if str(v)), key=len, reverse=True)
+    values = sorted((str(v) for k, v in (secrets or {}).items() if str(v) and k not in NOT_SECRET),
+                    key=len, reverse=True)
     for value in values:
         result = result.replace(value, REDACTED)
     return result

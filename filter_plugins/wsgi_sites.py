@@ -89,6 +89,12 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ENTRY_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Set by the roles themselves in every mode; an app may not override them.
 RESERVED_ENV = frozenset({"STATE_DIRECTORY", "VIRTUAL_ENV", "PATH", "PYTHONPATH", "PYTHONHOME"})
+# An app's database on the `databases` host: an unquoted PostgreSQL identifier (it is folded to lower case
+# anyway), not one of the cluster's own, not in the pg_ prefix PostgreSQL keeps for its roles.
+DATABASE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+RESERVED_DATABASES = frozenset({"postgres", "template0", "template1"})
+# What an app with a database gets in its environment, as secrets: a URL and libpq's own variables.
+DATABASE_ENV = ("DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSSLMODE")
 
 
 # --------------------------------------------------------------------------- errors
@@ -682,6 +688,38 @@ def _secrets(value: Any, given: Given) -> list[str]:
     return sorted(secrets)
 
 
+def _database(value: Any, given: Given) -> dict[str, Any] | None:
+    """A database and an owner role of the same name on the `databases` host, for this app alone.
+
+    The password is the user's (ansible-vault) or, absent, generated on the database host; the normalized
+    app keeps only whether it was given, never the value. The app gets DATABASE_ENV as secrets, so those
+    names cannot also be in its env or secrets.
+    """
+    allowed = ("a mapping {name: a lower-case identifier (a-z, 0-9, '_', not starting with a digit, at most "
+               "63 characters, not postgres, template0, template1 or pg_...), password: optional, a string "
+               "(ansible-vault it; generated on the database host when absent)}")
+    if value is None:
+        return None
+    shown = ({k: "(hidden)" if k == "password" else v for k, v in value.items()}
+             if isinstance(value, Mapping) else value)
+    if not isinstance(value, Mapping) or "name" not in value or set(value) - {"name", "password"}:
+        given.reject(shown, allowed)
+        return None
+    name, password = value["name"], value.get("password")
+    if (not isinstance(name, str) or not DATABASE_NAME_RE.match(name) or name in RESERVED_DATABASES
+            or name.startswith("pg_")):
+        given.errors.add(given.where, "database.name", name, allowed)
+        return None
+    if "password" in value and not (isinstance(password, str) and password and "\0" not in password):
+        given.errors.add(given.where, "database.password", "(hidden)", "a non-empty string without NUL characters")
+        return None
+    for other in ("env", "secrets"):
+        for clash in sorted(set(given.done.get(other) or ()) & set(DATABASE_ENV)):
+            given.errors.add(given.where, f"{other}.{clash}", clash, "a name other than " + ", ".join(DATABASE_ENV),
+                             "is set by database:")
+    return {"name": str(name), "password_given": "password" in value}
+
+
 def _static(value: Any, given: Given) -> list[dict[str, str]]:
     """Directories of the release Apache serves itself: URL prefix (ending in '/') to release path."""
     allowed = ("a list of {url, path}: url a URL path starting and ending with '/' (no '.' or '..' segments, "
@@ -830,6 +868,10 @@ FIELDS: tuple[Field, ...] = (
           doc="Project apps: variables set in the app's os.environ before it is imported, in every mode."),
     Field("secrets", "app", "dict", _project_only(_secrets, empty=[]), default={},
           doc="Project apps: like env, for values never shown (strings; ansible-vault them)."),
+    Field("database", "app", "dict", _project_only(_database), default=None,
+          default_doc="none: no database",
+          doc="Project apps: {name: shop} a PostgreSQL database and owner role on the databases host; "
+              "DATABASE_URL and PG* as secrets."),
     Field("static", "app", "list", _project_only(_static), default=[], elements="dict",
           doc="Project apps: [{url: /static/, path: staticfiles}], directories of the release Apache serves."),
     Field("build", "app", "list", _project_only(_commands), default=[], elements="str",
@@ -1149,6 +1191,21 @@ def _check_project_apps(errors: Errors, entries: list[SiteEntry]) -> None:
                            f"also the process group of {groups[app['process_group']]}:")
 
 
+def _check_databases(errors: Errors, entries: list[SiteEntry]) -> None:
+    """A database belongs to one app: two apps of a host with one database would read each other's data."""
+    owners: dict[str, Where] = {}
+    for entry in entries:
+        for where, app in entry.apps:
+            database = app.get("database")
+            if not database:
+                continue
+            if database["name"] in owners:
+                errors.add(where, "database.name", database["name"], "a database of this app's own",
+                           f"also the database of {owners[database['name']]}:")
+            else:
+                owners[database["name"]] = where
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -1225,6 +1282,7 @@ def wsgi_normalize_sites(sites: Any, base_dir: Any, source_base: Any, default_so
     _check_site_keys(errors, entries)
     _check_unique_apps(errors, entries)
     _check_project_apps(errors, entries)
+    _check_databases(errors, entries)
     _check_reserved(errors, entries, [p for p in reserved_paths or [] if p], list(reserved_groups or []))
     if errors:
         raise AnsibleFilterError(f"wsgi_sites is invalid ({len(errors)} problem(s)):\n" + "\n".join(errors))

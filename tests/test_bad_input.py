@@ -170,6 +170,22 @@ BAD_INPUTS: dict[str, tuple[list[dict[str, Any]], str, str, str]] = {
                                 "secrets.KEY", "is also in env"),
     "secret-not-a-string": ([site(project_app(secrets={"SECRET_KEY": 12345}))], APP_NAME, "secrets.SECRET_KEY",
                             "(hidden)"),
+    # Databases (issue "a real database for the fleet's apps").
+    "database-name-invalid": ([site(project_app(database={"name": "Shop-DB"}))], APP_NAME, "database.name",
+                              "'Shop-DB'"),
+    "database-name-reserved": ([site(project_app(database={"name": "postgres"}))], APP_NAME, "database.name",
+                               "'postgres'"),
+    "database-not-a-mapping": ([site(project_app(database="shop"))], APP_NAME, "database", "'shop'"),
+    "database-password-not-a-string": ([site(project_app(database={"name": "shop", "password": 12345}))],
+                                       APP_NAME, "database.password", "(hidden)"),
+    "database-without-project": ([site(app(database={"name": "shop"}))], APP_NAME, "database",
+                                 "does not apply without project"),
+    "database-variable-in-env": ([site(project_app(env={"PGHOST": "elsewhere"}, database={"name": "shop"}))],
+                                 APP_NAME, "env.PGHOST", "is set by database"),
+    "two-apps-one-database": (
+        [site(project_app(database={"name": "shop"}),
+              project_app(name="blog", mount="/blog", database={"name": "shop"}))],
+        "blog", "database.name", "also the database of"),
     "two-embedded-projects": (
         [site(project_app(mode="embedded"), project_app(name="blog", mount="/blog", mode="embedded"))],
         "blog", "mode", "a second embedded project app besides"),
@@ -185,6 +201,18 @@ def test_bad_input_stops_before_any_host_changes(run_site: RunSite, case: str) -
     line = run.problem(SERVER_NAME, app_name, field)
     assert shown in line, line
     assert run.problem_count == 1 and len(run.problems) == 1, run.output
+
+
+def test_a_database_needs_a_database_host(run_site: RunSite) -> None:
+    """An app with a database in an inventory without a `databases` group stops before any host changes."""
+    run = run_site([site(project_app(database={"name": "shop"}))])
+    assert run.returncode != 0, run.output
+    assert "PLAY [Validate the apps' databases across the web servers]" in run.output, run.output
+    assert ("web server ghost-web1, app 'myapp': field 'database': database 'shop' needs a host in the inventory "
+            "group 'databases'") in run.output, run.output
+    assert HOST_CONTACTED not in run.output, run.output
+    assert f"PLAY [{DEPLOY_PLAY}]" not in run.output, run.output
+    assert "TASK [Gathering Facts]" not in run.output, run.output
 
 
 def test_all_problems_are_reported_in_one_run(run_site: RunSite) -> None:

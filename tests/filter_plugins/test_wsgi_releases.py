@@ -40,6 +40,13 @@ def test_redact_replaces_every_secret_longest_first() -> None:
     assert wsgi_redact(None, {}) == ""
 
 
+def test_redact_keeps_the_database_names_but_not_the_password() -> None:
+    secrets = {"PGDATABASE": "board", "PGUSER": "board", "PGPORT": "5432", "PGPASSWORD": "pw-0123456789",
+               "DATABASE_URL": "postgresql://board:pw-0123456789@db:5432/board"}
+    text = "/usr/local/www/apps/board: password pw-0123456789 url postgresql://board:pw-0123456789@db:5432/board"
+    assert wsgi_redact(text, secrets) == "/usr/local/www/apps/board: password ******** url ********"
+
+
 def built(release: str, migrate: bool = True, migrated: bool = False) -> dict:
     return {"release": release, "migrate": migrate, "migrated": migrated, "marker": f"/apps/x/migrated/{release}"}
 

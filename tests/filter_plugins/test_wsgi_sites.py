@@ -78,7 +78,7 @@ def one_app(**fields: Any) -> list[dict[str, Any]]:
 
 
 # The project fields of an app without project: defaults that say "a single script".
-NO_PROJECT = {"project": None, "entry": None, "requirements": None, "env": {}, "secrets": [], "static": [],
+NO_PROJECT = {"project": None, "entry": None, "requirements": None, "env": {}, "secrets": [], "database": None, "static": [],
               "build": [], "migrate": [], "release": None}
 
 
@@ -760,7 +760,7 @@ def test_known_keys_come_from_the_table() -> None:
     assert wsgi_sites.SITE_KEYS == ("server_name", "server_aliases", "port", "log_level", "document_root",
                                     "static_aliases", "apps")
     assert wsgi_sites.APP_KEYS == ("name", "mount", "mode", "project", "source", "callable", "entry", "requirements",
-                                   "env", "secrets", "static", "build", "migrate", "process_group", "processes",
+                                   "env", "secrets", "database", "static", "build", "migrate", "process_group", "processes",
                                    "threads", "display_name", "daemon_options", "user", "workers", "listen")
     assert wsgi_sites.MODE_KEYS == {
         "embedded": (),

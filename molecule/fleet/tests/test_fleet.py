@@ -172,19 +172,20 @@ def rollout_under_load(lab: Lab, server_name: str, what: str, path: str = "/", p
                        extra_vars: dict | None = None) -> tuple[PlaybookRun, BalancerLoad]:
     """Run site.yml (or another playbook) over the whole fleet while clients ask path through the balancer;
     the load outlasts the run."""
-    result, (load,) = rollout_under_loads(lab, server_name, what, (path,), playbook, extra_vars)
+    result, (load,) = rollout_under_loads(lab, what, ((server_name, path),), playbook, extra_vars)
     return result, load
 
 
-def rollout_under_loads(lab: Lab, server_name: str, what: str, paths: tuple[str, ...], playbook: str = "site.yml",
+def rollout_under_loads(lab: Lab, what: str, targets: tuple[tuple[str, str], ...], playbook: str = "site.yml",
                         extra_vars: dict | None = None) -> tuple[PlaybookRun, list[BalancerLoad]]:
-    """The same with a load of its own on each of several paths (one rollout releasing several apps)."""
+    """The same with a load of its own on each of several (server_name, path) targets (one rollout
+    releasing several apps)."""
     with contextlib.ExitStack() as stack:
-        loads = [stack.enter_context(BalancerLoad(lab, server_name, path=path)) for path in paths]
+        loads = [stack.enter_context(BalancerLoad(lab, server_name, path=path)) for server_name, path in targets]
         result = lab.playbook(limit=False, playbook=playbook, extra_vars=extra_vars)
-    for path, load in zip(paths, loads, strict=True):
-        report(f"{what} ({path})" if len(paths) > 1 else what, load)
-        assert load.ran_throughout, (path, load.results)
+    for target, load in zip(targets, loads, strict=True):
+        report(f"{what} ({' '.join(target)})" if len(targets) > 1 else what, load)
+        assert load.ran_throughout, (target, load.results)
     return result, loads
 
 
@@ -202,6 +203,50 @@ def test_the_balancer_spreads_requests_over_every_web_host(lab, web, app):
         time.sleep(3)
     assert load.failures == {}, load.results
     assert set(load.members) == set(web), load.members
+
+
+BOARD = "board.example.com"
+# The Django project's second migration: a table with one row per run of it, and the host it ran on.
+MIGRATION_RUN_MODEL = '''
+
+class MigrationRun(models.Model):
+    host = models.CharField(max_length=200)
+    at = models.DateTimeField(auto_now_add=True)
+'''
+MIGRATION_0002 = '''"""Version 2: records each run of this migration, so that a test can count them."""
+
+import socket
+
+from django.db import migrations, models
+
+
+def record(apps, schema_editor):
+    apps.get_model("notes", "MigrationRun").objects.create(host=socket.gethostname())
+
+
+class Migration(migrations.Migration):
+    dependencies = [("notes", "0001_initial")]
+    operations = [
+        migrations.CreateModel(
+            name="MigrationRun",
+            fields=[
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("host", models.CharField(max_length=200)),
+                ("at", models.DateTimeField(auto_now_add=True)),
+            ],
+        ),
+        migrations.RunPython(record, migrations.RunPython.noop),
+    ]
+'''
+
+
+def release_board_with_migration(project: Path) -> None:
+    """Version 2 of the Django project on the fleet's database: a new model and its migration."""
+    version_file = project / "shop" / "version.py"
+    version_file.write_text(version_file.read_text().replace('VERSION = "1"', 'VERSION = "2"'))
+    models_file = project / "notes" / "models.py"
+    models_file.write_text(models_file.read_text() + MIGRATION_RUN_MODEL)
+    (project / "notes" / "migrations" / "0002_migrationrun.py").write_text(MIGRATION_0002)
 
 
 def catalog_release(web_lab: Lab) -> tuple[str, str]:
@@ -223,10 +268,18 @@ def test_a_rollout_and_a_project_rollback_under_load_fail_no_request(lab, web, a
     assert {release_version for release_version, _ in first.values()} == {"1"}, first
     version_file = project / "catalog" / "version.py"
     version_file.write_text(version_file.read_text().replace('VERSION = "1"', 'VERSION = "2"'))
-    result, (load, project_load) = rollout_under_loads(lab, server_name, "rollout", ("/", "/catalog/"))
+    # The Django app on the fleet's database gets a release with a new migration (test_fleet_database.py
+    # checks that it ran once, before any host switched).
+    release_board_with_migration(source.parent / "board")
+    result, (load, project_load, board_load) = rollout_under_loads(
+        lab, "rollout", ((server_name, "/"), (server_name, "/catalog/"), (BOARD, "/")))
     assert result.returncode == 0, result.summary()
     assert load.failures == {}, load.results
     assert project_load.failures == {}, project_load.results
+    assert board_load.failures == {}, board_load.results
+    for name in web:
+        assert set(board_load.versions.get(name, {})) <= {"1", "2"}, board_load.versions
+    assert {web_lab.request("/", BOARD).json()["version"] for web_lab, _ in web.values()} == {"2"}
     # One host at a time (rollout_serial 1): a batch per web host, each drained first.
     assert result.play_names().count(ROLLING_PLAY) == len(web), result.play_names()
     assert sum(DRAIN_TASK in name for name in result.task_names()) >= len(web), result.task_names()
@@ -320,11 +373,36 @@ def test_a_web_host_that_stops_is_left_out_within_the_health_check_interval(host
     assert load.members[name] > 0, load.members
 
 
+def database_host():
+    """The fleet's database host, for commands."""
+    return testinfra.get_host(f"ansible://fleet-db?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}")
+
+
+def database_state(db) -> dict[str, str]:
+    """Each app database's password (its root-only file) and the role's stored SCRAM verifier."""
+    state = {}
+    for name in ("board", "catalog"):
+        state[f"{name} password"] = db.check_output(f"cat /etc/wsgi-hosting/postgresql/{name}.password")
+        state[f"{name} verifier"] = db.check_output(
+            f"runuser -u postgres -- psql -XAtc \"SELECT rolpassword FROM pg_authid WHERE rolname = '{name}'\"")
+    return state
+
+
 def test_a_run_with_nothing_to_change_checks_the_hosts_without_converging_them(lab, web):
-    result = lab.playbook(limit=False, extra_vars={"rollout_skip_unchanged": True})
+    db = database_host()
+    before = database_state(db)
+    # -v: task results are in the output, where no secret may be.
+    result = lab.playbook("-v", limit=False, extra_vars={"rollout_skip_unchanged": True})
     assert result.returncode == 0, result.summary()
     counters = result.stats()
     assert all(counters[name]["changed"] == 0 for name in counters), counters
+    assert "fleet-db" in counters, counters
+    # The database passwords stay the same across runs, and are in no output.
+    assert database_state(db) == before
+    for name in ("board", "catalog"):
+        assert len(before[f"{name} password"]) >= 32
+        assert before[f"{name} password"] not in result.stdout + result.stderr, name
+        assert before[f"{name} verifier"].startswith("SCRAM-SHA-256$"), name
     assert "apache : Install Apache" not in result.task_names(from_play=PLAN_PLAY)
 
     # A file changed by hand makes the next run converge that host, and only it.

@@ -6,7 +6,8 @@ import sys
 
 import django
 from django.conf import settings
-from django.http import JsonResponse
+from django.db import connection
+from django.http import HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import render
 from shop.version import VERSION
 
@@ -36,3 +37,20 @@ def environment(request):
 def notes(request):
     """A template and a database query: the migrations' row."""
     return render(request, "notes/index.html", {"notes": Note.objects.order_by("id")})
+
+
+def notes_json(request):
+    """The notes as data, and which database they come from (the fleet shares one)."""
+    return JsonResponse({
+        "vendor": connection.vendor,
+        "database": connection.settings_dict["NAME"] if connection.vendor != "sqlite" else "sqlite",
+        "notes": list(Note.objects.order_by("id").values_list("text", flat=True)),
+    })
+
+
+def add_note(request):
+    """POST text=...: a row written through this host, for another host to read."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    note = Note.objects.create(text=request.POST["text"][:200])
+    return JsonResponse({"id": note.id, "text": note.text}, status=201)

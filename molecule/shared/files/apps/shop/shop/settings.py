@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 STATE_DIRECTORY = Path(os.environ["STATE_DIRECTORY"])
@@ -16,8 +17,21 @@ ROOT_URLCONF = "shop.urls"
 WSGI_APPLICATION = "shop.wsgi.application"
 TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True}]
 
-# SQLite in the state directory, which persists across releases and rollbacks.
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": STATE_DIRECTORY / "shop.sqlite3"}}
+# The fleet's PostgreSQL when the app has a database (the roles set DATABASE_URL), else SQLite in the state
+# directory, which persists across releases and rollbacks.
+if os.environ.get("DATABASE_URL"):
+    _url = urlsplit(os.environ["DATABASE_URL"])
+    DATABASES = {"default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": _url.path.lstrip("/"),
+        "USER": unquote(_url.username or ""),
+        "PASSWORD": unquote(_url.password or ""),
+        "HOST": _url.hostname,
+        "PORT": _url.port or 5432,
+        "OPTIONS": {"sslmode": parse_qs(_url.query).get("sslmode", ["prefer"])[0]},
+    }}
+else:
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": STATE_DIRECTORY / "shop.sqlite3"}}
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"

@@ -7,4 +7,6 @@ urlpatterns = [
     path("", views.index),
     path("environment", views.environment),
     path("notes", views.notes),
+    path("notes.json", views.notes_json),
+    path("notes/add", views.add_note),
 ]

@@ -1,0 +1,151 @@
+"""Filters that join the web servers' apps to the database host: which databases, for whom, with what.
+
+An app with `database` (wsgi_sites) gets a PostgreSQL database and an owner role of that name on the
+host of the inventory group `databases`. The web servers know the apps; the database host knows the
+passwords it generated. These filters carry what each side needs across, so that neither role reads the
+other's variables: the playbook hands the database host the list of databases (wsgi_databases) and the
+web servers the connection settings (wsgi_database_secrets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from ansible.errors import AnsibleFilterError
+
+# TLS without a certificate check: the database host's certificate is self-signed until the HTTPS
+# issue's certificates exist; the traffic is encrypted, the host is the one the inventory names.
+SSL_MODE = "require"
+
+
+def _database_apps(sites: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The apps of normalized sites that have a database."""
+    return [app for site in sites or [] for app in site.get("apps", []) if app.get("database")]
+
+
+def _normalized(hostvars: Mapping[str, Any], host: str) -> list[Mapping[str, Any]]:
+    """A web server's normalized sites, which the validation play sets on every web server."""
+    sites = hostvars[host].get("wsgi_sites_normalized")
+    if sites is None:
+        raise AnsibleFilterError(
+            f"web server {host} has no wsgi_sites_normalized: run playbooks/validate.yml first (site.yml does)")
+    return sites
+
+
+def wsgi_database_problems(hostvars: Mapping[str, Any], hosts: Iterable[str], database_hosts: Iterable[str]) -> str:
+    """What is wrong with the web servers' databases as a whole, one line per problem; "" when nothing.
+
+    Each host's wsgi_sites was checked on its own already (a database name once per host). Across hosts,
+    an app's database is shared by every host with that app, so two different apps may not name the same
+    database, and a database needs a host in the `databases` group to live on.
+    """
+    database_hosts = list(database_hosts or [])
+    problems: list[str] = []
+    owners: dict[str, tuple[str, str]] = {}
+    for host in hosts:
+        for app in _database_apps(_normalized(hostvars, host)):
+            name = app["database"]["name"]
+            where = f"web server {host}, app {app['name']!r}: field 'database'"
+            if not database_hosts:
+                problems.append(f"{where}: database {name!r} needs a host in the inventory group 'databases' "
+                                f"(none there); allowed: no database, or a databases group with one host")
+            owner = owners.setdefault(name, (host, app["name"]))
+            if owner[1] != app["name"]:
+                problems.append(f"{where}: database {name!r} is also the database of app {owner[1]!r} on "
+                                f"{owner[0]}; allowed: one app per database (hosts with the same app share it)")
+    if len(database_hosts) > 1:
+        problems.append(f"inventory group 'databases': {len(database_hosts)} hosts ({', '.join(database_hosts)}); "
+                        "allowed: one database host (replication is not managed by these roles)")
+    return "\n".join(problems)
+
+
+def _client_addresses(hostvars: Mapping[str, Any], host: str) -> list[str]:
+    """The addresses a web server connects from, as pg_hba.conf masks (one host each)."""
+    facts = hostvars[host].get("ansible_facts") or {}
+    addresses = []
+    if (facts.get("default_ipv4") or {}).get("address"):
+        addresses.append(f"{facts['default_ipv4']['address']}/32")
+    if (facts.get("default_ipv6") or {}).get("address"):
+        addresses.append(f"{facts['default_ipv6']['address']}/128")
+    if not addresses:
+        raise AnsibleFilterError(f"web server {host} has no default_ipv4 or default_ipv6 address in its facts: "
+                                 "gather its facts (network subset) first")
+    return addresses
+
+
+def _given_password(hostvars: Mapping[str, Any], host: str, app_name: str) -> str | None:
+    """The password the user gave in a web server's wsgi_sites (validated already), if any."""
+    for site in hostvars[host].get("wsgi_sites") or []:
+        for app in site.get("apps") or []:
+            if app.get("name") == app_name and isinstance(app.get("database"), Mapping):
+                password = app["database"].get("password")
+                return None if password is None else str(password)
+    return None
+
+
+def wsgi_databases(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> list[dict[str, Any]]:
+    """The databases the web servers' apps need: name, password (None: generate), client addresses.
+
+    For the postgresql role's postgresql_databases. The result holds given passwords: use it in tasks
+    whose output is hidden. Hosts with the same app share its database, so its clients are all of them.
+    """
+    databases: dict[str, dict[str, Any]] = {}
+    for host in hosts:
+        for app in _database_apps(_normalized(hostvars, host)):
+            name = app["database"]["name"]
+            entry = databases.setdefault(name, {"name": name, "password": None, "clients": [], "apps": set()})
+            entry["apps"].add(app["name"])
+            password = _given_password(hostvars, host, app["name"]) if app["database"]["password_given"] else None
+            if entry["clients"] and password != entry["password"]:
+                raise AnsibleFilterError(f"database {name!r}: the web servers give it different passwords (or some "
+                                         f"none); allowed: the same database.password on every host, or none")
+            entry["password"] = password
+            entry["clients"].extend(a for a in _client_addresses(hostvars, host) if a not in entry["clients"])
+    return [{key: value for key, value in entry.items() if key != "apps"}
+            for entry in sorted(databases.values(), key=lambda entry: entry["name"])]
+
+
+def wsgi_database_secrets(sites: Iterable[Mapping[str, Any]], passwords: Mapping[str, Any], host: str,
+                          port: Any = 5432, strict: bool = True) -> dict[str, dict[str, str]]:
+    """The environment of each app with a database, app name to name to value: to add to its secrets.
+
+    passwords maps database names to passwords, as the postgresql role publishes them on the database host
+    (postgresql_role_passwords). DATABASE_URL is libpq's URI form (what Django's dj-database-url and
+    SQLAlchemy read); the PG* variables are what libpq, psql and psycopg read without any setting.
+    A password missing is an error, except with strict false (a dry run, where the database host may not
+    have made it yet): then that app gets no database settings.
+    """
+    secrets: dict[str, dict[str, str]] = {}
+    for app in _database_apps(sites):
+        name = app["database"]["name"]
+        if name not in (passwords or {}):
+            if not strict:
+                continue
+            raise AnsibleFilterError(
+                f"app {app['name']!r}: no password for its database {name!r} on the database host {host}: run "
+                "the databases play first (site.yml does; playbooks/databases.yml alone)")
+        password = str(passwords[name])
+        secrets[app["name"]] = {
+            "DATABASE_URL": f"postgresql://{name}:{quote(password, safe='')}@{host}:{port}/{name}?sslmode={SSL_MODE}",
+            "PGHOST": str(host),
+            "PGPORT": str(port),
+            "PGDATABASE": name,
+            "PGUSER": name,
+            "PGPASSWORD": password,
+            "PGSSLMODE": SSL_MODE,
+        }
+    return secrets
+
+
+class FilterModule:
+    """Ansible entry point: the filters that connect the apps to their databases."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        """Map filter names to functions."""
+        return {
+            "wsgi_database_problems": wsgi_database_problems,
+            "wsgi_databases": wsgi_databases,
+            "wsgi_database_secrets": wsgi_database_secrets,
+        }

@@ -1,0 +1,81 @@
+"""The filters that carry the apps' databases between the web servers and the database host."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from wsgi_databases import wsgi_database_problems, wsgi_database_secrets, wsgi_databases
+
+
+def web(address: str, *apps: tuple[str, str | None], passwords: dict[str, str] | None = None) -> dict:
+    """A web server's hostvars: normalized sites with apps (name, database), its raw wsgi_sites, its facts."""
+    passwords = passwords or {}
+    normalized = [{"apps": [{"name": name, "database": {"name": db, "password_given": name in passwords}}
+                            if db else {"name": name, "database": None} for name, db in apps]}]
+    raw = [{"apps": [{"name": name, "database": {"name": db, **({"password": passwords[name]}
+                                                                 if name in passwords else {})}}
+                     for name, db in apps if db]}]
+    return {"wsgi_sites_normalized": normalized, "wsgi_sites": raw,
+            "ansible_facts": {"default_ipv4": {"address": address}}}
+
+
+def test_hosts_with_one_app_share_its_database_and_are_its_clients():
+    hostvars = {"web1": web("10.0.0.1", ("shop", "shop"), ("blog", None)),
+                "web2": web("10.0.0.2", ("shop", "shop"), ("news", "news"))}
+    assert wsgi_databases(hostvars, ["web1", "web2"]) == [
+        {"name": "news", "password": None, "clients": ["10.0.0.2/32"]},
+        {"name": "shop", "password": None, "clients": ["10.0.0.1/32", "10.0.0.2/32"]},
+    ]
+
+
+def test_a_given_password_is_passed_on_and_must_agree_across_hosts():
+    hostvars = {"web1": web("10.0.0.1", ("shop", "shop"), passwords={"shop": "s3cret"}),
+                "web2": web("10.0.0.2", ("shop", "shop"), passwords={"shop": "s3cret"})}
+    assert wsgi_databases(hostvars, ["web1", "web2"])[0]["password"] == "s3cret"
+    hostvars["web2"] = web("10.0.0.2", ("shop", "shop"), passwords={"shop": "other"})
+    with pytest.raises(AnsibleFilterError, match="different passwords") as error:
+        wsgi_databases(hostvars, ["web1", "web2"])
+    assert "s3cret" not in str(error.value) and "other" not in str(error.value)
+
+
+def test_a_web_server_without_an_address_or_validation_is_an_error():
+    hostvars = {"web1": {**web("10.0.0.1", ("shop", "shop")), "ansible_facts": {}}}
+    with pytest.raises(AnsibleFilterError, match="web1 has no default_ipv4"):
+        wsgi_databases(hostvars, ["web1"])
+    with pytest.raises(AnsibleFilterError, match="validate.yml first"):
+        wsgi_databases({"web1": {}}, ["web1"])
+
+
+def test_problems_name_the_host_and_app():
+    hostvars = {"web1": web("10.0.0.1", ("shop", "shop")), "web2": web("10.0.0.2", ("blog", "shop"))}
+    assert wsgi_database_problems(hostvars, ["web1"], ["db1"]) == ""
+    problems = wsgi_database_problems(hostvars, ["web1", "web2"], ["db1"]).splitlines()
+    assert problems == [("web server web2, app 'blog': field 'database': database 'shop' is also the database of "
+                        "app 'shop' on web1; allowed: one app per database (hosts with the same app share it)")]
+    missing = wsgi_database_problems(hostvars, ["web1"], [])
+    assert "web server web1, app 'shop'" in missing and "inventory group 'databases'" in missing
+    assert "one database host" in wsgi_database_problems(hostvars, ["web1"], ["db1", "db2"])
+    assert wsgi_database_problems({"web1": web("10.0.0.1", ("blog", None))}, ["web1"], []) == ""
+
+
+def test_secrets_give_a_url_and_libpq_variables():
+    sites = web("10.0.0.1", ("shop", "shop"), ("blog", None))["wsgi_sites_normalized"]
+    secrets = wsgi_database_secrets(sites, {"shop": "p@ss/w:rd"}, "db.example.com", 5433)
+    assert set(secrets) == {"shop"}
+    shop = secrets["shop"]
+    assert {k: v for k, v in shop.items() if k != "DATABASE_URL"} == {
+        "PGHOST": "db.example.com", "PGPORT": "5433", "PGDATABASE": "shop", "PGUSER": "shop",
+        "PGPASSWORD": "p@ss/w:rd", "PGSSLMODE": "require"}
+    url = urlsplit(shop["DATABASE_URL"])
+    assert (url.scheme, url.hostname, url.port, url.path, url.query) == (
+        "postgresql", "db.example.com", 5433, "/shop", "sslmode=require")
+    assert (unquote(url.username), unquote(url.password)) == ("shop", "p@ss/w:rd")
+
+
+def test_a_missing_password_is_an_error_except_in_a_dry_run():
+    sites = web("10.0.0.1", ("shop", "shop"))["wsgi_sites_normalized"]
+    with pytest.raises(AnsibleFilterError, match="app 'shop': no password for its database 'shop'"):
+        wsgi_database_secrets(sites, {}, "db")
+    assert wsgi_database_secrets(sites, {}, "db", strict=False) == {}
