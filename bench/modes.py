@@ -4,10 +4,14 @@
     .venv/bin/python bench/modes.py                  # 5 interleaved rounds of 10 s per mode
     .venv/bin/python bench/modes.py --rounds 3 --duration 5 --keep
     .venv/bin/python bench/modes.py --app django     # the test Django project's /notes view instead
+    .venv/bin/python bench/modes.py --app django-postgresql   # its /notes/visit view on a PostgreSQL host
 
 With --app django each mode serves the Django project of the Molecule scenarios as a project app (its own
 release, venv built offline, SQLite database in its state directory, migrations run), and wrk asks its
-/notes view, which renders a template with a database query.
+/notes view, which renders a template with a database query. With --app django-postgresql each mode's
+app has a database of its own on a second container (bench-modes-db, the postgresql role through site.yml,
+on a Docker network with the first) and wrk asks its /notes/visit view: a row written and the ten newest
+read and rendered, per request; the table adds the database container's CPU time per request.
 
 One systemd container (Debian 13 by default, image from scripts/build-image.sh) is configured by the real
 playbook (playbooks/webservers.yml) with four sites, each on its own port published on 127.0.0.1 and each
@@ -43,6 +47,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINER = "bench-modes"
+DATABASE_CONTAINER = "bench-modes-db"
+NETWORK = "wsgi-bench"
 MODES = {  # name -> (port in the container, port published on 127.0.0.1)
     "embedded": (8001, 18561),
     "daemon": (8002, 18562),
@@ -70,7 +76,10 @@ DJANGO_FIELDS = {
 APPS = {  # --app -> (app name prefix, extra fields, path wrk asks, what the answer must contain)
     "hello": ("hello", {}, "/", b"Hello World!"),
     "django": ("shop", DJANGO_FIELDS, "/notes", b"<li>migrated on "),
+    "django-postgresql": ("shop", DJANGO_FIELDS, "/notes/visit", b"<li>visit "),
 }
+# Apps with a database of their own (shop_<mode>) on DATABASE_CONTAINER.
+WITH_DATABASE = {"django-postgresql"}
 
 
 def sites(app: str) -> list[dict]:
@@ -78,7 +87,8 @@ def sites(app: str) -> list[dict]:
     prefix, fields, _, _ = APPS[app]
     return [
         {"server_name": f"{mode}.bench", "port": inside,
-         "apps": [{"name": f"{prefix}_{mode}", "mount": "/", **MODE_FIELDS[mode], **fields}]}
+         "apps": [{"name": f"{prefix}_{mode}", "mount": "/", **MODE_FIELDS[mode], **fields,
+                   **({"database": {"name": f"{prefix}_{mode}"}} if app in WITH_DATABASE else {})}]}
         for mode, (inside, _) in MODES.items()
     ]
 
@@ -95,23 +105,25 @@ def in_container(*command: str, capture: bool = True) -> str:
     return run("docker", "exec", CONTAINER, *command, capture=capture).stdout or ""
 
 
-def start_container(image: str, fresh: bool) -> None:
-    exists = run("docker", "container", "inspect", CONTAINER, check=False, capture=True).returncode == 0
+def start_container(image: str, fresh: bool, name: str = CONTAINER, ports: bool = True) -> None:
+    exists = run("docker", "container", "inspect", name, check=False, capture=True).returncode == 0
     if exists and not fresh:
-        log(f"reusing container {CONTAINER}")
+        log(f"reusing container {name}")
         return
     if exists:
-        run("docker", "rm", "-f", CONTAINER, capture=True)
+        run("docker", "rm", "-f", name, capture=True)
+    if run("docker", "network", "inspect", NETWORK, check=False, capture=True).returncode != 0:
+        run("docker", "network", "create", NETWORK, capture=True)
     # The same flags as the Molecule platforms: systemd as PID 1 in a container.
-    ports = [arg for inside, outside in MODES.values() for arg in ("-p", f"127.0.0.1:{outside}:{inside}")]
-    run("docker", "run", "-d", "--name", CONTAINER, "--hostname", CONTAINER,
+    published = [arg for inside, outside in MODES.values() for arg in ("-p", f"127.0.0.1:{outside}:{inside}")]
+    run("docker", "run", "-d", "--name", name, "--hostname", name, "--network", NETWORK,
         "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN",
         "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
         "--cgroupns", "host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
         "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
-        "--stop-signal", "SIGRTMIN+3", *ports, image, "/sbin/init", capture=True)
+        "--stop-signal", "SIGRTMIN+3", *(published if ports else []), image, "/sbin/init", capture=True)
     for _ in range(60):
-        state = run("docker", "exec", CONTAINER, "systemctl", "is-system-running", check=False, capture=True)
+        state = run("docker", "exec", name, "systemctl", "is-system-running", check=False, capture=True)
         if state.stdout.strip() in ("running", "degraded"):
             return
         time.sleep(0.5)
@@ -119,22 +131,26 @@ def start_container(image: str, fresh: bool) -> None:
 
 
 def deploy(extra_vars: dict, app: str) -> None:
-    """The real playbook, against the bench container only."""
+    """The real playbook, against the bench container (and the database container) only."""
     with tempfile.TemporaryDirectory() as tmp:
         inventory = Path(tmp) / "inventory.json"
-        inventory.write_text(json.dumps({
+        groups = {
             "webservers": {
                 "hosts": {CONTAINER: {"ansible_connection": "community.docker.docker"}},
                 "vars": {"wsgi_sites": sites(app)},
             }
-        }))
+        }
+        if app in WITH_DATABASE:
+            groups["databases"] = {"hosts": {DATABASE_CONTAINER: {"ansible_connection": "community.docker.docker"}}}
+        inventory.write_text(json.dumps(groups))
         # The project's tooling: the venv this script runs from comes first on PATH.
         env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
                    PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
         # No site is on port 80, where the rollout asks the health check by default: ask the first mode's.
         extra_vars = {"rollout_health_port": next(iter(MODES.values()))[0], **extra_vars}
-        command = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / "webservers.yml"),
-                   "--extra-vars", json.dumps(extra_vars)]
+        # With a database: site.yml (validation, the database host, then the web server).
+        playbook = ROOT / "site.yml" if app in WITH_DATABASE else ROOT / "playbooks" / "webservers.yml"
+        command = ["ansible-playbook", "-i", str(inventory), str(playbook), "--extra-vars", json.dumps(extra_vars)]
         result = run(*command, check=False, capture=True, cwd=ROOT, env=env)
         if result.returncode != 0:
             sys.stderr.write(result.stdout[-6000:] + result.stderr[-3000:])
@@ -222,7 +238,8 @@ def main() -> int:
     parser.add_argument("--extra-vars", default="{}", help="JSON: playbook variables to try other settings")
     parser.add_argument("--modes", default=",".join(MODES), help="comma list of modes to measure")
     parser.add_argument("--app", choices=sorted(APPS), default="hello",
-                        help="hello: the role's hello-world script; django: the test project's /notes view")
+                        help="hello: the role's hello-world script; django: the test project's /notes view; "
+                             "django-postgresql: its /notes/visit view (a write and a read) on a PostgreSQL host")
     parser.add_argument("--fresh", action="store_true", help="recreate the container")
     parser.add_argument("--no-deploy", action="store_true", help="measure the container as it is")
     parser.add_argument("--keep", action="store_true", help="leave the container running afterwards")
@@ -232,11 +249,17 @@ def main() -> int:
         parser.error("keep the load bounded: --duration <= 60, --rounds <= 20")
 
     start_container(args.image, args.fresh)
+    database = args.app in WITH_DATABASE
+    if database:
+        start_container(args.image, args.fresh, DATABASE_CONTAINER, ports=False)
     try:
         if not args.no_deploy:
-            log("deploying the four modes with playbooks/webservers.yml")
+            log("deploying the four modes" + (" and their databases with site.yml" if database else
+                                              " with playbooks/webservers.yml"))
             # The image has no package lists; the roles' apt tasks only refresh them when they are old.
             in_container("apt-get", "update", "-qq")
+            if database:
+                run("docker", "exec", DATABASE_CONTAINER, "apt-get", "update", "-qq", capture=True)
             deploy(json.loads(args.extra_vars), args.app)
             log("installing gunicorn for the reference mode")
             install_gunicorn(args.app)
@@ -248,15 +271,33 @@ def main() -> int:
         results: dict[str, list[dict]] = {mode: [] for mode in modes}
         for round_number in range(1, args.rounds + 1):
             for mode in modes:
+                cpu_before = container_cpu_seconds(DATABASE_CONTAINER) if database else 0.0
                 result = wrk(mode, args.duration, args.threads, args.connections, path)
+                if database:
+                    result["db_cpu_s"] = container_cpu_seconds(DATABASE_CONTAINER) - cpu_before
                 results[mode].append(result)
                 log(f"round {round_number} {mode:9} {result['rps']:9.0f} req/s  p99 {result['p99_ms']:7.2f} ms"
                     f"  {result['errors']}")
         report(results, args)
     finally:
         if not args.keep:
-            run("docker", "rm", "-f", CONTAINER, check=False, capture=True)
+            run("docker", "rm", "-f", CONTAINER, DATABASE_CONTAINER, check=False, capture=True)
+            run("docker", "network", "rm", NETWORK, check=False, capture=True)
     return 0
+
+
+def container_cpu_seconds(name: str) -> float:
+    """CPU time a container's processes used so far (its cgroup's counter; cgroup v1 or v2)."""
+    container_id = run("docker", "inspect", "-f", "{{.Id}}", name, capture=True).stdout.strip()
+    v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage")
+    if v1.exists():
+        return int(v1.read_text()) / 1e9
+    for v2 in (Path(f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat"),
+               Path(f"/sys/fs/cgroup/docker/{container_id}/cpu.stat")):
+        if v2.exists():
+            usage = re.search(r"^usage_usec (\d+)$", v2.read_text(), re.MULTILINE)
+            return int(usage.group(1)) / 1e6
+    raise SystemExit(f"bench: no CPU counter found for container {name} ({container_id})")
 
 
 def report(results: dict[str, list[dict]], args: argparse.Namespace) -> None:
@@ -266,8 +307,10 @@ def report(results: dict[str, list[dict]], args: argparse.Namespace) -> None:
     print(f"\n{args.app} app ({APPS[args.app][2]}), "
           f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} interleaved rounds, "
           f"{args.image} on {cpus} CPUs (wrk, Docker's port forwarding and the container share them)\n")
-    print("| mode | median req/s | median p99 (ms) | vs daemon | vs proxy → gunicorn | socket errors, non-2xx |")
-    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    database = args.app in WITH_DATABASE
+    print("| mode | median req/s | median p99 (ms) | vs daemon | vs proxy → gunicorn | socket errors, non-2xx |"
+          + (" database CPU per request (ms) | database CPU (% of one CPU) |" if database else ""))
+    print("| --- | ---: | ---: | ---: | ---: | --- |" + (" ---: | ---: |" if database else ""))
     labels = {"embedded": "embedded (mod_wsgi)", "daemon": "daemon (mod_wsgi, processes=2 threads=15)",
               "headrace": "proxy → headrace", "gunicorn": "proxy → gunicorn (sync)"}
     for mode, runs in results.items():
@@ -275,7 +318,13 @@ def report(results: dict[str, list[dict]], args: argparse.Namespace) -> None:
         vs_gunicorn = f"{median[mode] / median['gunicorn']:.2f}x" if "gunicorn" in median else "-"
         # wrk's socket errors (connect, read, write, timeout) and non-2xx answers, summed over the rounds.
         errors = sum(int(n) for r in runs for n in re.findall(r"\d+", r["errors"]))
-        print(f"| {labels[mode]} | {median[mode]:.0f} | {p99[mode]:.2f} | {vs_daemon} | {vs_gunicorn} | {errors} |")
+        line = f"| {labels[mode]} | {median[mode]:.0f} | {p99[mode]:.2f} | {vs_daemon} | {vs_gunicorn} | {errors} |"
+        if database:
+            # Medians over the rounds of the database container's CPU per request and share of one CPU.
+            per_request = statistics.median(r["db_cpu_s"] * 1e3 / (r["rps"] * args.duration) for r in runs)
+            share = statistics.median(r["db_cpu_s"] * 100 / args.duration for r in runs)
+            line += f" {per_request:.3f} | {share:.0f} % |"
+        print(line)
 
 
 if __name__ == "__main__":

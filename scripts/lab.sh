@@ -26,14 +26,21 @@ ensure_network() {
   docker network inspect "$NETWORK" >/dev/null 2>&1 || docker network create --label wsgi-lab=1 "$NETWORK" >/dev/null
 }
 
+# The port binding of a lab host: none for a host without an HTTP port ('-': the database host).
+binding() { # port
+  [ "$1" = - ] || echo "127.0.0.1:$1"
+}
+
 start_container() { # name image port
+  local publish=()
+  [ "$3" = - ] || publish=(-p "$(binding "$3"):80")
   docker run -d --pull never --name "$1" --hostname "$1" --label wsgi-lab=1 --network "$NETWORK" \
     --cap-add SYS_ADMIN --cap-add NET_ADMIN \
     --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
     --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
     --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
     --stop-signal SIGRTMIN+3 \
-    -p "127.0.0.1:$3:80" "$2" >/dev/null
+    "${publish[@]}" "$2" >/dev/null
 }
 
 # "image 127.0.0.1:port network" of a running lab container, to compare with what the inventory asks for.
@@ -55,14 +62,14 @@ wait_for_systemd() { # name
 }
 
 up() {
-  local name image port hosts
+  local name image port hosts where
   hosts=$(lab_hosts)  # an assignment, so that a broken inventory stops the script (set -e)
   err=$(mktemp)  # global: the EXIT trap runs after this function's locals are gone
   trap 'rm -f "$err"' EXIT
   ensure_network
   while read -r name image port; do
     [ -n "$name" ] || continue
-    if [ "$(running_as "$name")" = "$image 127.0.0.1:$port $NETWORK" ]; then
+    if [ "$(running_as "$name")" = "$image $(binding "$port") $NETWORK" ]; then
       continue
     fi
     docker image inspect "$image" >/dev/null 2>&1 \
@@ -79,7 +86,8 @@ up() {
         exit 1
       fi
     fi
-    echo "lab: started $name ($image, 127.0.0.1:$port)"
+    if [ "$port" = - ]; then where="no HTTP port"; else where=$(binding "$port"); fi
+    echo "lab: started $name ($image, $where)"
   done <<<"$hosts"
   while read -r name _ _; do wait_for_systemd "$name"; done <<<"$hosts"
   echo "lab: up ($(wc -l <<<"$hosts") hosts)"

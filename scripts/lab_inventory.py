@@ -33,8 +33,9 @@ def lab_hosts() -> dict[str, dict]:
 
 
 def print_hosts() -> None:
+    """name, image and published HTTP port of each host; '-' for a host that serves no HTTP (the database)."""
     for name, hostvars in lab_hosts().items():
-        print(name, hostvars["lab_image"], hostvars["lab_http_port"])
+        print(name, hostvars["lab_image"], hostvars.get("lab_http_port", "-"))
 
 
 def print_urls() -> None:

@@ -3,6 +3,7 @@
 import hashlib
 import os
 import sys
+import time
 
 import django
 from django.conf import settings
@@ -54,3 +55,9 @@ def add_note(request):
         return HttpResponseNotAllowed(["POST"])
     note = Note.objects.create(text=request.POST["text"][:200])
     return JsonResponse({"id": note.id, "text": note.text}, status=201)
+
+
+def visit(request):
+    """A write and a read per request (bench/modes.py --app django-postgresql): a row, then the ten newest."""
+    Note.objects.create(text=f"visit {time.time_ns()}")
+    return render(request, "notes/index.html", {"notes": Note.objects.order_by("-id")[:10]})

@@ -9,4 +9,5 @@ urlpatterns = [
     path("notes", views.notes),
     path("notes.json", views.notes_json),
     path("notes/add", views.add_note),
+    path("notes/visit", views.visit),
 ]
