@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import time
 import urllib.parse
 import uuid
 
@@ -153,6 +154,11 @@ def test_the_passwords_are_in_no_process_list_and_no_file_others_read(host, db, 
         for name, password in passwords.items():
             assert password not in processes, (node_name, name)
         assert readable.stdout.strip() == "", (node_name, readable.stdout)
+    # catalog's password is the one its wsgi_sites gives (as from ansible-vault); board's was generated.
+    given = {app["name"]: app["database"].get("password") for site in webs["fleet-web1"][0].sites
+             for app in site["apps"] if app.get("database")}
+    assert given["catalog"] and passwords["catalog"] == given["catalog"]
+    assert given["board"] is None and len(passwords["board"]) >= 40
     # The app's environment file has them, readable by root and the app's own group only.
     env_file = webs["fleet-web1"][1].file("/etc/wsgi-apps/board.json")
     assert env_file.mode & 0o007 == 0
@@ -162,11 +168,18 @@ def test_the_passwords_are_in_no_process_list_and_no_file_others_read(host, db, 
 def test_a_backup_restores_a_dropped_table(db, lab):
     before = notes(lab)["notes"]
     assert before
-    # A backup now, as its timer would run it.
+    # Backups now, as the timer would run them: one more than are kept, a second apart (the names have the
+    # time to the second); the oldest is gone.
     assert db.service("wsgi-postgresql-backup@board.timer").is_enabled
-    db.check_output("systemctl start wsgi-postgresql-backup@board.service")
+    keep = int(lab_of(db).variables["postgresql_backup_keep"])
+    made = []
+    for _ in range(keep + 1):
+        db.check_output("systemctl start wsgi-postgresql-backup@board.service")
+        made.append(db.check_output(f"ls -t {BACKUP_DIR}/board | head -n 1"))
+        time.sleep(1.1)
     dumps = db.check_output(f"ls {BACKUP_DIR}/board").split()
-    assert dumps and all(dump.startswith("board-") and dump.endswith(".dump") for dump in dumps), dumps
+    assert sorted(dumps) == sorted(made[1:]), (made, dumps)
+    assert all(dump.startswith("board-") and dump.endswith(".dump") for dump in dumps), dumps
     dump = db.file(f"{BACKUP_DIR}/board/{max(dumps)}")
     assert (dump.user, dump.mode) == ("root", 0o600)
     assert db.file(BACKUP_DIR).mode == 0o700
