@@ -95,16 +95,14 @@ def wsgi_databases(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> list[di
     for host in hosts:
         for app in _database_apps(_normalized(hostvars, host)):
             name = app["database"]["name"]
-            entry = databases.setdefault(name, {"name": name, "password": None, "clients": [], "apps": set()})
-            entry["apps"].add(app["name"])
+            entry = databases.setdefault(name, {"name": name, "password": None, "clients": []})
             password = _given_password(hostvars, host, app["name"]) if app["database"]["password_given"] else None
             if entry["clients"] and password != entry["password"]:
                 raise AnsibleFilterError(f"database {name!r}: the web servers give it different passwords (or some "
                                          f"none); allowed: the same database.password on every host, or none")
             entry["password"] = password
             entry["clients"].extend(a for a in _client_addresses(hostvars, host) if a not in entry["clients"])
-    return [{key: value for key, value in entry.items() if key != "apps"}
-            for entry in sorted(databases.values(), key=lambda entry: entry["name"])]
+    return sorted(databases.values(), key=lambda entry: entry["name"])
 
 
 def wsgi_database_secrets(sites: Iterable[Mapping[str, Any]], passwords: Mapping[str, Any], host: str,
