@@ -5,6 +5,7 @@
     .venv/bin/python bench/modes.py --rounds 3 --duration 5 --keep
     .venv/bin/python bench/modes.py --app django     # the test Django project's /notes view instead
     .venv/bin/python bench/modes.py --app django-postgresql   # its /notes/visit view on a PostgreSQL host
+    .venv/bin/python bench/modes.py --app django-postgresql --conn-max-age 60   # with persistent connections
 
 With --app django each mode serves the Django project of the Molecule scenarios as a project app (its own
 release, venv built offline, SQLite database in its state directory, migrations run), and wrk asks its
@@ -82,9 +83,11 @@ APPS = {  # --app -> (app name prefix, extra fields, path wrk asks, what the ans
 WITH_DATABASE = {"django-postgresql"}
 
 
-def sites(app: str) -> list[dict]:
+def sites(app: str, conn_max_age: int) -> list[dict]:
     """One site per mode, on its own port, each with the chosen app."""
     prefix, fields, _, _ = APPS[app]
+    if app in WITH_DATABASE:
+        fields = {**fields, "env": {**fields["env"], "DATABASE_CONN_MAX_AGE": str(conn_max_age)}}
     return [
         {"server_name": f"{mode}.bench", "port": inside,
          "apps": [{"name": f"{prefix}_{mode}", "mount": "/", **MODE_FIELDS[mode], **fields,
@@ -130,14 +133,14 @@ def start_container(image: str, fresh: bool, name: str = CONTAINER, ports: bool 
     raise SystemExit("bench: the container's systemd did not come up")
 
 
-def deploy(extra_vars: dict, app: str) -> None:
+def deploy(extra_vars: dict, app: str, conn_max_age: int) -> None:
     """The real playbook, against the bench container (and the database container) only."""
     with tempfile.TemporaryDirectory() as tmp:
         inventory = Path(tmp) / "inventory.json"
         groups = {
             "webservers": {
                 "hosts": {CONTAINER: {"ansible_connection": "community.docker.docker"}},
-                "vars": {"wsgi_sites": sites(app)},
+                "vars": {"wsgi_sites": sites(app, conn_max_age)},
             }
         }
         if app in WITH_DATABASE:
@@ -240,6 +243,9 @@ def main() -> int:
     parser.add_argument("--app", choices=sorted(APPS), default="hello",
                         help="hello: the role's hello-world script; django: the test project's /notes view; "
                              "django-postgresql: its /notes/visit view (a write and a read) on a PostgreSQL host")
+    parser.add_argument("--conn-max-age", type=int, default=0,
+                        help="django-postgresql: seconds each app thread keeps its database connection "
+                             "(Django's CONN_MAX_AGE; 0, Django's default, connects per request)")
     parser.add_argument("--fresh", action="store_true", help="recreate the container")
     parser.add_argument("--no-deploy", action="store_true", help="measure the container as it is")
     parser.add_argument("--keep", action="store_true", help="leave the container running afterwards")
@@ -260,7 +266,7 @@ def main() -> int:
             in_container("apt-get", "update", "-qq")
             if database:
                 run("docker", "exec", DATABASE_CONTAINER, "apt-get", "update", "-qq", capture=True)
-            deploy(json.loads(args.extra_vars), args.app)
+            deploy(json.loads(args.extra_vars), args.app, args.conn_max_age)
             log("installing gunicorn for the reference mode")
             install_gunicorn(args.app)
         check_modes(args.app)
@@ -279,6 +285,12 @@ def main() -> int:
                 log(f"round {round_number} {mode:9} {result['rps']:9.0f} req/s  p99 {result['p99_ms']:7.2f} ms"
                     f"  {result['errors']}")
         report(results, args)
+        if database:
+            # With CONN_MAX_AGE > 0 the apps' threads hold their connections: how many are open now.
+            count = run("docker", "exec", DATABASE_CONTAINER, "psql", "-U", "postgres", "-Atc",
+                        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                        " AND datname LIKE 'shop_%'", capture=True).stdout.strip()
+            print(f"\napps' connections open on the database after the last round: {count}")
     finally:
         if not args.keep:
             run("docker", "rm", "-f", CONTAINER, DATABASE_CONTAINER, check=False, capture=True)
@@ -305,7 +317,8 @@ def report(results: dict[str, list[dict]], args: argparse.Namespace) -> None:
     p99 = {mode: statistics.median(r["p99_ms"] for r in runs) for mode, runs in results.items()}
     cpus = os.cpu_count()
     print(f"\n{args.app} app ({APPS[args.app][2]}), "
-          f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} interleaved rounds, "
+          + (f"CONN_MAX_AGE={args.conn_max_age}, " if args.app in WITH_DATABASE else "")
+          + f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, {args.rounds} interleaved rounds, "
           f"{args.image} on {cpus} CPUs (wrk, Docker's port forwarding and the container share them)\n")
     database = args.app in WITH_DATABASE
     print("| mode | median req/s | median p99 (ms) | vs daemon | vs proxy → gunicorn | socket errors, non-2xx |"

@@ -29,6 +29,10 @@ if os.environ.get("DATABASE_URL"):
         "HOST": _url.hostname,
         "PORT": _url.port or 5432,
         "OPTIONS": {"sslmode": parse_qs(_url.query).get("sslmode", ["prefer"])[0]},
+        # Seconds a thread keeps its connection (Django's default 0: a new TLS + SCRAM handshake on the
+        # database server per request); checked before reuse, so a restarted server costs no request.
+        "CONN_MAX_AGE": int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
+        "CONN_HEALTH_CHECKS": True,
     }}
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": STATE_DIRECTORY / "shop.sqlite3"}}
