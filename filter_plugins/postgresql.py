@@ -14,10 +14,19 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
+# An app's database: an unquoted identifier (PostgreSQL folds those to lower case anyway), none of the
+# cluster's own, not in the pg_ prefix it keeps for itself. wsgi_sites.py checks the same rule on the web
+# servers' side and the backup and restore scripts once more in bash; tests/filter_plugins/test_postgresql.py
+# pins the copies to this one.
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 RESERVED = frozenset({"postgres", "template0", "template1"})
 ALLOWED = ("a list of {name: a lower-case identifier (not postgres, template0, template1 or pg_...), password: "
            "a string or null (generated), clients: a list of addresses with masks such as 10.0.0.11/32}")
+
+
+def postgresql_database_name(name: Any) -> bool:
+    """Whether name may be an app's database (and its owner role's) name."""
+    return isinstance(name, str) and bool(NAME_RE.match(name)) and name not in RESERVED and not name.startswith("pg_")
 
 
 def postgresql_database_problems(databases: Any) -> str:
@@ -36,7 +45,7 @@ def postgresql_database_problems(databases: Any) -> str:
             problems.append(f"{where} has {keys}; allowed: {ALLOWED}")
             continue
         name = entry["name"]
-        if not isinstance(name, str) or not NAME_RE.match(name) or name in RESERVED or name.startswith("pg_"):
+        if not postgresql_database_name(name):
             problems.append(f"{where}: name {name!r}; allowed: {ALLOWED}")
         elif name in seen:
             problems.append(f"{where}: name {name!r} twice; allowed: each database once")
@@ -115,6 +124,7 @@ class FilterModule:
     def filters(self) -> dict[str, Callable[..., Any]]:
         """Map filter names to functions."""
         return {
+            "postgresql_database_name": postgresql_database_name,
             "postgresql_database_problems": postgresql_database_problems,
             "postgresql_memory_settings": postgresql_memory_settings,
             "postgresql_conf_value": postgresql_conf_value,

@@ -224,6 +224,11 @@ def lab(host) -> Lab:
     return lab_of(host)
 
 
+def inventory_host(name: str) -> testinfra.host.Host:
+    """The scenario's inventory host of that name, for a test that reaches hosts other than its own."""
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}")
+
+
 @dataclass
 class Member:
     """One host of a group that a test drives as a whole: its testinfra host and its Lab."""

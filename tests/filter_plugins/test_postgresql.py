@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import wsgi_sites
 from ansible.errors import AnsibleFilterError
 from postgresql import (
+    NAME_RE,
+    RESERVED,
     postgresql_conf_value,
+    postgresql_database_name,
     postgresql_database_problems,
     postgresql_hba_rules,
     postgresql_memory_settings,
@@ -65,3 +71,23 @@ def test_database_problems_name_the_entry_and_never_the_password():
     assert len(problems) == 6
     assert "s3cret-value" not in "\n".join(problems) and "12345" not in "\n".join(problems)
     assert "allowed: a list" in postgresql_database_problems({"name": "shop"})
+
+
+@pytest.mark.parametrize("name", ["shop", "_x", "a" * 63, "shop_2"])
+def test_database_names_that_are_plain_identifiers_are_allowed(name):
+    assert postgresql_database_name(name)
+
+
+@pytest.mark.parametrize("name", ["", "Shop", "2shop", "a" * 64, "pg_shop", "postgres", "template1", "shop-db",
+                                  "shop;drop", None, 7, ["shop"]])
+def test_other_database_names_are_not(name):
+    assert not postgresql_database_name(name)
+
+
+def test_every_copy_of_the_database_name_rule_is_the_same():
+    """The web servers' side (wsgi_sites) and the scripts that run on the database host check one rule."""
+    assert wsgi_sites.DATABASE_NAME_RE.pattern == NAME_RE.pattern
+    assert wsgi_sites.RESERVED_DATABASES == RESERVED
+    templates = Path(__file__).resolve().parents[2] / "roles" / "postgresql" / "templates"
+    for script in ("wsgi-postgresql-backup.j2", "wsgi-postgresql-restore.j2"):
+        assert f"=~ {NAME_RE.pattern} ]]" in (templates / script).read_text(), script

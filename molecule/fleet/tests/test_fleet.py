@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
 import re
 import sys
 import threading
@@ -19,8 +18,7 @@ from pathlib import Path
 from typing import Self
 
 import pytest
-import testinfra
-from conftest import LOAD_PAUSE, PROJECT_DIR, Lab, PlaybookRun, lab_of
+from conftest import LOAD_PAUSE, PROJECT_DIR, Lab, PlaybookRun, inventory_host, lab_of
 
 sys.path.insert(0, str(PROJECT_DIR / "filter_plugins"))
 from balancer import balancer_manager_state  # the same reader the rollout uses
@@ -45,8 +43,7 @@ def web(lab: Lab) -> dict[str, tuple[Lab, object]]:
     """Each web host as (Lab, testinfra host), for direct requests and commands."""
     hosts = {}
     for name in web_host_names(lab):
-        spec = f"ansible://{name}?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}"
-        node = testinfra.get_host(spec)
+        node = inventory_host(name)
         hosts[name] = (lab_of(node), node)
     return hosts
 
@@ -373,11 +370,6 @@ def test_a_web_host_that_stops_is_left_out_within_the_health_check_interval(host
     assert load.members[name] > 0, load.members
 
 
-def database_host():
-    """The fleet's database host, for commands."""
-    return testinfra.get_host(f"ansible://fleet-db?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}")
-
-
 def database_state(db) -> dict[str, str]:
     """Each app database's password (its root-only file) and the role's stored SCRAM verifier."""
     state = {}
@@ -389,7 +381,7 @@ def database_state(db) -> dict[str, str]:
 
 
 def test_a_run_with_nothing_to_change_checks_the_hosts_without_converging_them(lab, web):
-    db = database_host()
+    db = inventory_host("fleet-db")
     before = database_state(db)
     # -v: task results are in the output, where no secret may be.
     result = lab.playbook("-v", limit=False, extra_vars={"rollout_skip_unchanged": True})

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import time
 import urllib.parse
 import uuid
 
 import pytest
-import testinfra
-from conftest import Lab, lab_of
+from conftest import Lab, inventory_host, lab_of
 
 testinfra_hosts = ["fleet-balancer"]
 
@@ -50,20 +48,16 @@ else:
 """
 
 
-def node(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}")
-
-
 @pytest.fixture(scope="module")
 def db():
-    return node("fleet-db")
+    return inventory_host("fleet-db")
 
 
 @pytest.fixture(scope="module")
 def webs() -> dict[str, tuple[Lab, object]]:
     hosts = {}
     for name in ("fleet-web1", "fleet-web2", "fleet-web3"):
-        web_node = node(name)
+        web_node = inventory_host(name)
         hosts[name] = (lab_of(web_node), web_node)
     return hosts
 
