@@ -34,7 +34,15 @@ $(BIN)/ansible-playbook: requirements.txt server/pyproject.toml
 	$(BIN)/pip install --quiet --editable ./server
 	touch $@
 
-venv: $(BIN)/ansible-playbook
+# sslyze (the TLS profile check of the modes scenario) in a venv of its own: it pins a cryptography
+# older than ansible's.
+SSLYZE := $(CURDIR)/.venv-sslyze/bin/sslyze
+$(SSLYZE): requirements-sslyze.txt
+	python3 -m venv .venv-sslyze
+	.venv-sslyze/bin/pip install --quiet -r requirements-sslyze.txt
+	touch $@
+
+venv: $(BIN)/ansible-playbook $(SSLYZE)
 
 engine:
 	scripts/ensure-docker.sh

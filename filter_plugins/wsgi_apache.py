@@ -15,6 +15,9 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 
 DEFAULT_PORT = 80
+DEFAULT_TLS_PORT = 443
+# What a site with tls needs: mod_ssl, HTTP/2, and mod_rewrite for the redirect of its plain port.
+TLS_MODULES = ["ssl", "http2", "rewrite"]
 # The modules a mode needs in Apache besides mod_wsgi (which the mod_wsgi role enables): proxy mode
 # forwards to headrace over HTTP.
 MODE_MODULES: dict[str, list[str]] = {"proxy": ["proxy", "proxy_http"]}
@@ -32,18 +35,29 @@ def _sites(sites: Any) -> list[Mapping[str, Any]]:
     return list(sites)
 
 
+def _port(value: Any, index: int, field: str) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        port = 0
+    if isinstance(value, bool) or not 1 <= port <= 65535:
+        raise AnsibleFilterError(f"wsgi_sites[{index}]: field '{field}' is {value!r}; allowed: a port 1-65535")
+    return port
+
+
+def _tls(site: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    tls = site.get("tls")
+    return tls if isinstance(tls, Mapping) else None
+
+
 def wsgi_site_ports(sites: Any) -> list[int]:
-    """The ports the sites listen on (80 for a site without port), each once, in ascending order."""
+    """The ports the sites listen on (80 for a site without port, and 443 for HTTPS without tls.port), each
+    once, in ascending order."""
     ports = set()
     for index, site in enumerate(_sites(sites)):
-        value = site.get("port", DEFAULT_PORT)
-        try:
-            port = int(value)
-        except (TypeError, ValueError):
-            port = 0
-        if isinstance(value, bool) or not 1 <= port <= 65535:
-            raise AnsibleFilterError(f"wsgi_sites[{index}]: field 'port' is {value!r}; allowed: a port 1-65535")
-        ports.add(port)
+        ports.add(_port(site.get("port", DEFAULT_PORT), index, "port"))
+        if (tls := _tls(site)) is not None:
+            ports.add(_port(tls.get("port", DEFAULT_TLS_PORT), index, "tls.port"))
     return sorted(ports)
 
 
@@ -58,9 +72,13 @@ def wsgi_site_modes(sites: Any) -> list[str]:
 
 
 def wsgi_apache_modules(sites: Any) -> list[str]:
-    """The Apache modules the sites' apps need besides mod_wsgi: proxy and proxy_http for a proxy-mode app."""
+    """The Apache modules the sites need besides mod_wsgi: proxy and proxy_http for a proxy-mode app, ssl,
+    http2 and rewrite for a site with tls."""
     modes = wsgi_site_modes(sites)
-    return [module for mode, modules in MODE_MODULES.items() if mode in modes for module in modules]
+    modules = [module for mode, modules in MODE_MODULES.items() if mode in modes for module in modules]
+    if any(_tls(site) is not None for site in _sites(sites)):
+        modules += TLS_MODULES
+    return modules
 
 
 class FilterModule:

@@ -97,6 +97,15 @@ RESERVED_DATABASES = frozenset({"postgres", "template0", "template1"})
 DATABASE_ENV = ("DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSSLMODE")
 
 
+# HTTPS (site field tls): where certificates come from, and where the host keeps the ones it is given or
+# makes (root-only keys). ACME (mod_md) is not built yet: its kind joins this list when it is.
+TLS_CERTIFICATES = ("files", "self_signed")
+TLS_KEYS = ("certificate", "cert_file", "key_file", "chain_file", "port", "redirect", "hsts")
+TLS_FILES = ("cert_file", "key_file", "chain_file")
+TLS_DIR = "/etc/wsgi-hosting/tls"
+TLS_HSTS_DEFAULT = 63072000  # two years: Mozilla's minimum in every profile
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -331,6 +340,74 @@ def _server_aliases(value: Any, given: Given) -> list[str]:
         else:
             given.reject(alias, allowed)
     return good
+
+
+def _tls(value: Any, given: Given) -> dict[str, Any] | None:
+    """HTTPS for the site: where the certificate comes from, its port, the redirect and HSTS.
+
+    Certificate files are controller paths (the key may be ansible-vault encrypted) resolved like an
+    app's source; their content is checked by the wsgi_tls_certificate_problems filter, which can read a
+    vaulted key. The normalized value adds where the host keeps the certificate and key.
+    """
+    if value is None:
+        return None
+    allowed = (f"a mapping {{certificate: one of {', '.join(TLS_CERTIFICATES)}; with files: cert_file and "
+               "key_file (chain_file optional), controller paths; port: 1-65535 (default 443); redirect: "
+               f"true or false (default true); hsts: max-age in seconds, 0 for none (default {TLS_HSTS_DEFAULT})}}")
+    if not isinstance(value, Mapping):
+        given.reject(value, allowed)
+        return None
+    unknown = [key for key in value if key not in TLS_KEYS]
+    for key in unknown:
+        given.errors.add(given.where, f"tls.{key}", key, "one of " + ", ".join(TLS_KEYS), "unknown tls key",
+                         _suggest(str(key), TLS_KEYS))
+    kind = value.get("certificate", MISSING)
+    ok = not unknown
+    if kind not in TLS_CERTIFICATES:
+        given.errors.add(given.where, "tls.certificate", kind,
+                         "one of " + ", ".join(TLS_CERTIFICATES),
+                         "required, got" if kind is MISSING else "invalid value")
+        return None
+    files: dict[str, str | None] = dict.fromkeys(TLS_FILES)
+    for key in TLS_FILES:
+        path = value.get(key)
+        if kind != "files":
+            if path is not None:
+                given.errors.add(given.where, f"tls.{key}", path, "only with certificate: files",
+                                 f"given with certificate {kind}:")
+                ok = False
+            continue
+        if path is None and key == "chain_file":
+            continue
+        where_allowed = f"a file on the controller, absolute or relative to {given.ctx.source_base}"
+        if not isinstance(path, str) or not path.strip():
+            given.errors.add(given.where, f"tls.{key}", MISSING if path is None else path, where_allowed,
+                             "required with certificate files, got" if path is None else "invalid value")
+            ok = False
+            continue
+        resolved = os.path.normpath(os.path.join(given.ctx.source_base, path))
+        if not os.path.isfile(resolved):
+            given.errors.add(given.where, f"tls.{key}", path, where_allowed, f"file {resolved!r} not found for")
+            ok = False
+        files[key] = resolved
+    port = _to_int(value.get("port", 443))
+    if port is None or not 1 <= port <= 65535:
+        given.errors.add(given.where, "tls.port", value.get("port"), "an integer from 1 to 65535")
+        ok = False
+    redirect = value.get("redirect", True)
+    if not isinstance(redirect, bool):
+        given.errors.add(given.where, "tls.redirect", redirect, "true or false")
+        ok = False
+    hsts = _to_int(value.get("hsts", TLS_HSTS_DEFAULT))
+    if hsts is None or hsts < 0:
+        given.errors.add(given.where, "tls.hsts", value.get("hsts"),
+                         "a max-age in seconds: an integer of 0 (no Strict-Transport-Security) or more")
+        ok = False
+    if not ok:
+        return None
+    name = given.done.get("server_name") or "invalid"
+    return {"certificate": kind, **files, "port": port, "redirect": redirect, "hsts": hsts,
+            "certificate_path": f"{TLS_DIR}/{name}.crt", "key_path": f"{TLS_DIR}/{name}.key"}
 
 
 def _log_level(value: Any, given: Given) -> str:
@@ -839,6 +916,9 @@ FIELDS: tuple[Field, ...] = (
           doc="Other host names of the VirtualHost (ServerAlias); '*.example.com' wildcards allowed."),
     Field("port", "site", "raw", _bounded(1, 65535), default=80,
           doc="TCP port of the VirtualHost, 1-65535 (an integer or a string of digits)."),
+    Field("tls", "site", "dict", _tls, default=None, default_doc="none: HTTP only",
+          doc="HTTPS for the site: {certificate: files or self_signed, cert_file, key_file, chain_file "
+              "(files), port (443), redirect (true: port 80 answers 308), hsts (63072000 s; 0 off)}."),
     Field("log_level", "site", "str", _log_level, default="info",
           doc="LogLevel of the VirtualHost: " + ", ".join(LOG_LEVELS) + "."),
     Field("document_root", "site", "str", _document_root, default_doc="<wsgi_base_dir>/documents",
@@ -1131,6 +1211,17 @@ def _check_site_keys(errors: Errors, entries: list[SiteEntry]) -> None:
                        f"is a server_alias of {owner} on port {site['port']}:")
 
 
+def _check_tls_ports(errors: Errors, entries: list[SiteEntry]) -> None:
+    """A port is either plain HTTP or HTTPS for every site on it: Apache has one protocol per address."""
+    plain = {e.site["port"]: e.where for e in entries if e.site["port"] is not None}
+    for where, site in ((e.where, e.site) for e in entries):
+        tls = site.get("tls")
+        if tls and tls["port"] in plain:
+            owner = plain[tls["port"]]
+            errors.add(where, "tls.port", tls["port"], "a port that no site serves plain HTTP on",
+                       "is the plain port of " + ("this site" if owner == where else str(owner)) + ":")
+
+
 def _check_unique_apps(errors: Errors, entries: list[SiteEntry]) -> None:
     """App names become script paths, and process groups are global: both must be unique."""
     app_names: dict[str, Where] = {}
@@ -1280,6 +1371,7 @@ def wsgi_normalize_sites(sites: Any, base_dir: Any, source_base: Any, default_so
         sites = []
     entries = [entry for index, raw in enumerate(sites) if (entry := _site(errors, index, raw, ctx))]
     _check_site_keys(errors, entries)
+    _check_tls_ports(errors, entries)
     _check_unique_apps(errors, entries)
     _check_project_apps(errors, entries)
     _check_databases(errors, entries)
@@ -1331,10 +1423,12 @@ def wsgi_apps(sites: Any, mode: str | None = None) -> list[dict[str, Any]]:
 
 
 def wsgi_health_checks(sites: Any, timeout: Any = 3) -> list[dict[str, Any]]:
-    """What the health check asks: each app once, at its mount, through the port of its site."""
+    """What the health check asks: each app once, at its mount, through the port of its site (its HTTPS port
+    when it has TLS: the way its clients come, while the plain port may only redirect)."""
     return [
-        {"app": app["name"], "server_name": site["server_name"], "port": site["port"], "path": app["mount"],
-         "timeout": float(timeout)}
+        {"app": app["name"], "server_name": site["server_name"],
+         "port": site["tls"]["port"] if site.get("tls") else site["port"], "tls": bool(site.get("tls")),
+         "path": app["mount"], "timeout": float(timeout)}
         for site in sites or []
         for app in site["apps"]
     ]

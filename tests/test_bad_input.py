@@ -13,6 +13,7 @@ field, and must be the only problem, so a case cannot pass by tripping over some
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -26,6 +27,10 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
@@ -84,26 +89,26 @@ class Run:
         return found[0]
 
 
-RunSite = Callable[[list[dict[str, Any]]], Run]
+RunSite = Callable[..., Run]
 
 
 @pytest.fixture
 def run_site(tmp_path: Path) -> RunSite:
     """Run site.yml with wsgi_sites from a JSON file against an unreachable, uniquely named host."""
 
-    def run(sites: list[dict[str, Any]]) -> Run:
+    def run(sites: list[dict[str, Any]], more_vars: dict[str, Any] | None = None, *args: str) -> Run:
         inventory = tmp_path / "hosts.yml"
         inventory.write_text(json.dumps({"webservers": {"hosts": {"ghost-web1": {
             "ansible_connection": "community.docker.docker",
             "ansible_host": f"no-such-container-{uuid.uuid4().hex}",
         }}}}))
         extra_vars = tmp_path / "wsgi_sites.json"
-        extra_vars.write_text(json.dumps({"wsgi_sites": sites}))
+        extra_vars.write_text(json.dumps({"wsgi_sites": sites, **(more_vars or {})}))
         # Inherited ANSIBLE_* settings (another inventory, config or callback) would change what is tested.
         env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
         env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"))
         result = subprocess.run(
-            [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), "site.yml", "--extra-vars", f"@{extra_vars}"],
+            [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), "site.yml", "--extra-vars", f"@{extra_vars}", *args],
             cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=120, check=False,
         )
         return Run(result.returncode, result.stdout + result.stderr)
@@ -242,3 +247,91 @@ def test_valid_input_passes_validation_and_fails_only_on_the_host(run_site: RunS
     _, _, from_first_contact = run.output.partition("TASK [Gathering Facts]")
     assert HOST_CONTACTED in from_first_contact, run.output
     assert re.search(r"ghost-web1\s*:.*changed=0\s+unreachable=0\s+failed=1", run.output), run.output
+
+
+# --------------------------------------------------------------------------- HTTPS (tls)
+
+
+def make_certificate(directory: Path, names: list[str], *, days: int = 60, past: int = 1, key_of: str = "") -> dict:
+    """A key and a self-signed certificate for names in directory (the key of another pair with key_of)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=past)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=days))
+                   .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+                   .sign(key, hashes.SHA256()))
+    (directory / "site.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (directory / "site.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                           serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+    files = {"certificate": "files", "cert_file": str(directory / "site.pem"), "key_file": str(directory / "site.key")}
+    if key_of:
+        files["key_file"] = key_of
+    return files
+
+
+def tls_site(tls: Any, **fields: Any) -> dict[str, Any]:
+    return {**site(app()), "tls": tls, **fields}
+
+
+# case id -> (wsgi_sites given the tmp directory for certificate files, field, what the message must show)
+BAD_TLS: dict[str, tuple[Callable[[Path], list[dict[str, Any]]], str, str]] = {
+    "unknown-certificate-kind": (lambda _: [tls_site({"certificate": "letsencrypt"})], "tls.certificate",
+                                 "'letsencrypt'; allowed: one of files, self_signed"),
+    "cert-file-missing": (lambda tmp: [tls_site({**make_certificate(tmp, [SERVER_NAME]),
+                                                 "cert_file": "/nonexistent/wsgi-bad-input/site.pem"})],
+                          "tls.cert_file", "not found"),
+    "bad-port": (lambda _: [tls_site({"certificate": "self_signed", "port": 70000})], "tls.port", "70000"),
+    "negative-hsts": (lambda _: [tls_site({"certificate": "self_signed", "hsts": -1})], "tls.hsts", "-1"),
+    "port-of-a-plain-site": (lambda _: [site(app(name="plain"), server_name="plain.example.com") | {"port": 8443},
+                                        tls_site({"certificate": "self_signed", "port": 8443})],
+                             "tls.port", "is the plain port of wsgi_sites[0] (server_name 'plain.example.com')"),
+    "key-of-another-certificate": (
+        lambda tmp: [tls_site(make_certificate(tmp / "a", [SERVER_NAME],
+                                               key_of=make_certificate(tmp / "b", [SERVER_NAME])["key_file"]))],
+        "tls.key_file", "key_file is not the key of cert_file"),
+    "expired-certificate": (lambda tmp: [tls_site(make_certificate(tmp, [SERVER_NAME], past=100, days=90))],
+                            "tls.cert_file", "cert_file expired on"),
+    "names-not-covered": (lambda tmp: [tls_site(make_certificate(tmp, [SERVER_NAME]),
+                                                server_aliases=["example.com"])],
+                          "tls.cert_file", "does not cover example.com (its names: www.example.com)"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TLS))
+def test_bad_tls_input_stops_before_any_host_changes(run_site: RunSite, tmp_path: Path, case: str) -> None:
+    """HTTPS mistakes, certificate contents included, are caught on the controller, named by site and field."""
+    make_sites, field, shown = BAD_TLS[case]
+    run = run_site(make_sites(tmp_path / "certificates"))
+    assert_stopped_by_validation(run)
+    lines = [line for line in run.problems if f"(server_name '{SERVER_NAME}'): field '{field}'" in line]
+    assert len(lines) == 1 and shown in lines[0], run.output
+    assert run.problem_count == 1 and len(run.problems) == 1, run.output
+    assert "PRIVATE KEY" not in run.output, run.output
+
+
+def test_an_unknown_tls_profile_stops_before_any_host_changes(run_site: RunSite) -> None:
+    run = run_site([tls_site({"certificate": "self_signed"})], {"wsgi_tls_profile": "strict"})
+    assert run.returncode != 0, run.output
+    # The role's argument spec (choices) says it, before any task of the role runs.
+    assert "value of wsgi_tls_profile must be one of: modern, intermediate, old, got: strict" in run.output, run.output
+    assert HOST_CONTACTED not in run.output and f"PLAY [{DEPLOY_PLAY}]" not in run.output, run.output
+
+
+def test_a_vaulted_key_that_fits_passes_validation_and_fails_only_on_the_host(run_site: RunSite,
+                                                                              tmp_path: Path) -> None:
+    """Control for the certificate checks: a valid pair, its key ansible-vault encrypted, gets past them."""
+    files = make_certificate(tmp_path / "certificates", [SERVER_NAME, "example.com"])
+    password = tmp_path / "vault-password"
+    password.write_text("bad-input-test-vault-password\n")
+    subprocess.run([str(ANSIBLE_PLAYBOOK.parent / "ansible-vault"), "encrypt", "--vault-password-file",
+                    str(password), files["key_file"]], check=True, capture_output=True)
+    assert Path(files["key_file"]).read_text().startswith("$ANSIBLE_VAULT;")
+    run = run_site([tls_site(files, server_aliases=["example.com"])], None, "--vault-password-file", str(password))
+    assert "wsgi_sites is invalid" not in run.output and not run.problems, run.output
+    assert f"PLAY [{DEPLOY_PLAY}]" in run.output, run.output
+    _, _, from_first_contact = run.output.partition("TASK [Gathering Facts]")
+    assert HOST_CONTACTED in from_first_contact, run.output

@@ -65,3 +65,12 @@ def test_filter_module_exports_the_filters() -> None:
         "wsgi_site_modes": wsgi_site_modes,
         "wsgi_apache_modules": wsgi_apache_modules,
     }
+
+
+def test_a_site_with_tls_listens_on_its_https_port_too_and_needs_ssl_http2_and_rewrite() -> None:
+    sites = [site(), {**site(8080), "tls": {"certificate": "self_signed"}},
+             {**site(81), "tls": {"certificate": "self_signed", "port": "8443"}}]
+    assert wsgi_site_ports(sites) == [80, 81, 443, 8080, 8443]
+    assert wsgi_apache_modules(sites) == ["ssl", "http2", "rewrite"]
+    with pytest.raises(AnsibleFilterError, match=r"wsgi_sites\[0\]: field 'tls.port' is 0; allowed: a port 1-65535"):
+        wsgi_site_ports([{**site(), "tls": {"port": 0}}])

@@ -96,6 +96,7 @@ def test_minimal_site_gets_every_default(normalize) -> None:
         "server_name": "www.example.com",
         "server_aliases": [],
         "port": 80,
+        "tls": None,
         "log_level": "info",
         "document_root": "/usr/local/www/documents",
         "static_aliases": [],
@@ -130,6 +131,7 @@ def test_full_daemon_site_is_normalized_exactly(normalize, paths) -> None:
         "server_name": "WWW.Example.com",
         "server_aliases": ["example.com", "*.example.org"],
         "port": 8080,
+        "tls": None,
         "log_level": "debug",
         "document_root": "/srv/www/docs",
         "static_aliases": ["/robots.txt", "/images/"],
@@ -729,13 +731,18 @@ def test_health_checks_list_every_app_at_its_mount(reserved) -> None:
         site(apps=[app(), app(name="emb", mode="embedded", mount="/")]),
         site(server_name="b.example.com", port="8080", apps=[app(name="px", mode="proxy", mount="/api/v1")]),
         site(server_name="empty.example.com", port=8081),
-        site(server_name="www.example.com", port=443, apps=[app(name="tls", mount="/tls")]),
+        site(server_name="www.example.com", port=443, apps=[app(name="on443", mount="/tls")]),
+        site(server_name="secure.example.com", tls={"certificate": "self_signed", "port": 8443},
+             apps=[app(name="secure", mount="/")]),
     ])
     assert wsgi_health_checks(sites, 5) == [
-        {"app": "myapp", "server_name": "www.example.com", "port": 80, "path": "/myapp", "timeout": 5.0},
-        {"app": "emb", "server_name": "www.example.com", "port": 80, "path": "/", "timeout": 5.0},
-        {"app": "px", "server_name": "b.example.com", "port": 8080, "path": "/api/v1", "timeout": 5.0},
-        {"app": "tls", "server_name": "www.example.com", "port": 443, "path": "/tls", "timeout": 5.0},
+        {"app": "myapp", "server_name": "www.example.com", "port": 80, "tls": False, "path": "/myapp", "timeout": 5.0},
+        {"app": "emb", "server_name": "www.example.com", "port": 80, "tls": False, "path": "/", "timeout": 5.0},
+        {"app": "px", "server_name": "b.example.com", "port": 8080, "tls": False, "path": "/api/v1", "timeout": 5.0},
+        {"app": "on443", "server_name": "www.example.com", "port": 443, "tls": False, "path": "/tls", "timeout": 5.0},
+        # A site with HTTPS is asked there, the way its clients come (its plain port may only redirect).
+        {"app": "secure", "server_name": "secure.example.com", "port": 8443, "tls": True, "path": "/",
+         "timeout": 5.0},
     ]
 
 
@@ -757,7 +764,7 @@ def test_no_health_checks_without_apps(normalize) -> None:
 
 
 def test_known_keys_come_from_the_table() -> None:
-    assert wsgi_sites.SITE_KEYS == ("server_name", "server_aliases", "port", "log_level", "document_root",
+    assert wsgi_sites.SITE_KEYS == ("server_name", "server_aliases", "port", "tls", "log_level", "document_root",
                                     "static_aliases", "apps")
     assert wsgi_sites.APP_KEYS == ("name", "mount", "mode", "project", "source", "callable", "entry", "requirements",
                                    "env", "secrets", "database", "static", "build", "migrate", "process_group", "processes",
@@ -884,3 +891,63 @@ def test_script_aliases_are_the_mod_wsgi_apps_deepest_first(normalize) -> None:
 def test_forwarded_allow_ips(normalize, listen: Any, trusted: Any, expected: str) -> None:
     proxied = normalize(one_app(mode="proxy", listen=listen))[0]["apps"][0]
     assert wsgi_sites.wsgi_forwarded_allow_ips(proxied, trusted) == expected
+
+
+# --------------------------------------------------------------------------- tls
+
+
+def test_tls_gets_its_defaults_and_the_hosts_paths(normalize) -> None:
+    [normalized] = normalize([site(tls={"certificate": "self_signed"})])
+    assert normalized["tls"] == {
+        "certificate": "self_signed", "cert_file": None, "key_file": None, "chain_file": None,
+        "port": 443, "redirect": True, "hsts": 63072000,
+        "certificate_path": "/etc/wsgi-hosting/tls/www.example.com.crt",
+        "key_path": "/etc/wsgi-hosting/tls/www.example.com.key",
+    }
+
+
+def test_tls_files_are_controller_paths_from_the_source_directory(normalize, paths) -> None:
+    playbook = Path(paths["playbook"])
+    for name in ("www.pem", "www.key"):
+        (playbook / "certs").mkdir(exist_ok=True)
+        (playbook / "certs" / name).write_text("not checked here: wsgi_tls_files reads them\n")
+    [normalized] = normalize([site(tls={"certificate": "files", "cert_file": "certs/www.pem",
+                                        "key_file": str(playbook / "certs" / "www.key"), "port": "8443",
+                                        "redirect": False, "hsts": 0})])
+    assert normalized["tls"] | {"certificate_path": "", "key_path": ""} == {
+        "certificate": "files", "cert_file": str(playbook / "certs" / "www.pem"),
+        "key_file": str(playbook / "certs" / "www.key"), "chain_file": None, "port": 8443, "redirect": False,
+        "hsts": 0, "certificate_path": "", "key_path": ""}
+
+
+@pytest.mark.parametrize(("tls", "fragments"), [
+    ("yes", ["field 'tls': invalid value 'yes'"]),
+    ({}, ["field 'tls.certificate': required, got (missing); allowed: one of files, self_signed"]),
+    ({"certificate": "acme"}, ["field 'tls.certificate': invalid value 'acme'"]),
+    ({"certificate": "self_signed", "hst": 0}, ["field 'tls.hst': unknown tls key 'hst' (did you mean 'hsts'?)"]),
+    ({"certificate": "self_signed", "cert_file": "x.pem"},
+     ["field 'tls.cert_file': given with certificate self_signed: 'x.pem'; allowed: only with certificate: files"]),
+    ({"certificate": "files"}, ["field 'tls.cert_file': required with certificate files, got (missing)",
+                                "field 'tls.key_file': required with certificate files, got (missing)"]),
+    ({"certificate": "self_signed", "port": 0}, ["field 'tls.port': invalid value 0; allowed: an integer from 1"]),
+    ({"certificate": "self_signed", "redirect": "no"}, ["field 'tls.redirect': invalid value 'no'; allowed: true"]),
+    ({"certificate": "self_signed", "hsts": -1}, ["field 'tls.hsts': invalid value -1"]),
+    ({"certificate": "self_signed", "port": 80}, ["field 'tls.port': is the plain port of this site: 80"]),
+])
+def test_bad_tls_is_named_by_site_and_field(error, tls, fragments) -> None:
+    message = error([site(tls=tls)])
+    assert_names(message, "wsgi_sites[0] (server_name 'www.example.com')", *fragments)
+    assert f"({len(fragments)} problem(s))" in message
+
+
+def test_a_tls_port_cannot_be_another_sites_plain_port(error) -> None:
+    message = error([site(server_name="plain.example.com", port=8443),
+                     site(tls={"certificate": "self_signed", "port": 8443})])
+    assert_names(message, "wsgi_sites[1] (server_name 'www.example.com'): field 'tls.port': is the plain port of "
+                          "wsgi_sites[0] (server_name 'plain.example.com'): 8443")
+
+
+def test_two_https_sites_share_a_port_by_name(normalize) -> None:
+    sites = normalize([site(tls={"certificate": "self_signed"}),
+                       site(server_name="shop.example.com", tls={"certificate": "self_signed"})])
+    assert [s["tls"]["port"] for s in sites] == [443, 443]

@@ -2,7 +2,8 @@
 
 A load balancer asks this often, so it stays cheap: one request per app, all at once, through this host's
 own Apache on the loopback address with the site's Host header, the way a client's request would travel
-(Apache, then mod_wsgi's daemon processes, embedded interpreters or the app's headrace instance). A status
+(Apache, then mod_wsgi's daemon processes, embedded interpreters or the app's headrace instance); over
+HTTPS for a site with TLS, the way its clients come (its plain port may only redirect). A status
 below 500 means the app's code loaded and answered; a 5xx, a timeout or a refused connection means it did
 not. The answer is 200 when every app answered and 503 naming the apps that did not.
 
@@ -14,14 +15,36 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 
 CHECKS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checks.json")
 
 
+class LoopbackHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to this host's own Apache, naming the site in SNI, which picks its VirtualHost and certificate.
+
+    The certificate is not verified: this is the host asking itself, and a self-signed one would not pass.
+    """
+
+    def __init__(self, server_name: str, port: int, timeout: float) -> None:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        super().__init__(server_name, port, timeout=timeout, context=context)
+
+    def connect(self) -> None:
+        sock = socket.create_connection(("127.0.0.1", self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+
+
 def probe(check: dict) -> str | None:
     """Ask one app; None when it answered, else what went wrong."""
-    conn = http.client.HTTPConnection("127.0.0.1", check["port"], timeout=check["timeout"])
+    if check.get("tls"):
+        conn = LoopbackHTTPSConnection(check["server_name"], check["port"], check["timeout"])
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", check["port"], timeout=check["timeout"])
     try:
         conn.request("GET", check["path"], headers={"Host": check["server_name"], "User-Agent": "wsgi-health"})
         status = conn.getresponse().status

@@ -32,6 +32,9 @@ def environment(request):
         "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
         "uid": os.getuid(),
         "django_file": django.__file__,
+        # What the server told the app about the request (HTTPS, the client's address).
+        "is_secure": request.is_secure(),
+        "remote_addr": request.META.get("REMOTE_ADDR"),
     })
 
 

@@ -1,0 +1,109 @@
+"""Mozilla's server-side TLS profiles in Apache's terms, for the wsgi and balancer roles.
+
+Worth pinning in unit tests rather than in Jinja: a profile is a long list of exact values that a TLS
+checker (sslyze --mozilla_config) compares against. The certificates themselves are checked by the
+wsgi_tls_files action (plugins/action), which can read an ansible-vault encrypted key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+# Mozilla's server-side TLS guidelines, version 5.7 (https://ssl-config.mozilla.org/guidelines/5.7.json,
+# the version sslyze 6 checks against), in Apache's terms. TLS 1.3's cipher suites are OpenSSL's defaults,
+# which are the three the guidelines list, so only the TLS 1.2 (and older) list is set.
+GUIDELINES_VERSION = "5.7"
+_INTERMEDIATE_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+)
+_OLD_CIPHERS = _INTERMEDIATE_CIPHERS + (
+    ":ECDHE-ECDSA-AES128-SHA256:ECDHE-RSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:"
+    "ECDHE-ECDSA-AES256-SHA384:ECDHE-RSA-AES256-SHA384:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:"
+    "DHE-RSA-AES128-SHA256:DHE-RSA-AES256-SHA256:AES128-GCM-SHA256:AES256-GCM-SHA384:AES128-SHA256:"
+    "AES256-SHA256:AES128-SHA:AES256-SHA:DES-CBC3-SHA"
+)
+PROFILES: dict[str, dict[str, Any]] = {
+    "modern": {
+        "protocols": ("TLSv1.3",),
+        "ciphers": "",
+        "server_order": False,
+        "certificate_key": "ecdsa",
+        "certificate_days": 90,
+    },
+    "intermediate": {
+        "protocols": ("TLSv1.2", "TLSv1.3"),
+        "ciphers": _INTERMEDIATE_CIPHERS,
+        "server_order": False,
+        "certificate_key": "ecdsa",  # ECDSA or RSA; a key the host makes is ECDSA P-256
+        "certificate_days": 366,
+    },
+    "old": {
+        "protocols": ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"),
+        "ciphers": _OLD_CIPHERS,
+        "server_order": True,
+        "certificate_key": "rsa",  # the old profile's clients know RSA only
+        "certificate_days": 366,
+    },
+}
+CURVES = "X25519:prime256v1:secp384r1"
+HSTS_DEFAULT = 63072000  # two years, the guidelines' minimum for every profile
+
+
+def _profile(name: Any) -> dict[str, Any]:
+    if name not in PROFILES:
+        raise AnsibleFilterError(f"wsgi_tls_profile is {name!r}; allowed: one of {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def wsgi_tls_apache_settings(profile: Any, openssl_version: Any = "3.0") -> list[str]:
+    """The mod_ssl directives of a profile, one line each, for the OpenSSL of the host.
+
+    OpenSSL 3 refuses TLS 1.0 and 1.1 and their SHA-1 signatures at its default security level, so the old
+    profile lowers it (@SECLEVEL=0), as Mozilla's generator does; the other profiles keep the default.
+    Session tickets are off in every profile: their keys live as long as the Apache process and would
+    undo forward secrecy.
+    """
+    settings = _profile(profile)
+    try:
+        openssl_major = int(str(openssl_version).split(".", 1)[0])
+    except ValueError:
+        raise AnsibleFilterError(f"wsgi_tls_apache_settings: OpenSSL version {openssl_version!r}; "
+                                 "allowed: a version such as 3.0.15") from None
+    lines = ["SSLProtocol -all " + " ".join("+" + protocol for protocol in settings["protocols"])]
+    if settings["ciphers"]:
+        seclevel = ":@SECLEVEL=0" if profile == "old" and openssl_major >= 3 else ""
+        lines.append(f"SSLCipherSuite {settings['ciphers']}{seclevel}")
+    lines += [
+        f"SSLHonorCipherOrder {'on' if settings['server_order'] else 'off'}",
+        f"SSLOpenSSLConfCmd Curves {CURVES}",
+        "SSLSessionTickets off",
+    ]
+    return lines
+
+
+def wsgi_tls_key_spec(profile: Any) -> dict[str, Any]:
+    """The key and lifetime of a certificate the host makes itself (self_signed) for a profile.
+
+    Mozilla's modern profile allows ECDSA certificates only and at most 90 days; the old one RSA only.
+    """
+    settings = _profile(profile)
+    if settings["certificate_key"] == "rsa":
+        return {"type": "RSA", "size": 2048, "curve": None, "days": settings["certificate_days"]}
+    return {"type": "ECC", "size": 256, "curve": "secp256r1", "days": settings["certificate_days"]}
+
+
+class FilterModule:
+    """Ansible entry point."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        """Map filter names to functions."""
+        return {
+            "wsgi_tls_apache_settings": wsgi_tls_apache_settings,
+            "wsgi_tls_key_spec": wsgi_tls_key_spec,
+        }
+

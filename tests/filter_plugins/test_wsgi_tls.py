@@ -1,0 +1,57 @@
+"""Mozilla's TLS profiles in Apache's terms."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from wsgi_tls import HSTS_DEFAULT, PROFILES, wsgi_tls_apache_settings, wsgi_tls_key_spec
+
+MOZILLA = json.loads((Path(__file__).parent / "fixtures" / "mozilla-tls-5.7.json").read_text())["configurations"]
+
+
+@pytest.mark.parametrize("profile", ["modern", "intermediate", "old"])
+def test_each_profile_is_mozillas(profile):
+    """The values sslyze --mozilla_config compares against, from Mozilla's own file."""
+    mozilla, ours = MOZILLA[profile], PROFILES[profile]
+    assert list(ours["protocols"]) == mozilla["tls_versions"]
+    assert ours["ciphers"].split(":") == (mozilla["openssl_ciphers"] or [""])
+    assert ours["server_order"] == mozilla["server_preferred_order"]
+    assert ours["certificate_key"] in mozilla["certificate_types"]
+    assert ours["certificate_days"] == mozilla["maximum_certificate_lifespan"]
+    assert HSTS_DEFAULT == mozilla["hsts_min_age"]
+    lines = wsgi_tls_apache_settings(profile, "3.0.15")
+    assert f"SSLOpenSSLConfCmd Curves {':'.join(mozilla['tls_curves'])}" in lines
+    assert "SSLSessionTickets off" in lines
+
+
+def test_intermediate_in_apache_terms():
+    assert wsgi_tls_apache_settings("intermediate", "3.0.15") == [
+        "SSLProtocol -all +TLSv1.2 +TLSv1.3",
+        "SSLCipherSuite " + ":".join(MOZILLA["intermediate"]["openssl_ciphers"]),
+        "SSLHonorCipherOrder off",
+        "SSLOpenSSLConfCmd Curves X25519:prime256v1:secp384r1",
+        "SSLSessionTickets off",
+    ]
+
+
+def test_modern_sets_no_tls12_ciphers_and_old_lowers_openssl3s_security_level():
+    assert not any(line.startswith("SSLCipherSuite") for line in wsgi_tls_apache_settings("modern", "3.5.1"))
+    assert wsgi_tls_apache_settings("modern", "3.5.1")[0] == "SSLProtocol -all +TLSv1.3"
+    old = wsgi_tls_apache_settings("old", "3.0.15")
+    assert old[1].endswith(":DES-CBC3-SHA:@SECLEVEL=0") and "SSLHonorCipherOrder on" in old
+    assert wsgi_tls_apache_settings("old", "1.1.1w")[1].endswith(":DES-CBC3-SHA")
+
+
+@pytest.mark.parametrize("profile", ["strict", "", None, "Intermediate"])
+def test_an_unknown_profile_names_the_variable_and_the_choices(profile):
+    with pytest.raises(AnsibleFilterError, match="wsgi_tls_profile is .*allowed: one of modern, intermediate, old"):
+        wsgi_tls_apache_settings(profile)
+
+
+def test_a_host_made_key_fits_its_profile():
+    assert wsgi_tls_key_spec("modern") == {"type": "ECC", "size": 256, "curve": "secp256r1", "days": 90}
+    assert wsgi_tls_key_spec("intermediate")["type"] == "ECC"
+    assert wsgi_tls_key_spec("old") == {"type": "RSA", "size": 2048, "curve": None, "days": 366}
