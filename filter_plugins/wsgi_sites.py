@@ -407,7 +407,7 @@ def _tls(value: Any, given: Given) -> dict[str, Any] | None:
         return None
     name = given.done.get("server_name") or "invalid"
     return {"certificate": kind, **files, "port": port, "redirect": redirect, "hsts": hsts,
-            "certificate_path": f"{TLS_DIR}/{name}.crt", "key_path": f"{TLS_DIR}/{name}.key"}
+            "certificate_path": f"{TLS_DIR}/{name}-{port}.crt", "key_path": f"{TLS_DIR}/{name}-{port}.key"}
 
 
 def _log_level(value: Any, given: Given) -> str:
@@ -1212,14 +1212,23 @@ def _check_site_keys(errors: Errors, entries: list[SiteEntry]) -> None:
 
 
 def _check_tls_ports(errors: Errors, entries: list[SiteEntry]) -> None:
-    """A port is either plain HTTP or HTTPS for every site on it: Apache has one protocol per address."""
+    """A port is either plain HTTP or HTTPS for every site on it (Apache has one protocol per address), and
+    a name has one HTTPS site per port (Apache would serve the first; they would share a certificate)."""
     plain = {e.site["port"]: e.where for e in entries if e.site["port"] is not None}
+    https: dict[tuple[str, int], Where] = {}
     for where, site in ((e.where, e.site) for e in entries):
         tls = site.get("tls")
-        if tls and tls["port"] in plain:
+        if not tls:
+            continue
+        if tls["port"] in plain:
             owner = plain[tls["port"]]
             errors.add(where, "tls.port", tls["port"], "a port that no site serves plain HTTP on",
                        "is the plain port of " + ("this site" if owner == where else str(owner)) + ":")
+        if site["server_name"] is not None:
+            first = https.setdefault((site["server_name"].lower(), tls["port"]), where)
+            if first != where:
+                errors.add(where, "tls.port", tls["port"], "each server_name once per HTTPS port",
+                           f"same server_name and HTTPS port as {first}:")
 
 
 def _check_unique_apps(errors: Errors, entries: list[SiteEntry]) -> None:

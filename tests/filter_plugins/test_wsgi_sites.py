@@ -901,8 +901,8 @@ def test_tls_gets_its_defaults_and_the_hosts_paths(normalize) -> None:
     assert normalized["tls"] == {
         "certificate": "self_signed", "cert_file": None, "key_file": None, "chain_file": None,
         "port": 443, "redirect": True, "hsts": 63072000,
-        "certificate_path": "/etc/wsgi-hosting/tls/www.example.com.crt",
-        "key_path": "/etc/wsgi-hosting/tls/www.example.com.key",
+        "certificate_path": "/etc/wsgi-hosting/tls/www.example.com-443.crt",
+        "key_path": "/etc/wsgi-hosting/tls/www.example.com-443.key",
     }
 
 
@@ -951,3 +951,10 @@ def test_two_https_sites_share_a_port_by_name(normalize) -> None:
     sites = normalize([site(tls={"certificate": "self_signed"}),
                        site(server_name="shop.example.com", tls={"certificate": "self_signed"})])
     assert [s["tls"]["port"] for s in sites] == [443, 443]
+
+
+def test_a_name_has_one_https_site_per_port(error) -> None:
+    message = error([site(tls={"certificate": "self_signed"}),
+                     site(port=8080, tls={"certificate": "self_signed"})])
+    assert_names(message, "wsgi_sites[1] (server_name 'www.example.com'): field 'tls.port': same server_name and "
+                          "HTTPS port as wsgi_sites[0] (server_name 'www.example.com'): 443")

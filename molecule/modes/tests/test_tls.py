@@ -59,7 +59,7 @@ def http_with(lab: Lab, server_name: str, path: str, headers: dict) -> Response:
 
 
 def self_signed(host) -> ssl.SSLContext:
-    return context(cadata=host.file(f"{TLS_DIR}/{SECURE}.crt").content_string)
+    return context(cadata=host.file(f"{TLS_DIR}/{SECURE}-443.crt").content_string)
 
 
 def test_the_self_signed_site_answers_over_https_for_each_of_its_names(host, lab):
@@ -84,17 +84,17 @@ def test_keys_are_root_only_and_certificates_public(host):
     directory = host.file(TLS_DIR)
     assert (directory.user, directory.group, directory.mode) == ("root", "root", 0o700)
     for name in (SECURE, APPS):
-        key, certificate = host.file(f"{TLS_DIR}/{name}.key"), host.file(f"{TLS_DIR}/{name}.crt")
+        key, certificate = host.file(f"{TLS_DIR}/{name}-443.key"), host.file(f"{TLS_DIR}/{name}-443.crt")
         assert (key.user, key.group, key.mode) == ("root", "root", 0o600), name
         assert (certificate.user, certificate.mode) == ("root", 0o644), name
 
 
 def test_the_file_certificate_is_the_one_given_with_its_chain(host, lab):
-    installed = host.file(f"{TLS_DIR}/{APPS}.crt").content_string
+    installed = host.file(f"{TLS_DIR}/{APPS}-443.crt").content_string
     given = (CA_FILE.parent / "apps.pem").read_text().strip()
     assert installed.startswith(given), installed
     assert CA_FILE.read_text().strip() in installed  # the chain follows the certificate
-    key = host.file(f"{TLS_DIR}/{APPS}.key").content_string
+    key = host.file(f"{TLS_DIR}/{APPS}-443.key").content_string
     assert key == (CA_FILE.parent / "apps.key").read_text()
     # Verified against the scenario's CA; the plain port keeps serving (redirect: false), without HSTS.
     assert https(lab, APPS, "/healthz", context(cafile=CA_FILE)).status == 200
