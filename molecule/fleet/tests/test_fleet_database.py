@@ -8,6 +8,7 @@ database host (fleet-db) and from the other hosts over the fleet's network.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import time
@@ -20,7 +21,7 @@ from conftest import Lab, inventory_host, lab_of
 testinfra_hosts = ["fleet-balancer"]
 
 BOARD = "board.example.com"
-DATABASES = ("board", "catalog")
+DATABASES = ("board", "catalog", "catalog_embedded")
 BACKUP_DIR = "/var/backups/postgresql"
 CREDENTIALS_DIR = "/etc/wsgi-hosting/postgresql"
 # A PostgreSQL client in the standard library: TLS first (SSLRequest), then a startup message for a role
@@ -99,6 +100,20 @@ def test_every_web_server_reads_and_writes_the_same_database(lab, webs):
     assert text in notes(lab)["notes"]  # through the balancer
     # The first migration ran once for the whole fleet: one "migrated on" row, though three hosts deployed.
     assert sum(note.startswith("migrated on ") for note in notes(lab)["notes"]) == 1
+
+
+def test_apps_in_every_mode_get_their_databases_settings_as_secrets(db, webs):
+    """board (daemon mode) reads and writes above; catalog (proxy mode, headrace) and catalog-embedded
+    (embedded mode) show what they were given: libpq's settings, and the password and URL as digests."""
+    for database, mount in (("catalog", "/catalog"), ("catalog_embedded", "/catalog-embedded")):
+        password = db.file(f"{CREDENTIALS_DIR}/{database}.password").content_string
+        url = f"postgresql://{database}:{urllib.parse.quote(password, safe='')}@fleet-db:5432/{database}?sslmode=require"
+        for name, (web_lab, _) in webs.items():
+            report = web_lab.request(f"{mount}/environment", "www.example.com").json()
+            assert report["database"] == {"PGHOST": "fleet-db", "PGPORT": "5432", "PGDATABASE": database,
+                                          "PGUSER": database, "PGSSLMODE": "require"}, (name, report)
+            assert report["pgpassword_sha256"] == hashlib.sha256(password.encode()).hexdigest(), (name, database)
+            assert report["database_url_sha256"] == hashlib.sha256(url.encode()).hexdigest(), (name, database)
 
 
 def test_the_new_release_migrated_once_before_any_host_switched(db, webs):

@@ -38,4 +38,8 @@ def environment():
         python=f"{sys.version_info[0]}.{sys.version_info[1]}",
         uid=os.getuid(),
         escaped=str(markupsafe.escape("<b>")),
+        # With a database: the connection settings the roles give as secrets (the secret ones as digests).
+        database={name: os.environ.get(name) for name in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGSSLMODE")},
+        database_url_sha256=hashlib.sha256(os.environ.get("DATABASE_URL", "").encode()).hexdigest(),
+        pgpassword_sha256=hashlib.sha256(os.environ.get("PGPASSWORD", "").encode()).hexdigest(),
     )
