@@ -298,6 +298,10 @@ BAD_TLS: dict[str, tuple[Callable[[Path], list[dict[str, Any]]], str, str]] = {
     "names-not-covered": (lambda tmp: [tls_site(make_certificate(tmp, [SERVER_NAME]),
                                                 server_aliases=["example.com"])],
                           "tls.cert_file", "does not cover example.com (its names: www.example.com)"),
+    # Behind a site without certificate files: the message names the site by its place in wsgi_sites.
+    "second-site-expired": (lambda tmp: [site(app(name="plain"), server_name="plain.example.com"),
+                                         tls_site(make_certificate(tmp, [SERVER_NAME], past=100, days=90))],
+                            "tls.cert_file", "wsgi_sites[1] (server_name 'www.example.com'): field 'tls.cert_file'"),
 }
 
 

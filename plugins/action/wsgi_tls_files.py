@@ -129,7 +129,8 @@ class ActionModule(ActionBase):
     _supports_check_mode = True
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Fail with every problem of every site's certificate files; return each site's certificate text."""
+        """Fail with every problem of every site's certificate files; else return each site's certificate
+        text by the path it gets on the host (tls.certificate_path)."""
         result = super().run(tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec={"sites": {"type": "list", "elements": "dict",
                                                                        "required": True}})
@@ -140,7 +141,7 @@ class ActionModule(ActionBase):
             tls = site.get("tls") or {}
             if tls.get("certificate") == "files" and not problems:
                 chain = self._read(tls["chain_file"]) if tls.get("chain_file") else ""
-                certificates[site["server_name"]] = _joined(self._read(tls["cert_file"]), chain)
+                certificates[tls["certificate_path"]] = _joined(self._read(tls["cert_file"]), chain)
         if problems:
             result.update(failed=True, msg=f"wsgi_sites is invalid ({len(problems)} problem(s)):\n"
                           + "\n".join(problems))

@@ -24,7 +24,8 @@ description:
   - Changes nothing, needs no connection to the host, and runs the same in check mode.
 options:
   sites:
-    description: Normalized sites; those without C(tls.certificate) C(files) are skipped.
+    description: All the normalized sites (a message names a site by its index); those without
+      C(tls.certificate) C(files) are skipped.
     type: list
     elements: dict
     required: true
@@ -39,7 +40,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 certificates:
-  description: Each checked site's certificate followed by its chain, one PEM text (public), by server_name.
+  description: Each checked site's certificate followed by its chain, one PEM text (public), by the path
+    it gets on the host (the site's normalized tls.certificate_path).
   returned: success
   type: dict
 """
