@@ -98,10 +98,16 @@ def run_site(tmp_path: Path) -> RunSite:
 
     def run(sites: list[dict[str, Any]], more_vars: dict[str, Any] | None = None, *args: str) -> Run:
         inventory = tmp_path / "hosts.yml"
-        inventory.write_text(json.dumps({"webservers": {"hosts": {"ghost-web1": {
+        groups: dict[str, Any] = {"webservers": {"hosts": {"ghost-web1": {
             "ansible_connection": "community.docker.docker",
             "ansible_host": f"no-such-container-{uuid.uuid4().hex}",
-        }}}}))
+        }}}}
+        if (more_vars or {}).pop("with_balancer", False):
+            groups["balancers"] = {"hosts": {"ghost-balancer": {
+                "ansible_connection": "community.docker.docker",
+                "ansible_host": f"no-such-container-{uuid.uuid4().hex}",
+            }}}
+        inventory.write_text(json.dumps(groups))
         extra_vars = tmp_path / "wsgi_sites.json"
         extra_vars.write_text(json.dumps({"wsgi_sites": sites, **(more_vars or {})}))
         # Inherited ANSIBLE_* settings (another inventory, config or callback) would change what is tested.
@@ -315,6 +321,14 @@ def test_bad_tls_input_stops_before_any_host_changes(run_site: RunSite, tmp_path
     assert len(lines) == 1 and shown in lines[0], run.output
     assert run.problem_count == 1 and len(run.problems) == 1, run.output
     assert "PRIVATE KEY" not in run.output, run.output
+
+
+def test_https_behind_a_balancer_is_refused_until_the_balancers_serve_it(run_site: RunSite) -> None:
+    run = run_site([tls_site({"certificate": "self_signed"})], {"with_balancer": True})
+    assert run.returncode != 0, run.output
+    assert ("field 'tls' of www.example.com: HTTPS is served by web servers without balancers only"
+            in run.output), run.output
+    assert HOST_CONTACTED not in run.output and f"PLAY [{DEPLOY_PLAY}]" not in run.output, run.output
 
 
 def test_an_unknown_tls_profile_stops_before_any_host_changes(run_site: RunSite) -> None:
