@@ -63,17 +63,18 @@ class Lab:
     def sites(self) -> list[dict]:
         return self.variables["wsgi_sites"]
 
-    def apps(self, mode: str | None = None, projects: bool = False) -> list[tuple[dict, dict]]:
-        """(site, app) pairs of the single-script apps (with projects=True, of every app) that are served on
-        their site's plain port, optionally only those of one mode. Project apps (a `project` directory) have
-        tests of their own (test_projects.py), and so have the apps of a site whose plain port only redirects
-        to HTTPS (test_tls.py)."""
+    def apps(self, mode: str | None = None, projects: bool = False,
+             redirected: bool = False) -> list[tuple[dict, dict]]:
+        """(site, app) pairs of the single-script apps (with projects=True, of every app), optionally only
+        those of one mode. Project apps (a `project` directory) have tests of their own (test_projects.py),
+        and so have the apps of a site whose plain port only redirects to HTTPS (test_tls.py): they are
+        left out unless redirected=True, since most tests ask the apps on the plain port."""
         return [
             (site, app)
             for site in self.sites
             for app in site.get("apps", [])
             if (mode is None or app["mode"] == mode) and (projects or "project" not in app)
-            and not (site.get("tls") and site["tls"].get("redirect", True))
+            and (redirected or not (site.get("tls") and site["tls"].get("redirect", True)))
         ]
 
     def projects(self, mode: str | None = None) -> list[tuple[dict, dict]]:

@@ -14,7 +14,7 @@ testinfra_hosts = ["daemon"]
 def daemon_groups(lab) -> dict[str, dict]:
     """Every daemon group of the host (project apps' too), with the user its processes run as."""
     groups = {}
-    for site, app in lab.apps("daemon", projects=True):
+    for site, app in lab.apps("daemon", projects=True, redirected=True):
         user = app.get("user", f"wsgi-{app['name']}" if "project" in app else "wsgi")
         groups.setdefault(app.get("process_group", app["name"]), {"site": site, "app": app, "user": user})
     return groups
