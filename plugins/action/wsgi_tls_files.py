@@ -56,7 +56,7 @@ def _name_covered(name: str, patterns: Iterable[str]) -> bool:
 
 
 def certificate_problems(cert_pem: Any, key_pem: Any, chain_pem: Any = "", names: Any = (),
-                                  now: Any = None) -> list[tuple[str, str]]:
+                         now: Any = None) -> list[tuple[str, str]]:
     """What is wrong with a certificate, its key and chain for a site's names, as (file, problem); [].
 
     Checked on the controller before any host changes: the files parse, the key is the certificate's,
@@ -102,7 +102,6 @@ def certificate_problems(cert_pem: Any, key_pem: Any, chain_pem: Any = "", names
         elif chain[0].subject != leaf.issuer:
             problems.append(("chain_file", "does not start with the issuer of cert_file"))
     return problems
-
 
 
 def site_problems(index: int, site: Mapping[str, Any], read: Any,
