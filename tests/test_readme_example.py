@@ -48,11 +48,17 @@ def wsgi_sites_module():
 
 
 def normalize(plugin, variables: dict[str, Any], tmp_path: Path) -> list[dict[str, Any]]:
-    """Run the example through the filter, with each relative source present under a playbook dir."""
+    """Run the example through the filter, with each relative source (and certificate file) present under a
+    playbook dir."""
     playbook = tmp_path / "playbook"
     hello = tmp_path / "hello.wsgi"
     hello.write_text("application = None\n")
     for site in variables["wsgi_sites"]:
+        for key in ("cert_file", "key_file", "chain_file"):  # contents are the wsgi_tls_files action's
+            if isinstance((site.get("tls") or {}).get(key), str):
+                path = playbook / site["tls"][key]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text("-----BEGIN CERTIFICATE-----\n")
         for app in site.get("apps") or []:
             if isinstance(app.get("source"), str):
                 path = playbook / app["source"]
