@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import io
 import json
 import multiprocessing
@@ -28,6 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
+from plugin_loading import load
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PLUGIN = PROJECT_DIR / "plugins" / "action" / "wsgi_app_artifacts.py"
@@ -35,15 +35,6 @@ BIN = Path(sys.executable).parent
 # The build backend the local index serves, so that the sdists build there without PyPI.
 SETUPTOOLS = "setuptools==80.9.0"
 
-
-def load(path: Path, name: str) -> Any:
-    """A plugin file as a module, loaded by path the way Ansible loads it."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
-    return module
 
 
 artifacts = load(PLUGIN, "wsgi_app_artifacts_under_test")

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import datetime
-import importlib.util
-import sys
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from plugin_loading import load
 
 PLUGIN = Path(__file__).resolve().parent.parent / "plugins" / "action" / "wsgi_tls_files.py"
 NOW = datetime.datetime(2026, 12, 2, 12, 0, tzinfo=datetime.UTC)
 
-
-def load(path: Path, name: str) -> Any:
-    """A plugin file as a module, loaded by path the way Ansible loads it."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 tls_files = load(PLUGIN, "wsgi_tls_files_under_test")

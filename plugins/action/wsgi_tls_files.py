@@ -104,18 +104,12 @@ def certificate_problems(cert_pem: Any, key_pem: Any, chain_pem: Any = "", names
     return problems
 
 
-def site_problems(index: int, site: Mapping[str, Any], read: Any,
+def site_problems(index: int, site: Mapping[str, Any], texts: Mapping[str, str],
                   now: datetime.datetime | None = None) -> list[str]:
-    """The problems of one normalized site's certificate files, in the wsgi_sites message form.
-
-    read(path) returns a file's text (decrypted when vaulted).
-    """
-    tls = site.get("tls") or {}
-    if tls.get("certificate") != "files":
-        return []
+    """The problems of one normalized site's certificate files (texts: cert_file, key_file, chain_file, ""
+    when absent), in the wsgi_sites message form."""
     where = f"wsgi_sites[{index}] (server_name {site['server_name']!r})"
     names = [site["server_name"], *site.get("server_aliases", [])]
-    texts = {key: read(tls[key]) if tls.get(key) else "" for key in ("cert_file", "key_file", "chain_file")}
     problems = certificate_problems(texts["cert_file"], texts["key_file"], texts["chain_file"], names, now)
     return [f"{where}: field 'tls.{field}': {field} {problem}" for field, problem in problems]
 
@@ -136,11 +130,14 @@ class ActionModule(ActionBase):
         problems: list[str] = []
         certificates: dict[str, str] = {}
         for index, site in enumerate(args["sites"]):
-            problems += site_problems(index, site, self._read)
             tls = site.get("tls") or {}
-            if tls.get("certificate") == "files" and not problems:
-                chain = self._read(tls["chain_file"]) if tls.get("chain_file") else ""
-                certificates[tls["certificate_path"]] = _joined(self._read(tls["cert_file"]), chain)
+            if tls.get("certificate") != "files":
+                continue
+            # Each file is read (and decrypted) once, for the check and for what the host gets.
+            texts = {key: self._read(tls[key]) if tls.get(key) else "" for key in ("cert_file", "key_file",
+                                                                                   "chain_file")}
+            problems += site_problems(index, site, texts)
+            certificates[tls["certificate_path"]] = _joined(texts["cert_file"], texts["chain_file"])
         if problems:
             result.update(failed=True, msg=f"wsgi_sites is invalid ({len(problems)} problem(s)):\n"
                           + "\n".join(problems))
