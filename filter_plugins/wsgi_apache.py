@@ -16,8 +16,12 @@ from ansible.errors import AnsibleFilterError
 
 DEFAULT_PORT = 80
 DEFAULT_TLS_PORT = 443
-# What a site with tls needs: mod_ssl, HTTP/2, and mod_rewrite for the redirect of its plain port.
-TLS_MODULES = ["ssl", "http2", "rewrite"]
+# What a site with tls needs where TLS ends: mod_ssl, HTTP/2, mod_rewrite for the redirect of its plain
+# port, mod_headers for HSTS; and mod_md for ACME certificates.
+TLS_MODULES = ["ssl", "http2", "rewrite", "headers"]
+ACME_MODULES = ["md"]
+# Behind balancers: the client's address from X-Forwarded-For (wsgi_proxies.py).
+BEHIND_BALANCER_MODULES = ["remoteip", "headers"]
 # The modules a mode needs in Apache besides mod_wsgi (which the mod_wsgi role enables): proxy mode
 # forwards to headrace over HTTP.
 MODE_MODULES: dict[str, list[str]] = {"proxy": ["proxy", "proxy_http"]}
@@ -50,13 +54,13 @@ def _tls(site: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return tls if isinstance(tls, Mapping) else None
 
 
-def wsgi_site_ports(sites: Any) -> list[int]:
+def wsgi_site_ports(sites: Any, tls_here: bool = True) -> list[int]:
     """The ports the sites listen on (80 for a site without port, and 443 for HTTPS without tls.port), each
-    once, in ascending order."""
+    once, in ascending order. tls_here is false on web servers behind balancers, which end TLS for them."""
     ports = set()
     for index, site in enumerate(_sites(sites)):
         ports.add(_port(site.get("port", DEFAULT_PORT), index, "port"))
-        if (tls := _tls(site)) is not None:
+        if tls_here and (tls := _tls(site)) is not None:
             ports.add(_port(tls.get("port", DEFAULT_TLS_PORT), index, "tls.port"))
     return sorted(ports)
 
@@ -71,14 +75,23 @@ def wsgi_site_modes(sites: Any) -> list[str]:
     return sorted(modes)
 
 
-def wsgi_apache_modules(sites: Any) -> list[str]:
-    """The Apache modules the sites need besides mod_wsgi: proxy and proxy_http for a proxy-mode app, ssl,
-    http2 and rewrite for a site with tls."""
+def wsgi_tls_apache_modules(sites: Any) -> list[str]:
+    """The modules where TLS ends for these sites (web servers without balancers, or the balancers): ssl,
+    http2, rewrite and headers for any site with tls, md as well when one gets its certificate from ACME."""
+    tls = [tls for site in _sites(sites) if (tls := _tls(site)) is not None]
+    if not tls:
+        return []
+    return TLS_MODULES + (ACME_MODULES if any(t.get("certificate") == "acme" for t in tls) else [])
+
+
+def wsgi_apache_modules(sites: Any, tls_here: bool = True) -> list[str]:
+    """The Apache modules the sites need besides mod_wsgi: proxy and proxy_http for a proxy-mode app, the
+    TLS modules for sites with tls (wsgi_tls_apache_modules), and remoteip and headers behind balancers
+    (tls_here false), which pass the client's address and scheme."""
     modes = wsgi_site_modes(sites)
     modules = [module for mode, modules in MODE_MODULES.items() if mode in modes for module in modules]
-    if any(_tls(site) is not None for site in _sites(sites)):
-        modules += TLS_MODULES
-    return modules
+    more = wsgi_tls_apache_modules(sites) if tls_here else BEHIND_BALANCER_MODULES
+    return modules + [module for module in more if module not in modules]
 
 
 class FilterModule:
@@ -89,4 +102,5 @@ class FilterModule:
             "wsgi_site_ports": wsgi_site_ports,
             "wsgi_site_modes": wsgi_site_modes,
             "wsgi_apache_modules": wsgi_apache_modules,
+            "wsgi_tls_apache_modules": wsgi_tls_apache_modules,
         }

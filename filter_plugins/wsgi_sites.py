@@ -97,9 +97,9 @@ RESERVED_DATABASES = frozenset({"postgres", "template0", "template1"})
 DATABASE_ENV = ("DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSSLMODE")
 
 
-# HTTPS (site field tls): where certificates come from, and where the host keeps the ones it is given or
-# makes (root-only keys). ACME (mod_md) is not built yet: its kind joins this list when it is.
-TLS_CERTIFICATES = ("files", "self_signed")
+# HTTPS (site field tls): where certificates come from (acme: Apache's mod_md, which keeps its own store),
+# and where the host keeps the ones it is given or makes (root-only keys).
+TLS_CERTIFICATES = ("acme", "files", "self_signed")
 TLS_KEYS = ("certificate", "cert_file", "key_file", "chain_file", "port", "redirect", "hsts")
 TLS_FILES = ("cert_file", "key_file", "chain_file")
 TLS_DIR = "/etc/wsgi-hosting/tls"
@@ -1405,6 +1405,44 @@ def wsgi_sites_errors(sites: Any, base_dir: Any, source_base: Any, default_sourc
     return ""
 
 
+def wsgi_sites_without_tls(sites: Any) -> list[dict[str, Any]]:
+    """The normalized sites as a web server behind balancers serves them: plain HTTP only (the balancers
+    end TLS for the sites with tls, see wsgi_tls_front_sites)."""
+    return [{**site, "tls": None} for site in sites or []]
+
+
+def wsgi_tls_front_sites(members_sites: Any, members: Any, source_base: Any) -> list[dict[str, Any]]:
+    """The HTTPS sites a balancer serves for its members: every site with tls of any member, once.
+
+    members_sites is each member's wsgi_sites (in the order of members); their sites with tls are
+    normalized here without their apps (a balancer serves none; the web servers check those), with the
+    same rules as on the web servers. A site is its server_name and HTTPS port; two members that give it
+    different aliases or tls would make the balancer's certificate wrong for one of them: an error naming
+    both. Each entry keeps what a balancer needs (names, tls) and the members that serve it.
+    """
+    front: dict[tuple[str, int], dict[str, Any]] = {}
+    for host, sites in zip(members or [], members_sites or []):
+        try:
+            with_tls = [{**site, "apps": []} for site in sites or [] if isinstance(site, Mapping) and site.get("tls")]
+            normalized = wsgi_normalize_sites(with_tls, "/", source_base, "")
+        except AnsibleFilterError as error:
+            raise AnsibleFilterError(f"wsgi_sites of {host}: {error.message}") from None
+        for site in normalized:
+            if not site.get("tls"):
+                continue
+            entry = {"server_name": site["server_name"], "server_aliases": site["server_aliases"],
+                     "config_name": site["config_name"], "tls": site["tls"]}
+            key = (site["server_name"].lower(), site["tls"]["port"])
+            known = front.setdefault(key, {**entry, "members": []})
+            if {k: known[k] for k in entry} != entry:
+                raise AnsibleFilterError(
+                    f"wsgi_sites of {host}: site {site['server_name']!r} has other server_aliases or tls than on "
+                    f"{known['members'][0]}; allowed: the same on every web server (the balancers serve it "
+                    "with one certificate)")
+            known["members"].append(str(host))
+    return list(front.values())
+
+
 def wsgi_secret_values(sites: Any) -> dict[str, dict[str, str]]:
     """The secrets of every project app of wsgi_sites as given (validated first): app name to name to value.
 
@@ -1555,6 +1593,8 @@ class FilterModule:
             "wsgi_normalize_sites": wsgi_normalize_sites,
             "wsgi_sites_errors": wsgi_sites_errors,
             "wsgi_secret_values": wsgi_secret_values,
+            "wsgi_sites_without_tls": wsgi_sites_without_tls,
+            "wsgi_tls_front_sites": wsgi_tls_front_sites,
             "wsgi_apps": wsgi_apps,
             "wsgi_health_checks": wsgi_health_checks,
             "wsgi_daemon_directive_options": wsgi_daemon_directive_options,

@@ -7,7 +7,8 @@ wsgi_tls_files action (plugins/action), which can read an ansible-vault encrypte
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
@@ -97,6 +98,63 @@ def wsgi_tls_key_spec(profile: Any) -> dict[str, Any]:
     return {"type": "ECC", "size": 256, "curve": "secp256r1", "days": settings["certificate_days"]}
 
 
+# The ACME server asks for http-01 challenges here on the plain port (mod_md answers them): never redirected.
+ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/"
+
+
+def _site_tls(site: Any, caller: str) -> Mapping[str, Any]:
+    """The normalized tls of a site (wsgi_normalize_sites or wsgi_tls_front_sites); an error otherwise."""
+    tls = site.get("tls") if isinstance(site, Mapping) else None
+    if not isinstance(tls, Mapping):
+        raise AnsibleFilterError(f"{caller}: site {site.get('server_name') if isinstance(site, Mapping) else site!r} "
+                                 "has no tls; allowed: a normalized site with tls")
+    return tls
+
+
+def wsgi_tls_vhost_lines(site: Any, stapled: Collection[str] = ()) -> list[str]:
+    """The lines of a site's HTTPS VirtualHost that make it HTTPS, for the web servers and the balancers alike.
+
+    An ACME site names no certificate: mod_md supplies it (a fallback until the first one arrives) and
+    answers tls-alpn-01 challenges, which need acme-tls/1 among the protocols. stapled lists the certificate
+    paths whose certificate names an OCSP responder (the wsgi_tls_files action finds them): mod_ssl staples
+    its answer; mod_md staples for its own certificates (MDStapling).
+    """
+    tls = _site_tls(site, "wsgi_tls_vhost_lines")
+    lines = ["SSLEngine on"]
+    protocols = "h2 http/1.1"
+    if tls["certificate"] == "acme":
+        protocols += " acme-tls/1"
+    else:
+        lines += [f"SSLCertificateFile {tls['certificate_path']}", f"SSLCertificateKeyFile {tls['key_path']}"]
+        if tls["certificate_path"] in set(stapled or ()):
+            lines.append("SSLUseStapling on")
+    lines.append(f"Protocols {protocols}")
+    if tls["hsts"]:
+        lines.append(f'Header always set Strict-Transport-Security "max-age={tls["hsts"]}"')
+    return lines
+
+
+def wsgi_tls_redirect_lines(site: Any, kept_paths: Sequence[str] = (), acme_live_dir: str = "") -> list[str]:
+    """mod_rewrite lines that answer a plain request 308 with the same path and query on the site's HTTPS port.
+
+    ACME challenges stay on the plain port, and so do kept_paths (the health check the balancers and the
+    rollout ask). An ACME site redirects only once its certificate is live: mod_md's `installed` message
+    (acme-message) leaves a file named after the site in acme_live_dir, so plain HTTP clients are not sent
+    to mod_md's stand-in certificate before the first real one is served.
+    """
+    tls = _site_tls(site, "wsgi_tls_redirect_lines")
+    name = site["server_name"]
+    lines = ["RewriteEngine On", f"RewriteCond %{{REQUEST_URI}} !^{re.escape(ACME_CHALLENGE_PATH)}"]
+    lines += [f"RewriteCond %{{REQUEST_URI}} !^{re.escape(path)}$" for path in kept_paths if path]
+    if tls["certificate"] == "acme":
+        if not acme_live_dir:
+            raise AnsibleFilterError("wsgi_tls_redirect_lines: an ACME site needs acme_live_dir; allowed: a directory")
+        lines.append(f"RewriteCond {acme_live_dir}/{name} -f")
+    port = "" if tls["port"] == 443 else f":{tls['port']}"
+    lines.append(f"RewriteRule ^ https://{name}{port}%{{REQUEST_URI}} [R=308,L]")
+    return lines
+
+
 class FilterModule:
     """Ansible entry point."""
 
@@ -105,5 +163,7 @@ class FilterModule:
         return {
             "wsgi_tls_apache_settings": wsgi_tls_apache_settings,
             "wsgi_tls_key_spec": wsgi_tls_key_spec,
+            "wsgi_tls_vhost_lines": wsgi_tls_vhost_lines,
+            "wsgi_tls_redirect_lines": wsgi_tls_redirect_lines,
         }
 

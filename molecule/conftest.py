@@ -10,6 +10,8 @@ import http.client
 import json
 import os
 import re
+import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -46,16 +48,40 @@ class Lab:
     name: str
     variables: dict
 
-    def request(self, path: str, server_name: str, port: int = 80, method: str = "GET") -> Response:
-        published = {int(key): value for key, value in self.variables["lab_published_ports"].items()}[port]
-        conn = http.client.HTTPConnection("127.0.0.1", published, timeout=30)
+    def published(self, port: int) -> int:
+        """The port on 127.0.0.1 that this host's port is published on."""
+        return {int(key): value for key, value in self.variables["lab_published_ports"].items()}[port]
+
+    def request(self, path: str, server_name: str, port: int = 80, method: str = "GET",
+                headers: dict[str, str] | None = None) -> Response:
+        """A plain HTTP request to one of the host's ports, with the site's name as Host."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.published(port), timeout=30)
         try:
             # skip_host: the Host header must be the site's name, not 127.0.0.1.
             conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
             conn.putheader("Host", server_name)
+            for name, value in (headers or {}).items():
+                conn.putheader(name, value)
             conn.endheaders()
             resp = conn.getresponse()
             return Response(resp.status, resp.headers, resp.read())
+        finally:
+            conn.close()
+
+    def tls_socket(self, server_name: str, tls: ssl.SSLContext, port: int = 443) -> ssl.SSLSocket:
+        """A TLS connection to one of the host's ports, naming server_name in SNI (and checking it)."""
+        sock = socket.create_connection(("127.0.0.1", self.published(port)), timeout=30)
+        return tls.wrap_socket(sock, server_hostname=server_name)
+
+    def https(self, path: str, server_name: str, tls: ssl.SSLContext, headers: dict[str, str] | None = None,
+              port: int = 443) -> Response:
+        """One HTTPS request, naming server_name in SNI and Host."""
+        conn = http.client.HTTPConnection(server_name, timeout=30)
+        conn.sock = self.tls_socket(server_name, tls, port)
+        try:
+            conn.request("GET", path, headers=headers or {})
+            response = conn.getresponse()
+            return Response(response.status, response.headers, response.read())
         finally:
             conn.close()
 
@@ -208,6 +234,27 @@ class PlaybookRun:
                     if result.get("failed") or result.get("unreachable"):
                         lines.append(f"{host}: {task['task']['name']}: {result.get('msg', '')}")
         return "\n".join([*lines, json.dumps(self.report["stats"]), self.stderr[-3000:]])
+
+
+def tls_context(*, cadata: str | None = None, cafile: Path | None = None) -> ssl.SSLContext:
+    """A client context that verifies the server's certificate and name, as a browser would."""
+    return ssl.create_default_context(cadata=cadata, cafile=str(cafile) if cafile else None)
+
+
+# sslyze runs from its own venv (.venv-sslyze, made by `make venv`): it pins a cryptography older than
+# ansible's.
+SSLYZE = PROJECT_DIR / ".venv-sslyze" / "bin" / "sslyze"
+
+
+def sslyze(server_name: str, port: int, ca_file: Path, profile: str = "intermediate") -> subprocess.CompletedProcess:
+    """sslyze's check of Mozilla's profile against 127.0.0.1:port with server_name in SNI, trusting ca_file
+    (a certificate a browser would not trust fails its path validation). It exits non-zero when the server
+    is not compliant."""
+    return subprocess.run(
+        [str(SSLYZE), f"--mozilla_config={profile}", f"--certinfo_ca_file={ca_file}",
+         f"{server_name}:{port}{{127.0.0.1}}"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
 
 
 _VARIABLES: dict[str, dict] = {}

@@ -286,7 +286,7 @@ def tls_site(tls: Any, **fields: Any) -> dict[str, Any]:
 # case id -> (wsgi_sites given the tmp directory for certificate files, field, what the message must show)
 BAD_TLS: dict[str, tuple[Callable[[Path], list[dict[str, Any]]], str, str]] = {
     "unknown-certificate-kind": (lambda _: [tls_site({"certificate": "letsencrypt"})], "tls.certificate",
-                                 "'letsencrypt'; allowed: one of files, self_signed"),
+                                 "'letsencrypt'; allowed: one of acme, files, self_signed"),
     "cert-file-missing": (lambda tmp: [tls_site({**make_certificate(tmp, [SERVER_NAME]),
                                                  "cert_file": "/nonexistent/wsgi-bad-input/site.pem"})],
                           "tls.cert_file", "not found"),
@@ -323,11 +323,24 @@ def test_bad_tls_input_stops_before_any_host_changes(run_site: RunSite, tmp_path
     assert "PRIVATE KEY" not in run.output, run.output
 
 
-def test_https_behind_a_balancer_is_refused_until_the_balancers_serve_it(run_site: RunSite) -> None:
-    run = run_site([tls_site({"certificate": "self_signed"})], {"with_balancer": True})
+@pytest.mark.parametrize(("more_vars", "shown"), [
+    ({}, ('wsgi_acme_contact is ""; allowed: the e-mail address of the ACME account, required because '
+         "www.example.com use certificate acme.")),
+    ({"wsgi_acme_contact": "webmaster"}, 'wsgi_acme_contact is "webmaster"; allowed: the e-mail address'),
+    ({"wsgi_acme_contact": "webmaster@example.com", "wsgi_acme_directory": "http://acme.example.com/dir"},
+     'wsgi_acme_directory is "http://acme.example.com/dir"; allowed: the https:// URL of an ACME directory'),
+    ({"wsgi_acme_contact": "webmaster@example.com", "wsgi_acme_ca_file": "/nonexistent/wsgi-bad-input/ca.pem"},
+     'wsgi_acme_ca_file is "/nonexistent/wsgi-bad-input/ca.pem"; allowed: an empty string'),
+    # Behind a balancer, the balancer gets the certificate: its own settings are checked.
+    ({"with_balancer": True}, 'wsgi_acme_contact is ""; allowed: the e-mail address of the ACME account'),
+])
+def test_bad_acme_settings_stop_before_any_host_changes(run_site: RunSite, more_vars: dict, shown: str) -> None:
+    behind_balancer = bool(more_vars.get("with_balancer"))
+    run = run_site([tls_site({"certificate": "acme"})], dict(more_vars))
     assert run.returncode != 0, run.output
-    assert ("field 'tls' of www.example.com: HTTPS is served by web servers without balancers only"
-            in run.output), run.output
+    assert shown in run.output, run.output
+    failed_host = "ghost-balancer" if behind_balancer else "ghost-web1"
+    assert re.search(rf"{failed_host}\s*:.*changed=0\s+unreachable=0\s+failed=1", run.output), run.output
     assert HOST_CONTACTED not in run.output and f"PLAY [{DEPLOY_PLAY}]" not in run.output, run.output
 
 

@@ -104,6 +104,17 @@ def certificate_problems(cert_pem: Any, key_pem: Any, chain_pem: Any = "", names
     return problems
 
 
+def has_ocsp_responder(cert_pem: str) -> bool:
+    """Whether the certificate names an OCSP responder (Authority Information Access): only then can Apache
+    staple an OCSP answer to the handshake (SSLUseStapling); without one, stapling would log errors."""
+    try:
+        leaf = _load_certificates(cert_pem)[0]
+        access = leaf.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except (ValueError, IndexError, x509.ExtensionNotFound):
+        return False
+    return any(item.access_method == x509.oid.AuthorityInformationAccessOID.OCSP for item in access)
+
+
 def site_problems(index: int, site: Mapping[str, Any], texts: Mapping[str, str],
                   now: datetime.datetime | None = None) -> list[str]:
     """The problems of one normalized site's certificate files (texts: cert_file, key_file, chain_file, ""
@@ -123,12 +134,14 @@ class ActionModule(ActionBase):
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         """Fail with every problem of every site's certificate files; else return each site's certificate
-        text by the path it gets on the host (tls.certificate_path)."""
+        text by the path it gets on the host (tls.certificate_path), and the paths of those that name an
+        OCSP responder (stapled)."""
         result = super().run(tmp, task_vars)
         _, args = self.validate_argument_spec(argument_spec={"sites": {"type": "list", "elements": "dict",
                                                                        "required": True}})
         problems: list[str] = []
         certificates: dict[str, str] = {}
+        stapled: list[str] = []
         for index, site in enumerate(args["sites"]):
             tls = site.get("tls") or {}
             if tls.get("certificate") != "files":
@@ -138,11 +151,14 @@ class ActionModule(ActionBase):
                                                                                    "chain_file")}
             problems += site_problems(index, site, texts)
             certificates[tls["certificate_path"]] = _joined(texts["cert_file"], texts["chain_file"])
+            if has_ocsp_responder(texts["cert_file"]):
+                stapled.append(tls["certificate_path"])
         if problems:
             result.update(failed=True, msg=f"wsgi_sites is invalid ({len(problems)} problem(s)):\n"
                           + "\n".join(problems))
         else:
             result["certificates"] = certificates
+            result["stapled"] = stapled
         result["changed"] = False
         return result
 

@@ -44,4 +44,10 @@ certificates:
     it gets on the host (the site's normalized tls.certificate_path).
   returned: success
   type: dict
+stapled:
+  description: The certificate paths (as in certificates) whose certificate names an OCSP responder, so
+    that Apache staples its answer (SSLUseStapling).
+  returned: success
+  type: list
+  elements: str
 """

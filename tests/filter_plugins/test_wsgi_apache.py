@@ -11,6 +11,7 @@ from wsgi_apache import (
     wsgi_apache_modules,
     wsgi_site_modes,
     wsgi_site_ports,
+    wsgi_tls_apache_modules,
 )
 
 
@@ -64,6 +65,7 @@ def test_filter_module_exports_the_filters() -> None:
         "wsgi_site_ports": wsgi_site_ports,
         "wsgi_site_modes": wsgi_site_modes,
         "wsgi_apache_modules": wsgi_apache_modules,
+        "wsgi_tls_apache_modules": wsgi_tls_apache_modules,
     }
 
 
@@ -71,6 +73,18 @@ def test_a_site_with_tls_listens_on_its_https_port_too_and_needs_ssl_http2_and_r
     sites = [site(), {**site(8080), "tls": {"certificate": "self_signed"}},
              {**site(81), "tls": {"certificate": "self_signed", "port": "8443"}}]
     assert wsgi_site_ports(sites) == [80, 81, 443, 8080, 8443]
-    assert wsgi_apache_modules(sites) == ["ssl", "http2", "rewrite"]
+    assert wsgi_apache_modules(sites) == ["ssl", "http2", "rewrite", "headers"]
+    assert wsgi_tls_apache_modules(sites) == ["ssl", "http2", "rewrite", "headers"]
+    acme = [{**site(None, "proxy"), "tls": {"certificate": "acme"}}]
+    assert wsgi_apache_modules(acme) == ["proxy", "proxy_http", "ssl", "http2", "rewrite", "headers", "md"]
     with pytest.raises(AnsibleFilterError, match=r"wsgi_sites\[0\]: field 'tls.port' is 0; allowed: a port 1-65535"):
         wsgi_site_ports([{**site(), "tls": {"port": 0}}])
+
+
+def test_behind_balancers_a_web_server_keeps_its_plain_ports_and_takes_the_clients_address() -> None:
+    """The balancers end TLS: no HTTPS port, no TLS module; mod_remoteip and headers for the forwarded
+    address and scheme."""
+    sites = [{**site(None, "proxy"), "tls": {"certificate": "acme"}}, {**site(8080), "tls": {"port": 8443}}]
+    assert wsgi_site_ports(sites, False) == [80, 8080]
+    assert wsgi_apache_modules(sites, False) == ["proxy", "proxy_http", "remoteip", "headers"]
+    assert wsgi_tls_apache_modules([site()]) == []

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from wsgi_tls import HSTS_DEFAULT, PROFILES, wsgi_tls_apache_settings, wsgi_tls_key_spec
+from wsgi_tls import (
+    HSTS_DEFAULT,
+    PROFILES,
+    wsgi_tls_apache_settings,
+    wsgi_tls_key_spec,
+    wsgi_tls_redirect_lines,
+    wsgi_tls_vhost_lines,
+)
 
 MOZILLA = json.loads((Path(__file__).parent / "fixtures" / "mozilla-tls-5.7.json").read_text())["configurations"]
 
@@ -55,3 +62,54 @@ def test_a_host_made_key_fits_its_profile():
     assert wsgi_tls_key_spec("modern") == {"type": "ECC", "size": 256, "curve": "secp256r1", "days": 90}
     assert wsgi_tls_key_spec("intermediate")["type"] == "ECC"
     assert wsgi_tls_key_spec("old") == {"type": "RSA", "size": 2048, "curve": None, "days": 366}
+
+
+def tls_site(certificate="files", **tls):
+    defaults = {"certificate": certificate, "port": 443, "redirect": True, "hsts": 63072000,
+                "certificate_path": "/etc/wsgi-hosting/tls/www.example.com-443.crt",
+                "key_path": "/etc/wsgi-hosting/tls/www.example.com-443.key"}
+    return {"server_name": "www.example.com", "server_aliases": ["shop.example.com"], "tls": {**defaults, **tls}}
+
+
+def test_an_https_virtualhost_names_its_files_and_offers_h2():
+    assert wsgi_tls_vhost_lines(tls_site()) == [
+        "SSLEngine on",
+        "SSLCertificateFile /etc/wsgi-hosting/tls/www.example.com-443.crt",
+        "SSLCertificateKeyFile /etc/wsgi-hosting/tls/www.example.com-443.key",
+        "Protocols h2 http/1.1",
+        'Header always set Strict-Transport-Security "max-age=63072000"',
+    ]
+
+
+def test_stapling_only_for_a_certificate_with_a_responder_and_hsts_zero_is_off():
+    site = tls_site(hsts=0)
+    assert "SSLUseStapling on" in wsgi_tls_vhost_lines(site, ["/etc/wsgi-hosting/tls/www.example.com-443.crt"])
+    assert "SSLUseStapling on" not in wsgi_tls_vhost_lines(site, ["/etc/wsgi-hosting/tls/other-443.crt"])
+    assert not any("Strict-Transport-Security" in line for line in wsgi_tls_vhost_lines(site))
+
+
+def test_an_acme_site_names_no_files_and_offers_the_tls_alpn_challenge():
+    assert wsgi_tls_vhost_lines(tls_site("acme"), ["/etc/wsgi-hosting/tls/www.example.com-443.crt"]) == [
+        "SSLEngine on",
+        "Protocols h2 http/1.1 acme-tls/1",
+        'Header always set Strict-Transport-Security "max-age=63072000"',
+    ]
+
+
+def test_the_redirect_keeps_acme_challenges_and_the_given_paths_and_names_the_https_port():
+    assert wsgi_tls_redirect_lines(tls_site(port=8443), ["/healthz", ""]) == [
+        "RewriteEngine On",
+        r"RewriteCond %{REQUEST_URI} !^/\.well\-known/acme\-challenge/",
+        "RewriteCond %{REQUEST_URI} !^/healthz$",
+        "RewriteRule ^ https://www.example.com:8443%{REQUEST_URI} [R=308,L]",
+    ]
+
+
+def test_an_acme_site_redirects_once_its_certificate_is_live():
+    lines = wsgi_tls_redirect_lines(tls_site("acme"), [], "/var/lib/wsgi-hosting/acme-live")
+    assert lines[-2:] == ["RewriteCond /var/lib/wsgi-hosting/acme-live/www.example.com -f",
+                          "RewriteRule ^ https://www.example.com%{REQUEST_URI} [R=308,L]"]
+    with pytest.raises(AnsibleFilterError, match="needs acme_live_dir"):
+        wsgi_tls_redirect_lines(tls_site("acme"))
+    with pytest.raises(AnsibleFilterError, match="has no tls"):
+        wsgi_tls_redirect_lines({"server_name": "plain.example.com", "tls": None})

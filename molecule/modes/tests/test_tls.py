@@ -7,14 +7,12 @@ made (self-signed) or the scenario's CA, with the site's name in SNI.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import socket
 import ssl
 from pathlib import Path
 
-from conftest import Lab, Response
+from conftest import tls_context
 
 testinfra_hosts = ["webservers"]
 
@@ -24,47 +22,13 @@ TLS_DIR = "/etc/wsgi-hosting/tls"
 CA_FILE = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "tls" / "ca.pem"
 
 
-def context(*, cadata: str | None = None, cafile: Path | None = None) -> ssl.SSLContext:
-    """A client context that verifies the server's certificate and name, as a browser would."""
-    return ssl.create_default_context(cadata=cadata, cafile=str(cafile) if cafile else None)
-
-
-def tls_socket(lab: Lab, server_name: str, tls: ssl.SSLContext) -> ssl.SSLSocket:
-    port = {int(key): value for key, value in lab.variables["lab_published_ports"].items()}[443]
-    return tls.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30), server_hostname=server_name)
-
-
-def https(lab: Lab, server_name: str, path: str, tls: ssl.SSLContext, headers: dict | None = None) -> Response:
-    """One HTTPS request to the host's port 443, naming server_name in SNI and Host."""
-    conn = http.client.HTTPConnection(server_name, timeout=30)
-    conn.sock = tls_socket(lab, server_name, tls)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        response = conn.getresponse()
-        return Response(response.status, response.headers, response.read())
-    finally:
-        conn.close()
-
-
-def http_with(lab: Lab, server_name: str, path: str, headers: dict) -> Response:
-    """A plain HTTP request on port 80 with extra headers (Lab.request sends Host only)."""
-    port = {int(key): value for key, value in lab.variables["lab_published_ports"].items()}[80]
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request("GET", path, headers={"Host": server_name, **headers})
-        response = conn.getresponse()
-        return Response(response.status, response.headers, response.read())
-    finally:
-        conn.close()
-
-
 def self_signed(host) -> ssl.SSLContext:
-    return context(cadata=host.file(f"{TLS_DIR}/{SECURE}-443.crt").content_string)
+    return tls_context(cadata=host.file(f"{TLS_DIR}/{SECURE}-443.crt").content_string)
 
 
 def test_the_self_signed_site_answers_over_https_for_each_of_its_names(host, lab):
     for name in (SECURE, f"www.{SECURE}"):
-        response = https(lab, name, "/x?y=1", self_signed(host))
+        response = lab.https("/x?y=1", name, self_signed(host))
         assert response.status == 200, (name, response.text)
         report = response.json()
         assert report["url_scheme"] == "https" and report["path_info"] == "/x", report
@@ -97,7 +61,7 @@ def test_the_file_certificate_is_the_one_given_with_its_chain(host, lab):
     key = host.file(f"{TLS_DIR}/{APPS}-443.key").content_string
     assert key == (CA_FILE.parent / "apps.key").read_text()
     # Verified against the scenario's CA; the plain port keeps serving (redirect: false), without HSTS.
-    assert https(lab, APPS, "/healthz", context(cafile=CA_FILE)).status == 200
+    assert lab.https("/healthz", APPS, tls_context(cafile=CA_FILE)).status == 200
     plain = lab.request("/healthz", APPS)
     assert plain.status == 200 and "Strict-Transport-Security" not in plain.headers
 
@@ -105,12 +69,12 @@ def test_the_file_certificate_is_the_one_given_with_its_chain(host, lab):
 def test_http2_is_offered_and_protocols_older_than_tls12_are_refused(host, lab):
     h2 = self_signed(host)
     h2.set_alpn_protocols(["h2", "http/1.1"])
-    with tls_socket(lab, SECURE, h2) as sock:
+    with lab.tls_socket(SECURE, h2) as sock:
         assert sock.selected_alpn_protocol() == "h2"
         assert sock.version() == "TLSv1.3"
     tls12 = self_signed(host)
     tls12.maximum_version = ssl.TLSVersion.TLSv1_2
-    with tls_socket(lab, SECURE, tls12) as sock:
+    with lab.tls_socket(SECURE, tls12) as sock:
         assert sock.version() == "TLSv1.2"
         assert sock.cipher()[0] in ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
                                     "ECDHE-ECDSA-CHACHA20-POLY1305"), sock.cipher()
@@ -121,7 +85,7 @@ def test_http2_is_offered_and_protocols_older_than_tls12_are_refused(host, lab):
     old.minimum_version = ssl.TLSVersion.TLSv1
     old.maximum_version = ssl.TLSVersion.TLSv1_1
     try:
-        with tls_socket(lab, SECURE, old) as sock:
+        with lab.tls_socket(SECURE, old) as sock:
             raise AssertionError(f"the server accepted {sock.version()}")
     except ssl.SSLError as error:
         assert "PROTOCOL_VERSION" in error.reason or "UNSUPPORTED_PROTOCOL" in error.reason, error
@@ -130,9 +94,9 @@ def test_http2_is_offered_and_protocols_older_than_tls12_are_refused(host, lab):
 def test_the_app_sees_https_and_cannot_be_told_so_over_plain_http(host, lab):
     """wsgi.url_scheme is https over HTTPS; X-Forwarded-Proto/-For from a client change neither the scheme
     nor REMOTE_ADDR, in the mode of this host."""
-    assert https(lab, SECURE, "/", self_signed(host)).json()["url_scheme"] == "https"
+    assert lab.https("/", SECURE, self_signed(host)).json()["url_scheme"] == "https"
     spoofed = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9", "Forwarded": "proto=https"}
-    report = http_with(lab, "www.example.com", "/echo", spoofed).json()
+    report = lab.request("/echo", "www.example.com", headers=spoofed).json()
     assert report["url_scheme"] == "http", report
     assert report["remote_addr"] != "203.0.113.9", report
 
@@ -144,13 +108,13 @@ def test_a_django_app_knows_its_request_is_secure(host, lab):
     assert shops or lab.name.startswith("embedded"), lab.name
     for app in shops:
         path = app["mount"].rstrip("/") + "/environment"
-        assert https(lab, APPS, path, context(cafile=CA_FILE)).json()["is_secure"] is True, app["name"]
-        spoofed = http_with(lab, APPS, path, {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"})
+        assert lab.https(path, APPS, tls_context(cafile=CA_FILE)).json()["is_secure"] is True, app["name"]
+        spoofed = lab.request(path, APPS, headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"})
         assert spoofed.json()["is_secure"] is False and spoofed.json()["remote_addr"] != "203.0.113.9", spoofed.text
 
 
 def test_apache_logs_the_https_requests_of_the_site(host, lab):
-    https(lab, SECURE, "/logged-over-https", self_signed(host))
+    lab.https("/logged-over-https", SECURE, self_signed(host))
     log = host.file(f"/var/log/apache2/{SECURE}-80-access.log").content_string
     assert '"GET /logged-over-https HTTP/1.1" 200' in log
 

@@ -2,31 +2,24 @@
 one host of each Debian version: the profile is global to Apache, not to a mode, and OpenSSL differs by
 release (3.0 in Debian 12, 3.5 in Debian 13).
 
-sslyze runs from its own venv (.venv-sslyze, made by `make venv`): it pins a cryptography older than
-ansible's. The site is apps.example.com, whose certificate comes from the scenario's CA, which sslyze is
-given to trust: a self-signed certificate would fail its path validation, as it fails a browser's.
+The site is apps.example.com, whose certificate comes from the scenario's CA, which sslyze is given to
+trust: a self-signed certificate would fail its path validation, as it fails a browser's.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
-from conftest import PROJECT_DIR
+from conftest import sslyze
 
 testinfra_hosts = ["daemon"]
 
-SSLYZE = PROJECT_DIR / ".venv-sslyze" / "bin" / "sslyze"
 CA_FILE = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "tls" / "ca.pem"
 
 
 def test_the_site_is_compliant_with_mozillas_intermediate_profile(lab):
-    port = {int(key): value for key, value in lab.variables["lab_published_ports"].items()}[443]
-    result = subprocess.run(
-        [str(SSLYZE), "--mozilla_config=intermediate", f"--certinfo_ca_file={CA_FILE}",
-         f"apps.example.com:{port}{{127.0.0.1}}"],
-        capture_output=True, text=True, timeout=300, check=False,
-    )
+    port = lab.published(443)
+    result = sslyze("apps.example.com", port, CA_FILE)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert f"apps.example.com:{port}: OK - Compliant." in result.stdout, result.stdout[-4000:]

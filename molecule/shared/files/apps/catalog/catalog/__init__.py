@@ -6,7 +6,7 @@ import sys
 from importlib import metadata
 
 import markupsafe
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 
 from catalog.version import VERSION
 
@@ -38,6 +38,9 @@ def environment():
         python=f"{sys.version_info[0]}.{sys.version_info[1]}",
         uid=os.getuid(),
         escaped=str(markupsafe.escape("<b>")),
+        # Who the client was and how it came, as the server (or a trusted proxy in front) says.
+        scheme=request.scheme,
+        remote_addr=request.remote_addr,
         # With a database: the connection settings the roles give as secrets (the secret ones as digests).
         database={name: os.environ.get(name) for name in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGSSLMODE")},
         database_url_sha256=hashlib.sha256(os.environ.get("DATABASE_URL", "").encode()).hexdigest(),
