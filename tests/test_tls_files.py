@@ -112,3 +112,18 @@ def test_the_chain_must_start_with_the_issuer():
     stranger = _certificate(_key(), ["Other CA"])
     assert check(_pem(leaf), _pem_key(key), _pem(stranger), ["www.example.com"], NOW) == [
         ("chain_file", "does not start with the issuer of cert_file")]
+
+
+def test_only_a_certificate_that_names_an_ocsp_responder_is_stapled():
+    key = _key()
+    plain = _certificate(key, ["www.example.com"])
+    with_responder = (x509.CertificateBuilder().subject_name(plain.subject).issuer_name(plain.issuer)
+                      .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                      .not_valid_before(plain.not_valid_before_utc).not_valid_after(plain.not_valid_after_utc)
+                      .add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+                          x509.oid.AuthorityInformationAccessOID.OCSP,
+                          x509.UniformResourceIdentifier("http://ocsp.example.com"))]), critical=False)
+                      .sign(key, hashes.SHA256()))
+    assert tls_files.has_ocsp_responder(_pem(with_responder)) is True
+    assert tls_files.has_ocsp_responder(_pem(plain)) is False
+    assert tls_files.has_ocsp_responder("not a certificate") is False

@@ -20,6 +20,8 @@ from wsgi_sites import (
     wsgi_daemon_directive_options,
     wsgi_health_checks,
     wsgi_normalize_sites,
+    wsgi_sites_without_tls,
+    wsgi_tls_front_sites,
 )
 
 BASE = "/usr/local/www"
@@ -571,7 +573,8 @@ def test_filter_module_exposes_the_filters() -> None:
     assert set(FilterModule().filters()) == {"wsgi_normalize_sites", "wsgi_apps", "wsgi_health_checks",
                                              "wsgi_daemon_directive_options", "wsgi_daemon_groups",
                                              "wsgi_script_aliases", "wsgi_proxy_passes", "wsgi_forwarded_allow_ips",
-                                             "wsgi_sites_errors", "wsgi_secret_values"}
+                                             "wsgi_sites_errors", "wsgi_secret_values", "wsgi_sites_without_tls",
+                                             "wsgi_tls_front_sites"}
 
 
 # --------------------------------------------------------------------------- through Ansible itself
@@ -922,8 +925,10 @@ def test_tls_files_are_controller_paths_from_the_source_directory(normalize, pat
 
 @pytest.mark.parametrize(("tls", "fragments"), [
     ("yes", ["field 'tls': invalid value 'yes'"]),
-    ({}, ["field 'tls.certificate': required, got (missing); allowed: one of files, self_signed"]),
-    ({"certificate": "acme"}, ["field 'tls.certificate': invalid value 'acme'"]),
+    ({}, ["field 'tls.certificate': required, got (missing); allowed: one of acme, files, self_signed"]),
+    ({"certificate": "letsencrypt"}, ["field 'tls.certificate': invalid value 'letsencrypt'"]),
+    ({"certificate": "acme", "key_file": "x.key"},
+     ["field 'tls.key_file': given with certificate acme: 'x.key'; allowed: only with certificate: files"]),
     ({"certificate": "self_signed", "hst": 0}, ["field 'tls.hst': unknown tls key 'hst' (did you mean 'hsts'?)"]),
     ({"certificate": "self_signed", "cert_file": "x.pem"},
      ["field 'tls.cert_file': given with certificate self_signed: 'x.pem'; allowed: only with certificate: files"]),
@@ -958,3 +963,37 @@ def test_a_name_has_one_https_site_per_port(error) -> None:
                      site(port=8080, tls={"certificate": "self_signed"})])
     assert_names(message, "wsgi_sites[1] (server_name 'www.example.com'): field 'tls.port': same server_name and "
                           "HTTPS port as wsgi_sites[0] (server_name 'www.example.com'): 443")
+
+
+# --------------------------------------------------------------------------- TLS at the balancers
+
+
+def test_behind_balancers_every_site_is_served_plain(normalize) -> None:
+    sites = normalize([site(tls={"certificate": "acme"}), site(server_name="plain.example.com")])
+    plain = wsgi_sites_without_tls(sites)
+    assert [s["tls"] for s in plain] == [None, None]
+    assert [{k: v for k, v in s.items() if k != "tls"} for s in plain] == [
+        {k: v for k, v in s.items() if k != "tls"} for s in sites]
+    assert sites[0]["tls"]["certificate"] == "acme"  # the input is left as it was
+
+
+def test_a_balancer_serves_each_https_site_of_its_members_once(paths) -> None:
+    acme = site(server_aliases=["shop.example.com"], tls={"certificate": "acme"})
+    web1 = [acme, site(server_name="plain.example.com")]
+    web2 = [acme, site(server_name="board.example.com", tls={"certificate": "self_signed", "redirect": False})]
+    front = wsgi_tls_front_sites([web1, web2, []], ["web1", "web2", "web3"], paths["playbook"])
+    assert [(f["server_name"], f["server_aliases"], f["tls"]["certificate"], f["members"]) for f in front] == [
+        ("www.example.com", ["shop.example.com"], "acme", ["web1", "web2"]),
+        ("board.example.com", [], "self_signed", ["web2"]),
+    ]
+    assert front[1]["tls"]["redirect"] is False and front[1]["config_name"] == "board.example.com-80"
+
+
+def test_members_that_disagree_on_a_site_are_named(paths) -> None:
+    web1 = [site(tls={"certificate": "acme"})]
+    web2 = [site(server_aliases=["shop.example.com"], tls={"certificate": "acme"})]
+    with pytest.raises(AnsibleFilterError, match="wsgi_sites of web2: site 'www.example.com' has other "
+                                                 "server_aliases or tls than on web1"):
+        wsgi_tls_front_sites([web1, web2], ["web1", "web2"], paths["playbook"])
+    with pytest.raises(AnsibleFilterError, match="wsgi_sites of web1: wsgi_sites is invalid"):
+        wsgi_tls_front_sites([[site(tls={"certificate": "nope"})]], ["web1"], paths["playbook"])
