@@ -59,7 +59,7 @@ lab-down:
 lint: venv
 	yamllint --strict .
 	ansible-lint --profile production
-	ruff check filter_plugins plugins molecule tests scripts
+	ruff check filter_plugins plugins molecule tests scripts bench
 	cd server && ruff check .
 
 unit: venv

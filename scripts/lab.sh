@@ -12,7 +12,7 @@ PYTHON=${PYTHON:-.venv/bin/python}
 INVENTORY=inventories/lab/hosts.yml
 NETWORK=wsgi-lab  # the lab's own network: its containers resolve each other's names
 
-# "name image http_port" for every lab host, read from the inventory.
+# "name image http_port https_port" for every lab host, read from the inventory ('-': not published).
 lab_hosts() { "$PYTHON" scripts/lab_inventory.py hosts; }
 
 ensure_bridge() {
@@ -26,14 +26,15 @@ ensure_network() {
   docker network inspect "$NETWORK" >/dev/null 2>&1 || docker network create --label wsgi-lab=1 "$NETWORK" >/dev/null
 }
 
-# The port binding of a lab host: none for a host without an HTTP port ('-': the database host).
+# The port binding of a lab host: none for a port it does not publish ('-').
 binding() { # port
   [ "$1" = - ] || echo "127.0.0.1:$1"
 }
 
-start_container() { # name image port
+start_container() { # name image http_port https_port
   local publish=()
   [ "$3" = - ] || publish=(-p "$(binding "$3"):80")
+  [ "$4" = - ] || publish+=(-p "$(binding "$4"):443")
   docker run -d --pull never --name "$1" --hostname "$1" --label wsgi-lab=1 --network "$NETWORK" \
     --cap-add SYS_ADMIN --cap-add NET_ADMIN \
     --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
@@ -43,10 +44,11 @@ start_container() { # name image port
     "${publish[@]}" "$2" >/dev/null
 }
 
-# "image 127.0.0.1:port network" of a running lab container, to compare with what the inventory asks for.
+# "image 127.0.0.1:http_port 127.0.0.1:https_port network" of a running lab container, to compare with what
+# the inventory asks for.
 running_as() { # name
   docker inspect --format \
-    '{{if .State.Running}}{{.Config.Image}} {{with index .HostConfig.PortBindings "80/tcp"}}{{(index . 0).HostIp}}:{{(index . 0).HostPort}}{{end}} {{.HostConfig.NetworkMode}}{{end}}' \
+    '{{if .State.Running}}{{.Config.Image}} {{with index .HostConfig.PortBindings "80/tcp"}}{{(index . 0).HostIp}}:{{(index . 0).HostPort}}{{end}} {{with index .HostConfig.PortBindings "443/tcp"}}{{(index . 0).HostIp}}:{{(index . 0).HostPort}}{{end}} {{.HostConfig.NetworkMode}}{{end}}' \
     "$1" 2>/dev/null || true
 }
 
@@ -62,34 +64,35 @@ wait_for_systemd() { # name
 }
 
 up() {
-  local name image port hosts where
+  local name image port https_port hosts where
   hosts=$(lab_hosts)  # an assignment, so that a broken inventory stops the script (set -e)
   err=$(mktemp)  # global: the EXIT trap runs after this function's locals are gone
   trap 'rm -f "$err"' EXIT
   ensure_network
-  while read -r name image port; do
+  while read -r name image port https_port; do
     [ -n "$name" ] || continue
-    if [ "$(running_as "$name")" = "$image $(binding "$port") $NETWORK" ]; then
+    if [ "$(running_as "$name")" = "$image $(binding "$port") $(binding "$https_port") $NETWORK" ]; then
       continue
     fi
     docker image inspect "$image" >/dev/null 2>&1 \
       || { echo "lab: image $image is missing; build it with scripts/build-image.sh ${image##*:}" >&2; exit 1; }
     # Stopped, or started with another image or port than the inventory now says: start it afresh.
     docker rm -f "$name" >/dev/null 2>&1 || true
-    if ! start_container "$name" "$image" "$port" 2>"$err"; then
+    if ! start_container "$name" "$image" "$port" "$https_port" 2>"$err"; then
       if grep -q "could not find bridge docker0" "$err"; then
         docker rm -f "$name" >/dev/null 2>&1 || true
         ensure_bridge
-        start_container "$name" "$image" "$port"
+        start_container "$name" "$image" "$port" "$https_port"
       else
         cat "$err" >&2
         exit 1
       fi
     fi
     if [ "$port" = - ]; then where="no HTTP port"; else where=$(binding "$port"); fi
+    [ "$https_port" = - ] || where="$where, HTTPS $(binding "$https_port")"
     echo "lab: started $name ($image, $where)"
   done <<<"$hosts"
-  while read -r name _ _; do wait_for_systemd "$name"; done <<<"$hosts"
+  while read -r name _ _ _; do wait_for_systemd "$name"; done <<<"$hosts"
   echo "lab: up ($(wc -l <<<"$hosts") hosts)"
 }
 

@@ -33,9 +33,10 @@ def lab_hosts() -> dict[str, dict]:
 
 
 def print_hosts() -> None:
-    """name, image and published HTTP port of each host; '-' for a host that serves no HTTP (the database)."""
+    """name, image, published HTTP and HTTPS ports of each host; '-' for a port it does not publish (the
+    database host serves no HTTP, only the balancer HTTPS)."""
     for name, hostvars in lab_hosts().items():
-        print(name, hostvars["lab_image"], hostvars.get("lab_http_port", "-"))
+        print(name, hostvars["lab_image"], hostvars.get("lab_http_port", "-"), hostvars.get("lab_https_port", "-"))
 
 
 def print_urls() -> None:
@@ -60,6 +61,12 @@ def print_urls() -> None:
             for app in site.get("apps", []):
                 url = f"http://127.0.0.1:{lab[name]['lab_http_port']}{app['mount']}"
                 print(f"{name:<13} {role:<8} {app['mode']:<8}  curl -H 'Host: {site['server_name']}' {url}")
+                # The balancer ends TLS for the sites with tls (self-signed in the lab: -k).
+                https_port = lab[name].get("lab_https_port")
+                if site.get("tls") and https_port:
+                    server_name = site["server_name"]
+                    print(f"{name:<13} {role:<8} {app['mode']:<8}  curl -k --resolve {server_name}:{https_port}:127.0.0.1 "
+                          f"https://{server_name}:{https_port}{app['mount']}")
 
 
 if __name__ == "__main__":
