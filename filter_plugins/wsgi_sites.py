@@ -1469,16 +1469,24 @@ def wsgi_apps(sites: Any, mode: str | None = None) -> list[dict[str, Any]]:
     ]
 
 
-def wsgi_health_checks(sites: Any, timeout: Any = 3) -> list[dict[str, Any]]:
+def wsgi_health_checks(sites: Any, timeout: Any = 3, acme_live_dir: Any = "") -> list[dict[str, Any]]:
     """What the health check asks: each app once, at its mount, through the port of its site (its HTTPS port
-    when it has TLS: the way its clients come, while the plain port may only redirect)."""
-    return [
-        {"app": app["name"], "server_name": site["server_name"],
-         "port": site["tls"]["port"] if site.get("tls") else site["port"], "tls": bool(site.get("tls")),
-         "path": app["mount"], "timeout": float(timeout)}
-        for site in sites or []
-        for app in site["apps"]
-    ]
+    when it has TLS: the way its clients come, while the plain port may only redirect).
+
+    An ACME site's certificate may not be live yet (mod_md answers 503 over HTTPS until it is): its check
+    names the file acme-message leaves when it is (live_file, in acme_live_dir), and the plain port to
+    ask until then, where the site is served meanwhile."""
+    checks = []
+    for site in sites or []:
+        tls = site.get("tls")
+        for app in site["apps"]:
+            check = {"app": app["name"], "server_name": site["server_name"],
+                     "port": tls["port"] if tls else site["port"], "tls": bool(tls),
+                     "path": app["mount"], "timeout": float(timeout)}
+            if tls and tls["certificate"] == "acme" and acme_live_dir:
+                check |= {"plain_port": site["port"], "live_file": f"{acme_live_dir}/{site['server_name']}"}
+            checks.append(check)
+    return checks
 
 
 def wsgi_daemon_directive_options(app: Mapping, group: str = "wsgi", home: str | None = None) -> str:

@@ -100,6 +100,9 @@ def wsgi_tls_key_spec(profile: Any) -> dict[str, Any]:
 
 # The ACME server asks for http-01 challenges here on the plain port (mod_md answers them): never redirected.
 ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/"
+# mod_md's status page (local requests only, wsgi_acme_apache_settings): kept on the plain port of an ACME
+# site, so that the host can ask it without a certificate for its own name.
+MD_STATUS_PATH = "/md-status"
 
 
 def _site_tls(site: Any, caller: str) -> Mapping[str, Any]:
@@ -138,17 +141,19 @@ def wsgi_tls_redirect_lines(site: Any, kept_paths: Sequence[str] = (), acme_live
     """mod_rewrite lines that answer a plain request 308 with the same path and query on the site's HTTPS port.
 
     ACME challenges stay on the plain port, and so do kept_paths (the health check the balancers and the
-    rollout ask). An ACME site redirects only once its certificate is live: mod_md's `installed` message
+    rollout ask) and, for an ACME site, md-status. An ACME site redirects only once its certificate is live: mod_md's `installed` message
     (acme-message) leaves a file named after the site in acme_live_dir, so plain HTTP clients are not sent
     to mod_md's stand-in certificate before the first real one is served.
     """
     tls = _site_tls(site, "wsgi_tls_redirect_lines")
     name = site["server_name"]
+    acme = tls["certificate"] == "acme"
+    if acme and not acme_live_dir:
+        raise AnsibleFilterError("wsgi_tls_redirect_lines: an ACME site needs acme_live_dir; allowed: a directory")
     lines = ["RewriteEngine On", f"RewriteCond %{{REQUEST_URI}} !^{re.escape(ACME_CHALLENGE_PATH)}"]
-    lines += [f"RewriteCond %{{REQUEST_URI}} !^{re.escape(path)}$" for path in kept_paths if path]
-    if tls["certificate"] == "acme":
-        if not acme_live_dir:
-            raise AnsibleFilterError("wsgi_tls_redirect_lines: an ACME site needs acme_live_dir; allowed: a directory")
+    kept = [path for path in kept_paths if path] + ([MD_STATUS_PATH] if acme else [])
+    lines += [f"RewriteCond %{{REQUEST_URI}} !^{re.escape(path)}$" for path in kept]
+    if acme:
         lines.append(f"RewriteCond {acme_live_dir}/{name} -f")
     port = "" if tls["port"] == 443 else f":{tls['port']}"
     lines.append(f"RewriteRule ^ https://{name}{port}%{{REQUEST_URI}} [R=308,L]")

@@ -241,6 +241,53 @@ def tls_context(*, cadata: str | None = None, cafile: Path | None = None) -> ssl
     return ssl.create_default_context(cadata=cadata, cafile=str(cafile) if cafile else None)
 
 
+def wait_for(predicate, seconds: float, what: str):
+    """predicate's first true value, asked every second; fails naming what did not happen in time."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {seconds} s"
+        time.sleep(1)
+
+
+# ---- ACME: the scenario's Pebble (molecule/shared/acme_server.yml) on its host of group acme.
+
+def pebble_root() -> str:
+    """The root of Pebble's issuing chain, from its management port (Pebble makes a new one at each start)."""
+    acme = inventory_host(f"{os.environ['MOLECULE_SCENARIO_NAME']}-acme")
+    return acme.check_output(
+        "python3 -c 'import ssl, urllib.request; print(urllib.request.urlopen("
+        '"https://localhost:15000/roots/0", context=ssl._create_unverified_context()).read().decode())\'')
+
+
+def served_certificate(lab: Lab, server_name: str, root: str) -> dict:
+    """The certificate served for server_name (SNI), verified against root with the name checked."""
+    with lab.tls_socket(server_name, tls_context(cadata=root)) as sock:
+        return sock.getpeercert()
+
+
+def issuer_name(certificate: dict) -> str:
+    return dict(item for rdn in certificate["issuer"] for item in rdn)["commonName"]
+
+
+def assert_a_renewal_goes_live_by_itself(host, lab: Lab, server_name: str, root: str) -> None:
+    """A renew window longer than the certificates' lifetime (90 days) makes them due: mod_md renews at
+    once and tells acme-message, and wsgi-acme-reload.path reloads Apache. The served certificate changes
+    with no step of ours after the reload that brings the window."""
+    before = served_certificate(lab, server_name, root)["serialNumber"]
+    window = "/etc/apache2/conf-enabled/zz-test-renew-now.conf"
+    host.check_output(f"echo 'MDRenewWindow 100d' > {window} && systemctl reload apache2")
+    try:
+        wait_for(lambda: served_certificate(lab, server_name, root)["serialNumber"] != before, 90,
+                 f"a renewed certificate served for {server_name}")
+    finally:
+        host.check_output(f"rm -f {window} && systemctl reload apache2")
+    reloads = host.check_output("journalctl -u wsgi-acme-reload.service --no-pager -o cat")
+    assert "Finished wsgi-acme-reload.service" in reloads, reloads
+
+
 # sslyze runs from its own venv (.venv-sslyze, made by `make venv`): it pins a cryptography older than
 # ansible's.
 SSLYZE = PROJECT_DIR / ".venv-sslyze" / "bin" / "sslyze"

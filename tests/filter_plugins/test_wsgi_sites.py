@@ -757,6 +757,13 @@ def test_health_check_timeout_is_a_float(normalize, timeout: Any, expected: floa
     assert type(checks[0]["timeout"]) is float
 
 
+def test_an_acme_sites_check_names_its_live_file_and_plain_port(normalize) -> None:
+    sites = normalize([site(tls={"certificate": "acme"}, apps=[app(name="shop", mount="/")])])
+    assert wsgi_health_checks(sites, 3, "/var/lib/wsgi-hosting/acme-live") == [
+        {"app": "shop", "server_name": "www.example.com", "port": 443, "tls": True, "path": "/", "timeout": 3.0,
+         "plain_port": 80, "live_file": "/var/lib/wsgi-hosting/acme-live/www.example.com"}]
+
+
 def test_no_health_checks_without_apps(normalize) -> None:
     assert wsgi_health_checks(normalize([site()])) == []
     assert wsgi_health_checks([]) == []

@@ -107,7 +107,7 @@ def test_the_redirect_keeps_acme_challenges_and_the_given_paths_and_names_the_ht
 
 def test_an_acme_site_redirects_once_its_certificate_is_live():
     lines = wsgi_tls_redirect_lines(tls_site("acme"), [], "/var/lib/wsgi-hosting/acme-live")
-    assert lines[-2:] == ["RewriteCond /var/lib/wsgi-hosting/acme-live/www.example.com -f",
+    assert lines[-3:] == ["RewriteCond %{REQUEST_URI} !^/md\\-status$","RewriteCond /var/lib/wsgi-hosting/acme-live/www.example.com -f",
                           "RewriteRule ^ https://www.example.com%{REQUEST_URI} [R=308,L]"]
     with pytest.raises(AnsibleFilterError, match="needs acme_live_dir"):
         wsgi_tls_redirect_lines(tls_site("acme"))

@@ -13,11 +13,17 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from conftest import inventory_host, sslyze, tls_context
+from conftest import (
+    assert_a_renewal_goes_live_by_itself,
+    inventory_host,
+    issuer_name,
+    pebble_root,
+    served_certificate,
+    sslyze,
+    tls_context,
+)
 
 testinfra_hosts = ["fleet-balancer"]
 
@@ -39,22 +45,9 @@ print(json.dumps([response.status, dict(response.getheaders()), response.read().
 """
 
 
-def wait_for(predicate: Callable[[], object], seconds: float, what: str) -> object:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {seconds} s"
-        time.sleep(1)
-
-
-@pytest.fixture(scope="module")
-def pebble_root() -> str:
-    """The root of Pebble's issuing chain, from its management port (Pebble makes a new one at each start)."""
-    return inventory_host("fleet-acme").check_output(
-        "python3 -c 'import ssl, urllib.request; print(urllib.request.urlopen("
-        '"https://localhost:15000/roots/0", context=ssl._create_unverified_context()).read().decode())\'')
+@pytest.fixture(scope="module", name="pebble_root")
+def pebble_root_fixture() -> str:
+    return pebble_root()
 
 
 @pytest.fixture(scope="module")
@@ -76,17 +69,11 @@ def quote(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
-def served_certificate(lab, name: str, root: str) -> dict:
-    with lab.tls_socket(name, tls_context(cadata=root)) as sock:
-        return sock.getpeercert()
-
-
 def test_the_acme_certificates_are_pebbles_and_cover_every_name(lab, pebble_root):
     for name in (WWW, SHOP, SECURE):
         # Verified against Pebble's root, with the name checked against the certificate's names.
         certificate = served_certificate(lab, name, pebble_root)
-        issuer = dict(item for rdn in certificate["issuer"] for item in rdn)
-        assert issuer["commonName"].startswith("Pebble Intermediate CA"), (name, certificate["issuer"])
+        assert issuer_name(certificate).startswith("Pebble Intermediate CA"), (name, certificate["issuer"])
     names = {value for kind, value in served_certificate(lab, WWW, pebble_root)["subjectAltName"] if kind == "DNS"}
     assert names == {WWW, SHOP}
     response = lab.https("/catalog/environment", SHOP, tls_context(cadata=pebble_root))
@@ -179,17 +166,20 @@ def test_the_balancer_is_compliant_with_mozillas_intermediate_profile(lab, pebbl
     assert f"{WWW}:{lab.published(443)}: OK - Compliant." in result.stdout, result.stdout[-4000:]
 
 
+def test_testssl_finds_nothing_vulnerable(lab, tmp_path):
+    """testssl.sh's vulnerability checks (Heartbleed, ROBOT, POODLE, SWEET32, ...): it exits 0 whatever it
+    finds, so its JSON findings are read; every one must be OK or INFO."""
+    report = tmp_path / "testssl.json"
+    result = subprocess.run(
+        ["testssl", "--quiet", "--color", "0", "--vulnerable", "--ip", "127.0.0.1", "--nodns", "none",
+         "--warnings", "off", "--jsonfile", str(report), f"{WWW}:{lab.published(443)}"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    findings = json.loads(report.read_text()) if report.exists() else []
+    assert {finding["id"] for finding in findings} >= {"heartbleed", "ROBOT", "POODLE_SSL", "SWEET32"}, result.stdout
+    bad = [(f["id"], f["severity"], f["finding"]) for f in findings if f["severity"] not in ("OK", "INFO")]
+    assert bad == [], result.stdout[-3000:]
+
+
 def test_a_renewed_certificate_goes_live_without_a_person(host, lab, pebble_root):
-    """A renew window longer than the certificates' lifetime (90 days) makes them due: mod_md renews at once, says
-    so to acme-message, and wsgi-acme-reload.path reloads Apache. The served certificate changes with no
-    step of ours after the window's reload."""
-    before = served_certificate(lab, WWW, pebble_root)["serialNumber"]
-    window = Path("/etc/apache2/conf-enabled/zz-test-renew-now.conf")
-    host.check_output(f"echo 'MDRenewWindow 100d' > {window} && systemctl reload apache2")
-    try:
-        wait_for(lambda: served_certificate(lab, WWW, pebble_root)["serialNumber"] != before, 90,
-                 "a renewed certificate served")
-    finally:
-        host.check_output(f"rm -f {window} && systemctl reload apache2")
-    reloads = host.check_output("journalctl -u wsgi-acme-reload.service --no-pager -o cat")
-    assert "Finished wsgi-acme-reload.service" in reloads or "Reload Apache" in reloads, reloads
+    assert_a_renewal_goes_live_by_itself(host, lab, WWW, pebble_root)

@@ -40,11 +40,16 @@ class LoopbackHTTPSConnection(http.client.HTTPSConnection):
 
 
 def probe(check: dict) -> str | None:
-    """Ask one app; None when it answered, else what went wrong."""
-    if check.get("tls"):
+    """Ask one app; None when it answered, else what went wrong.
+
+    An ACME site is asked on its plain port until its certificate is live (live_file exists): mod_md
+    answers 503 over HTTPS before, and the plain port serves the site meanwhile."""
+    live = not check.get("live_file") or os.path.exists(check["live_file"])
+    if check.get("tls") and live:
         conn = LoopbackHTTPSConnection(check["server_name"], check["port"], check["timeout"])
     else:
-        conn = http.client.HTTPConnection("127.0.0.1", check["port"], timeout=check["timeout"])
+        port = check["port"] if not check.get("tls") else check["plain_port"]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=check["timeout"])
     try:
         conn.request("GET", check["path"], headers={"Host": check["server_name"], "User-Agent": "wsgi-health"})
         status = conn.getresponse().status
