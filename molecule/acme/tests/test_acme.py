@@ -5,6 +5,9 @@ from the controller to the published ports, verified against Pebble's root."""
 from __future__ import annotations
 
 import json
+import os
+import ssl
+from pathlib import Path
 
 import pytest
 from conftest import (
@@ -12,12 +15,14 @@ from conftest import (
     issuer_name,
     pebble_root,
     served_certificate,
+    sslyze,
     tls_context,
 )
 
 testinfra_hosts = ["webservers"]
 
-WWW, APEX = "www.example.com", "example.com"
+WWW, APEX, STATIC = "www.example.com", "example.com", "static.example.com"
+CA_FILE = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "tls" / "ca.pem"
 
 
 @pytest.fixture(scope="module", name="pebble_root")
@@ -55,6 +60,24 @@ def test_md_status_answers_the_host_only_beside_an_app_at_the_root(host, lab):
     [domain] = status["managed-domains"]
     assert domain["name"] == WWW and domain["domains"] == [WWW, APEX]
     assert lab.request("/md-status", WWW).status == 403
+
+
+def test_the_files_site_is_compliant_with_mozillas_modern_profile(lab):
+    # static.example.com rather than the ACME site: the modern profile wants an ECDSA-signed certificate,
+    # and Pebble's CA signs with RSA.
+    result = sslyze(STATIC, lab.published(443), CA_FILE, profile="modern")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert f"{STATIC}:{lab.published(443)}: OK - Compliant." in result.stdout, result.stdout[-4000:]
+
+
+def test_both_sites_speak_tls_1_3_only(lab, pebble_root):
+    for name, trusted in ((WWW, {"cadata": pebble_root}), (STATIC, {"cafile": CA_FILE})):
+        with lab.tls_socket(name, tls_context(**trusted)) as tls:
+            assert tls.version() == "TLSv1.3", name
+        tls12 = tls_context(**trusted)
+        tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+        with pytest.raises(ssl.SSLError):
+            lab.tls_socket(name, tls12).close()
 
 
 def test_a_renewed_certificate_goes_live_without_a_person(host, lab, pebble_root):

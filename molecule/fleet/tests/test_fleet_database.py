@@ -165,7 +165,7 @@ def test_the_passwords_are_in_no_process_list_and_no_file_others_read(host, db, 
         assert readable.stdout.strip() == "", (node_name, readable.stdout)
     # catalog's password is the one its wsgi_sites gives (as from ansible-vault); board's was generated.
     given = {app["name"]: app["database"].get("password") for site in webs["fleet-web1"][0].sites
-             for app in site["apps"] if app.get("database")}
+             for app in site.get("apps", []) if app.get("database")}
     assert given["catalog"] and passwords["catalog"] == given["catalog"]
     assert given["board"] is None and len(passwords["board"]) >= 40
     # The app's environment file has them, readable by root and the app's own group only.
