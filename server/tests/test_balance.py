@@ -22,6 +22,7 @@ import pytest
 
 from headrace.http_parser import Limits
 from headrace.scoreboard import IDLE_COUNT, Scoreboard
+from headrace.sockets import defer_accept
 from headrace.worker import Listener, Worker
 
 
@@ -51,9 +52,10 @@ def pair():
         workers.append(worker)
     clients: list[socket.socket] = []
 
-    def connect(count: int) -> None:
-        for _ in range(count):
-            clients.append(socket.create_connection(listener.getsockname()))
+    def connect(count: int) -> list[socket.socket]:
+        new = [socket.create_connection(listener.getsockname()) for _ in range(count)]
+        clients.extend(new)
+        return new
 
     yield workers[0], workers[1], board, connect
     for client in clients:
@@ -160,3 +162,56 @@ def test_the_connection_limit_stops_a_batch_and_accepting_resumes_below_it(pair)
     a._tick(a.now)
     assert a.accepting
     assert look(a) == 1
+
+
+def answer_and_close(conn, head, body) -> bool:
+    """A response that ends the connection when the request asked for it, as the WSGI adapter does."""
+    conn.transport.sendall(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+    return head.keep_alive
+
+
+def test_with_defer_accept_a_connection_is_accepted_with_its_request_and_never_counts_as_load(pair):
+    """--defer-accept: connections whose request has not arrived stay in the kernel, so a
+    stream of short connections is read, answered and closed in the worker's accept step and
+    leaves no count behind that would make a sibling pause."""
+    a, b, board, connect = pair
+    listener = next(iter(a.listeners.values())).sock
+    defer_accept(listener, 1)
+    assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT) >= 1
+    a.serve = b.serve = answer_and_close
+    clients = connect(8)
+    assert look(a) == 0 and not a.conns, "silent connections are not handed over"
+    for client in clients:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    a._accept(next(iter(a.listeners.values())))
+    assert not a.conns and a.accepting and not a.resume_accept, "all served and closed, no pause"
+    assert board.least_loaded_sibling(1, a.now) == 0
+    for client in clients:
+        client.settimeout(5)
+        assert read_to_end(client).startswith(b"HTTP/1.1 204 ")
+
+
+def test_without_defer_accept_silent_connections_count_and_the_worker_pauses(pair):
+    """What --defer-accept removes: a plain listener hands over connections before their request,
+    they count as load, and after two of them the worker leaves the rest to its idle sibling for
+    a pause, though none of them has asked for anything yet."""
+    a, _b, _board, connect = pair
+    listener = next(iter(a.listeners.values())).sock
+    defer_accept(listener, 0)
+    connect(4)
+    assert look(a) == 2 and len(a.conns) == 2
+    assert not a.accepting and a.resume_accept
+
+
+def test_defer_accept_leaves_unix_sockets_alone(tmp_path):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix:
+        unix.bind(str(tmp_path / "s"))
+        unix.listen(1)
+        defer_accept(unix, 1)  # no TCP option on a unix socket: nothing to set, no error
+
+
+def read_to_end(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    return data

@@ -185,6 +185,20 @@ def test_keep_alive_connections_opened_at_once_are_spread_over_the_workers(serve
     assert min(owners.values()) >= count // 4, f"connections per worker: {dict(owners)}"
 
 
+def test_a_silent_tcp_client_is_handed_over_after_defer_accept_and_then_closed(server_factory):
+    """--defer-accept keeps a connection that sends nothing in the kernel, not forever: after its
+    seconds the kernel hands it over (on the next SYN-ACK retransmission, about a second later)
+    and the keep-alive timeout closes it, while other clients are served meanwhile."""
+    server = server_factory("apps:router", "--workers", "2", "--defer-accept", "1", "--keep-alive", "1")
+    server.wait_booted(2)
+    with connect(server.port, timeout=15) as silent:
+        started = time.monotonic()
+        check_burst(burst(tcp_opener(server.port), 20), 20, BURST_BOUND)
+        assert read_until_close(silent, timeout=15) == b""
+        # defer 1 s, handed over at the retransmission after it (1-3 s), keep-alive 1 s, 0.5 s ticks
+        assert time.monotonic() - started < 10
+
+
 @pytest.mark.parametrize("trailer", [b"Content-Length: 0", b"Host: elsewhere", b"Authorization: Basic eDp5",
                                      b"transfer-encoding: chunked", b"If-Match: *"])
 def test_a_forbidden_trailer_is_refused_and_a_request_behind_it_is_not_served(shared_server, trailer):

@@ -21,7 +21,7 @@ from headrace.errors import BOOT_FAILURE
 from headrace.forwarded import make_trust
 from headrace.http_parser import Limits
 from headrace.scoreboard import Scoreboard
-from headrace.sockets import describe
+from headrace.sockets import defer_accept, describe
 from headrace.worker import Listener, Worker
 from headrace.wsgi import Adapter, EnvironFactory
 
@@ -40,6 +40,8 @@ def worker_main(config: Config, sockets: list[socket.socket], slot: int, scorebo
     listeners = []
     for sock in sockets:
         sock.setblocking(False)
+        # Set on the shared listening socket by every new worker, so a reload applies a changed value.
+        defer_accept(sock, config.defer_accept)
         _, server_name, server_port = describe(sock)
         listeners.append(Listener(sock, server_name, server_port))
     max_requests = config.max_requests

@@ -148,6 +148,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("callable", str, "application", "name of the WSGI callable in a script file, or in a module given "
            "without ':callable' (default application)", metavar="NAME"),
     Option("backlog", int, 2048, "listen backlog (default 2048)", minimum=1),
+    Option("defer_accept", int, 1, "TCP: hand a connection to a worker once its first bytes have arrived, one "
+           "that stays silent after this many seconds; 0 at once (default 1)", metavar="SECONDS", minimum=0),
     Option("worker_connections", int, 1000, "maximum open connections per worker (default 1000)", minimum=1),
     Option("pid", str, None, "write the master's pid to this file", metavar="FILE", optional=True),
     Option("log_level", str, "info", "debug, info, warning or error (default info)", metavar="LEVEL",

@@ -288,9 +288,10 @@ class Worker:
                     return
                 raise
             conn = self._open(_socket.socket(listener.family, socket.SOCK_STREAM, 0, fd), addr, listener)
-            # The client usually sends its request right after connecting, so it is often
-            # already here: reading now saves an epoll round trip per connection (a read
-            # that finds nothing costs one EAGAIN; epoll reports the request later).  Inline,
+            # On TCP the kernel hands over a connection only once its request has arrived
+            # (--defer-accept), and a unix-socket client usually writes right after
+            # connecting: reading now saves an epoll round trip per connection (a read that
+            # finds nothing costs one EAGAIN; epoll reports the request later).  Inline,
             # the socket joins the epoll set only if it is still open after that, so a
             # connection that is served and closed at once never costs an epoll_ctl.
             self._on_readable(conn)
