@@ -104,12 +104,12 @@ def defer_accept(sock: socket.socket, seconds: int) -> None:
     Why: a worker that accepts a connection before its request is there must park it in
     epoll and count it as load, and a count inflated by such connections made the workers
     defer new connections to each other (1 ms balance pauses) under a stream of short
-    connections, leaving the machine 40% idle (``bench/run.py --close``).  With
+    connections, leaving the machine 38% idle (``bench/cpu_split.py``).  With
     ``TCP_DEFER_ACCEPT`` every accepted connection has its request waiting: it is read,
     answered and, with ``Connection: close``, closed in the same wake-up.  A client that
     connects and stays silent is handed over after ``seconds`` (Linux completes it on the
-    first SYN-ACK retransmission after that) and then meets the usual request timeout, so
-    it costs the kernel a request socket meanwhile, never a worker.  Unix sockets have no
+    first SYN-ACK retransmission after that) and then meets the usual timeouts (with nothing
+    sent, ``--keep-alive``'s), so it costs the kernel a request socket meanwhile, never a worker.  Unix sockets have no
     such option and are left as they are; so is ``seconds`` 0, which turns it off.
     """
     if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM:
