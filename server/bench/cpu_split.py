@@ -23,14 +23,13 @@ Run from ``server/`` in the venv of ``run.py``.  Only loopback traffic, bounded 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from run import HERE, SRC, commands, free_port, group_cpu, parse_wrk, stop, wait_ready
+from run import commands, free_port, group_cpu, parse_wrk, start_server, stop, wait_ready
 
 # The server as ``python -m headrace`` would run it, with the balance check never deferring.
 BALANCER_OFF = ("import sys, headrace.worker as w; w._BALANCE_SLACK = 10 ** 9; "
@@ -58,9 +57,7 @@ def cases(port: int) -> dict[str, list[str]]:
 
 
 def measure(cmd: list[str], port: int, duration: int) -> dict[str, float]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(HERE)]))
-    server = subprocess.Popen(cmd, cwd=str(HERE), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    server = start_server(cmd)
     try:
         wait_ready(port)
         wrk = subprocess.Popen(["wrk", "-t1", "-c32", f"-d{duration}s", "-H", "Connection: close",
@@ -89,9 +86,10 @@ def main() -> int:
     if not 4 <= args.duration <= 60 or not 1 <= args.rounds <= 20:
         parser.error("keep the load bounded: 4 <= --duration <= 60, 1 <= --rounds <= 20")
     port = free_port()
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in cases(port)}
+    plan = cases(port)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in plan}
     for round_number in range(1, args.rounds + 1):
-        for name, cmd in cases(port).items():
+        for name, cmd in plan.items():
             runs[name].append(measure(cmd, port, args.duration))
             print(f"round {round_number} {name}: {runs[name][-1]}", file=sys.stderr)
     print(f"\nwrk -t1 -c32 -d{args.duration}s, Connection: close, {args.rounds} interleaved rounds, medians\n")

@@ -23,7 +23,6 @@ are not part of it.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import resource
 import shutil
@@ -33,17 +32,9 @@ import sys
 import time
 from pathlib import Path
 
-from run import stop  # the same way to end a server as the speed benchmark
+from run import free_port, start_server, stop  # started and ended as the speed benchmark does
 
-HERE = Path(__file__).resolve().parent
-SRC = HERE.parent / "src"
 REQUEST = b"GET / HTTP/1.1\r\nHost: memory\r\n\r\n"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_kib(pid: int) -> int:
@@ -98,11 +89,9 @@ def main() -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(need, soft), hard), hard))
 
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(HERE)]))
-    proc = subprocess.Popen(
+    proc = start_server(
         [sys.executable, "-m", "headrace", "--workers", "1", "--bind", f"127.0.0.1:{port}", "--keep-alive", "300",
-         "--worker-connections", str(args.idle + 100), "--log-level", "warning", "hello:application"],
-        cwd=str(HERE), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+         "--worker-connections", str(args.idle + 100), "--log-level", "warning", "hello:application"])
     rows: list[tuple[str, int, int]] = []
     try:
         deadline = time.monotonic() + 15

@@ -188,10 +188,16 @@ def load(port: int, args: argparse.Namespace, close: bool, probe: bool) -> dict[
     return result
 
 
-def run_one(name: str, cmd: list[str], port: int, args: argparse.Namespace, close: bool) -> dict[str, float]:
+def start_server(cmd: list[str]) -> subprocess.Popen:
+    """Start a server from ``bench/`` with this checkout's headrace and the hello app importable, in a
+    session of its own so :func:`stop` can signal all its processes."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(HERE)]))
-    proc = subprocess.Popen(cmd, cwd=str(HERE), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    return subprocess.Popen(cmd, cwd=str(HERE), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
+
+
+def run_one(name: str, cmd: list[str], port: int, args: argparse.Namespace, close: bool) -> dict[str, float]:
+    proc = start_server(cmd)
     try:
         wait_ready(port)
         result = load(port, args, close, probe=not close)
@@ -255,11 +261,9 @@ def run_apache(reuse: bool, args: argparse.Namespace) -> dict[str, float]:
         os.chmod(root, 0o755)  # Apache's children run as www-data and must reach the socket
         sock_path = f"{root}/headrace.sock"
         port = free_port()
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(HERE)]))
-        backend = subprocess.Popen(
+        backend = start_server(
             [sys.executable, "-m", "headrace", "--workers", str(args.workers), "--bind", f"unix:{sock_path}",
-             "--log-level", "warning", "hello:application"],
-            cwd=str(HERE), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+             "--log-level", "warning", "hello:application"])
         apache = None
         try:
             deadline = time.monotonic() + 15

@@ -19,6 +19,7 @@ import select
 import socket
 
 import pytest
+from conftest import read_until_close
 
 from headrace.http_parser import Limits
 from headrace.scoreboard import IDLE_COUNT, Scoreboard
@@ -175,20 +176,19 @@ def test_with_defer_accept_a_connection_is_accepted_with_its_request_and_never_c
     stream of short connections is read, answered and closed in the worker's accept step and
     leaves no count behind that would make a sibling pause."""
     a, b, board, connect = pair
-    listener = next(iter(a.listeners.values())).sock
-    defer_accept(listener, 1)
-    assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT) >= 1
+    listener = next(iter(a.listeners.values()))
+    defer_accept(listener.sock, 1)
+    assert listener.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT) >= 1
     a.serve = b.serve = answer_and_close
     clients = connect(8)
     assert look(a) == 0 and not a.conns, "silent connections are not handed over"
     for client in clients:
         client.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-    a._accept(next(iter(a.listeners.values())))
+    a._accept(listener)
     assert not a.conns and a.accepting and not a.resume_accept, "all served and closed, no pause"
     assert board.least_loaded_sibling(1, a.now) == 0
     for client in clients:
-        client.settimeout(5)
-        assert read_to_end(client).startswith(b"HTTP/1.1 204 ")
+        assert read_until_close(client).startswith(b"HTTP/1.1 204 ")
 
 
 def test_without_defer_accept_silent_connections_count_and_the_worker_pauses(pair):
@@ -209,9 +209,3 @@ def test_defer_accept_leaves_unix_sockets_alone(tmp_path):
         unix.listen(1)
         defer_accept(unix, 1)  # no TCP option on a unix socket: nothing to set, no error
 
-
-def read_to_end(sock: socket.socket) -> bytes:
-    data = b""
-    while chunk := sock.recv(4096):
-        data += chunk
-    return data
