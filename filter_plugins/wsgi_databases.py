@@ -26,12 +26,12 @@ def _database_apps(sites: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]
 
 
 def _normalized(hostvars: Mapping[str, Any], host: str) -> list[Mapping[str, Any]]:
-    """A web server's normalized sites, which the validation play sets on every web server."""
-    sites = hostvars[host].get("wsgi_sites_normalized")
-    if sites is None:
+    """A web server's normalized sites, from the model the validation play builds on every web server."""
+    model = hostvars[host].get("wsgi_model")
+    if not isinstance(model, Mapping) or model.get("sites") is None:
         raise AnsibleFilterError(
-            f"web server {host} has no wsgi_sites_normalized: run playbooks/validate.yml first (site.yml does)")
-    return sites
+            f"web server {host} has no wsgi_model: run playbooks/validate.yml first (site.yml does)")
+    return model["sites"]
 
 
 def wsgi_database_problems(hostvars: Mapping[str, Any], hosts: Iterable[str], database_hosts: Iterable[str]) -> str:
@@ -76,13 +76,10 @@ def _client_addresses(hostvars: Mapping[str, Any], host: str) -> list[str]:
 
 
 def _given_password(hostvars: Mapping[str, Any], host: str, app_name: str) -> str | None:
-    """The password the user gave in a web server's wsgi_sites (validated already), if any."""
-    for site in hostvars[host].get("wsgi_sites") or []:
-        for app in site.get("apps") or []:
-            if app.get("name") == app_name and isinstance(app.get("database"), Mapping):
-                password = app["database"].get("password")
-                return None if password is None else str(password)
-    return None
+    """The password the user gave for an app's database, which the validation keeps apart from the model
+    (wsgi_database_given_passwords: app name to password), if any."""
+    password = (hostvars[host].get("wsgi_database_given_passwords") or {}).get(app_name)
+    return None if password is None else str(password)
 
 
 def wsgi_databases(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> list[dict[str, Any]]:

@@ -1390,48 +1390,67 @@ def wsgi_normalize_sites(sites: Any, base_dir: Any, source_base: Any, default_so
     return [entry.site for entry in entries]
 
 
-def wsgi_sites_errors(sites: Any, base_dir: Any, source_base: Any, default_source: Any,
-                      reserved_paths: Any = (), reserved_groups: Any = ()) -> str:
-    """The problems wsgi_normalize_sites would raise, as its message; "" when the input is valid.
-
-    The role checks with this first and only then normalizes, in a task whose output is hidden: the
-    normalized sites carry the apps' secrets, which must never be shown, while the problems must be.
-    The messages never contain a secret's value.
-    """
-    try:
-        wsgi_normalize_sites(sites, base_dir, source_base, default_source, reserved_paths, reserved_groups)
-    except AnsibleFilterError as error:
-        return str(error.message)
-    return ""
-
-
 def wsgi_sites_without_tls(sites: Any) -> list[dict[str, Any]]:
     """The normalized sites as a web server behind balancers serves them: plain HTTP only (the balancers
     end TLS for the sites with tls, see wsgi_tls_front_sites)."""
     return [{**site, "tls": None} for site in sites or []]
 
 
-def wsgi_tls_front_sites(members_sites: Any, members: Any, source_base: Any) -> list[dict[str, Any]]:
-    """The HTTPS sites a balancer serves for its members: every site with tls of any member, once.
+def _front_site(index: int, site: Mapping[str, Any]) -> dict[str, Any]:
+    """What a balancer needs of a member's HTTPS site: its names and tls, and its place in wsgi_sites (for
+    the messages of the certificate check)."""
+    return {"index": index, "server_name": site["server_name"], "server_aliases": site["server_aliases"],
+            "config_name": site["config_name"], "tls": site["tls"]}
 
-    members_sites is each member's wsgi_sites (in the order of members); their sites with tls are
-    normalized here without their apps (a balancer serves none; the web servers check those), with the
-    same rules as on the web servers. A site is its server_name and HTTPS port; two members that give it
-    different aliases or tls would make the balancer's certificate wrong for one of them: an error naming
-    both. Each entry keeps what a balancer needs (names, tls) and the members that serve it.
+
+def wsgi_host_model(sites: Any, base_dir: Any, source_base: Any, default_source: Any,
+                    reserved_paths: Any = (), reserved_groups: Any = (),
+                    behind_balancers: Any = False) -> dict[str, Any]:
+    """The one model of a host's sites, built once per run by the validation (roles/wsgi/tasks/validate.yml).
+
+    Every role and template reads this, never wsgi_sites again:
+      problems          "" or the message wsgi_normalize_sites raises (the model is empty then); shown by
+                        the validation, which stops the run before any host changes
+      sites             the normalized sites as this host serves them (plain HTTP behind balancers, which
+                        end TLS for them)
+      tls_sites         those of sites with tls: where TLS ends on this host
+      front_sites       behind balancers, each site with tls as the balancers serve it (wsgi_tls_front_sites
+                        merges the members'); [] otherwise
+      behind_balancers  whether balancers are in front of this host
+    Secret values are not in the model: wsgi_secret_values and wsgi_database_password_values give them.
+    """
+    behind = bool(behind_balancers)
+    model: dict[str, Any] = {"problems": "", "sites": [], "tls_sites": [], "front_sites": [],
+                             "behind_balancers": behind}
+    try:
+        normalized = wsgi_normalize_sites(sites, base_dir, source_base, default_source, reserved_paths,
+                                          reserved_groups)
+    except AnsibleFilterError as error:
+        return {**model, "problems": str(error.message)}
+    if behind:
+        model["front_sites"] = [_front_site(index, site) for index, site in enumerate(normalized) if site["tls"]]
+        normalized = wsgi_sites_without_tls(normalized)
+    model["sites"] = normalized
+    model["tls_sites"] = [site for site in normalized if site["tls"]]
+    return model
+
+
+def wsgi_tls_front_sites(members_models: Any, members: Any) -> list[dict[str, Any]]:
+    """The HTTPS sites a balancer serves for its members: every front site of any member, once.
+
+    members_models is each member's wsgi_model (in the order of members), built by the web servers'
+    validation. A site is its server_name and HTTPS port; two members that give it different aliases or
+    tls would make the balancer's certificate wrong for one of them: an error naming both. Each entry
+    keeps what a balancer needs (names, tls) and the members that serve it.
     """
     front: dict[tuple[str, int], dict[str, Any]] = {}
-    for host, sites in zip(members or [], members_sites or []):
-        try:
-            with_tls = [{**site, "apps": []} for site in sites or [] if isinstance(site, Mapping) and site.get("tls")]
-            normalized = wsgi_normalize_sites(with_tls, "/", source_base, "")
-        except AnsibleFilterError as error:
-            raise AnsibleFilterError(f"wsgi_sites of {host}: {error.message}") from None
-        for site in normalized:
-            if not site.get("tls"):
-                continue
-            entry = {"server_name": site["server_name"], "server_aliases": site["server_aliases"],
-                     "config_name": site["config_name"], "tls": site["tls"]}
+    for host, model in zip(members or [], members_models or []):
+        if not isinstance(model, Mapping) or "front_sites" not in model:
+            raise AnsibleFilterError(
+                f"balancer member {host} has no wsgi_model: a member must be a web server (group webservers) "
+                "validated in this run (playbooks/validate.yml, which site.yml imports)")
+        for site in model["front_sites"]:
+            entry = {key: site[key] for key in ("server_name", "server_aliases", "config_name", "tls")}
             key = (site["server_name"].lower(), site["tls"]["port"])
             known = front.setdefault(key, {**entry, "members": []})
             if {k: known[k] for k in entry} != entry:
@@ -1454,6 +1473,21 @@ def wsgi_secret_values(sites: Any) -> dict[str, dict[str, str]]:
         for app in (site.get("apps") or []) if isinstance(site, Mapping) else []:
             if isinstance(app, Mapping) and app.get("project") and isinstance(app.get("secrets"), Mapping):
                 values[str(app.get("name"))] = {str(k): str(v) for k, v in app["secrets"].items()}
+    return values
+
+
+def wsgi_database_password_values(sites: Any) -> dict[str, str]:
+    """The database passwords given in wsgi_sites (validated first): app name to password.
+
+    Like wsgi_secret_values, apart from the model (which keeps only password_given), for the database
+    host's play (wsgi_databases) to read in tasks whose output is hidden.
+    """
+    values: dict[str, str] = {}
+    for site in sites or []:
+        for app in (site.get("apps") or []) if isinstance(site, Mapping) else []:
+            database = app.get("database") if isinstance(app, Mapping) else None
+            if isinstance(database, Mapping) and database.get("password") is not None:
+                values[str(app.get("name"))] = str(database["password"])
     return values
 
 
@@ -1599,9 +1633,9 @@ class FilterModule:
         """Map filter names to functions."""
         return {
             "wsgi_normalize_sites": wsgi_normalize_sites,
-            "wsgi_sites_errors": wsgi_sites_errors,
+            "wsgi_host_model": wsgi_host_model,
             "wsgi_secret_values": wsgi_secret_values,
-            "wsgi_sites_without_tls": wsgi_sites_without_tls,
+            "wsgi_database_password_values": wsgi_database_password_values,
             "wsgi_tls_front_sites": wsgi_tls_front_sites,
             "wsgi_apps": wsgi_apps,
             "wsgi_health_checks": wsgi_health_checks,

@@ -102,7 +102,7 @@ def validate_playbook(installed: Installed, sites: list[dict[str, Any]]) -> tupl
 
     Returns the playbook and the file it writes the normalized sites to.
     """
-    result = installed.work_dir / "wsgi_sites_normalized.json"
+    result = installed.work_dir / "wsgi_model_sites.json"
     result.unlink(missing_ok=True)
     playbook = installed.work_dir / "validate.yml"
     playbook.write_text(yaml.safe_dump([{
@@ -113,9 +113,9 @@ def validate_playbook(installed: Installed, sites: list[dict[str, Any]]) -> tupl
         "vars": {"wsgi_sites": sites},
         "tasks": [
             {"name": "Validate", "ansible.builtin.import_role": {"name": f"{FQCN}.wsgi", "tasks_from": "validate"}},
-            {"name": "Show", "ansible.builtin.debug": {"var": "wsgi_sites_normalized"}},
+            {"name": "Show", "ansible.builtin.debug": {"var": "wsgi_model.sites"}},
             {"name": "Keep", "ansible.builtin.copy": {
-                "content": "{{ wsgi_sites_normalized | to_json }}", "dest": str(result), "mode": "0644"}},
+                "content": "{{ wsgi_model.sites | to_json }}", "dest": str(result), "mode": "0644"}},
         ],
     }], sort_keys=False))
     return playbook, result

@@ -149,7 +149,8 @@ class ActionModule(ActionBase):
             # Each file is read (and decrypted) once, for the check and for what the host gets.
             texts = {key: self._read(tls[key]) if tls.get(key) else "" for key in ("cert_file", "key_file",
                                                                                    "chain_file")}
-            problems += site_problems(index, site, texts)
+            # A front site (wsgi_model.front_sites) carries its place in wsgi_sites.
+            problems += site_problems(site.get("index", index), site, texts)
             certificates[tls["certificate_path"]] = _joined(texts["cert_file"], texts["chain_file"])
             if has_ocsp_responder(texts["cert_file"]):
                 stapled.append(tls["certificate_path"])

@@ -24,7 +24,8 @@ description:
   - Changes nothing, needs no connection to the host, and runs the same in check mode.
 options:
   sites:
-    description: All the normalized sites (a message names a site by its index); those without
+    description: All the normalized sites (a message names a site by its index, or by its C(index) key where
+      it has one, as the front sites of wsgi_model do); those without
       C(tls.certificate) C(files) are skipped.
     type: list
     elements: dict
@@ -34,7 +35,7 @@ options:
 EXAMPLES = r"""
 - name: Check the certificate files of the sites on the controller
   wsgi_hosting.debian.wsgi_tls_files:
-    sites: "{{ wsgi_sites_normalized | selectattr('tls') | selectattr('tls.certificate', 'eq', 'files') }}"
+    sites: "{{ wsgi_model.sites }}"
   register: wsgi_tls_files_result
 """
 

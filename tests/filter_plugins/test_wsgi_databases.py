@@ -10,14 +10,12 @@ from wsgi_databases import wsgi_database_problems, wsgi_database_secrets, wsgi_d
 
 
 def web(address: str, *apps: tuple[str, str | None], passwords: dict[str, str] | None = None) -> dict:
-    """A web server's hostvars: normalized sites with apps (name, database), its raw wsgi_sites, its facts."""
+    """A web server's hostvars: the model of its sites with apps (name, database), the database passwords
+    given (kept apart by the validation), its facts."""
     passwords = passwords or {}
     normalized = [{"apps": [{"name": name, "database": {"name": db, "password_given": name in passwords}}
                             if db else {"name": name, "database": None} for name, db in apps]}]
-    raw = [{"apps": [{"name": name, "database": {"name": db, **({"password": passwords[name]}
-                                                                 if name in passwords else {})}}
-                     for name, db in apps if db]}]
-    return {"wsgi_sites_normalized": normalized, "wsgi_sites": raw,
+    return {"wsgi_model": {"sites": normalized}, "wsgi_database_given_passwords": dict(passwords),
             "ansible_facts": {"default_ipv4": {"address": address}}}
 
 
@@ -61,7 +59,7 @@ def test_problems_name_the_host_and_app():
 
 
 def test_secrets_give_a_url_and_libpq_variables():
-    sites = web("10.0.0.1", ("shop", "shop"), ("blog", None))["wsgi_sites_normalized"]
+    sites = web("10.0.0.1", ("shop", "shop"), ("blog", None))["wsgi_model"]["sites"]
     secrets = wsgi_database_secrets(sites, {"shop": "p@ss/w:rd"}, "db.example.com", 5433)
     assert set(secrets) == {"shop"}
     shop = secrets["shop"]
@@ -75,7 +73,7 @@ def test_secrets_give_a_url_and_libpq_variables():
 
 
 def test_a_missing_password_is_an_error_except_in_a_dry_run():
-    sites = web("10.0.0.1", ("shop", "shop"))["wsgi_sites_normalized"]
+    sites = web("10.0.0.1", ("shop", "shop"))["wsgi_model"]["sites"]
     with pytest.raises(AnsibleFilterError, match="app 'shop': no password for its database 'shop'"):
         wsgi_database_secrets(sites, {}, "db")
     assert wsgi_database_secrets(sites, {}, "db", strict=False) == {}

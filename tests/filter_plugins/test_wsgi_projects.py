@@ -13,6 +13,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 from wsgi_sites import (
     project_user,
+    wsgi_database_password_values,
     wsgi_normalize_sites,
     wsgi_proxy_passes,
     wsgi_secret_values,
@@ -278,3 +279,14 @@ def test_secret_values_are_handed_apart_by_app_name() -> None:
     ]}]
     assert wsgi_secret_values(sites) == {"shop": {"SECRET_KEY": "k", "N": "1"}}
     assert wsgi_secret_values(None) == {}
+
+
+def test_given_database_passwords_are_handed_apart_by_app_name() -> None:
+    """The model keeps only whether a password was given; the database host's play gets the value apart."""
+    sites = [{"server_name": "a", "apps": [
+        {"name": "shop", "project": "p", "database": {"name": "shop", "password": "s3cret"}},
+        {"name": "blog", "project": "q", "database": {"name": "blog"}},
+        {"name": "hello", "source": "x.wsgi"},
+    ]}]
+    assert wsgi_database_password_values(sites) == {"shop": "s3cret"}
+    assert wsgi_database_password_values(None) == {}

@@ -19,6 +19,7 @@ from wsgi_sites import (
     wsgi_apps,
     wsgi_daemon_directive_options,
     wsgi_health_checks,
+    wsgi_host_model,
     wsgi_normalize_sites,
     wsgi_sites_without_tls,
     wsgi_tls_front_sites,
@@ -573,8 +574,8 @@ def test_filter_module_exposes_the_filters() -> None:
     assert set(FilterModule().filters()) == {"wsgi_normalize_sites", "wsgi_apps", "wsgi_health_checks",
                                              "wsgi_daemon_directive_options", "wsgi_daemon_groups",
                                              "wsgi_script_aliases", "wsgi_proxy_passes", "wsgi_forwarded_allow_ips",
-                                             "wsgi_sites_errors", "wsgi_secret_values", "wsgi_sites_without_tls",
-                                             "wsgi_tls_front_sites"}
+                                             "wsgi_host_model", "wsgi_secret_values",
+                                             "wsgi_database_password_values", "wsgi_tls_front_sites"}
 
 
 # --------------------------------------------------------------------------- through Ansible itself
@@ -984,11 +985,33 @@ def test_behind_balancers_every_site_is_served_plain(normalize) -> None:
     assert sites[0]["tls"]["certificate"] == "acme"  # the input is left as it was
 
 
+def host_model(paths: dict[str, str], sites: Any, behind_balancers: bool = True) -> dict[str, Any]:
+    """A web server's model as its validation builds it (behind balancers unless told otherwise)."""
+    return wsgi_host_model(sites, BASE, paths["playbook"], paths["hello"], (), (), behind_balancers)
+
+
+def test_the_model_is_built_once_with_every_site_served_where_tls_ends(paths) -> None:
+    sites = [site(tls={"certificate": "acme"}), site(server_name="plain.example.com", apps=[app()])]
+    alone = host_model(paths, sites, behind_balancers=False)
+    assert alone["problems"] == "" and alone["behind_balancers"] is False
+    assert alone["sites"] == wsgi_normalize_sites(sites, BASE, paths["playbook"], paths["hello"])
+    assert [s["server_name"] for s in alone["tls_sites"]] == ["www.example.com"]
+    assert alone["front_sites"] == []
+    behind = host_model(paths, sites)
+    assert behind["sites"] == wsgi_sites_without_tls(alone["sites"]) and behind["tls_sites"] == []
+    assert behind["front_sites"] == [{"index": 0, "server_name": "www.example.com", "server_aliases": [],
+                                      "config_name": "www.example.com-80", "tls": alone["sites"][0]["tls"]}]
+    bad = host_model(paths, [site(tls={"certificate": "nope"})])
+    assert "field 'tls.certificate'" in bad["problems"]
+    assert (bad["sites"], bad["tls_sites"], bad["front_sites"]) == ([], [], [])
+
+
 def test_a_balancer_serves_each_https_site_of_its_members_once(paths) -> None:
     acme = site(server_aliases=["shop.example.com"], tls={"certificate": "acme"})
     web1 = [acme, site(server_name="plain.example.com")]
     web2 = [acme, site(server_name="board.example.com", tls={"certificate": "self_signed", "redirect": False})]
-    front = wsgi_tls_front_sites([web1, web2, []], ["web1", "web2", "web3"], paths["playbook"])
+    models = [host_model(paths, web1), host_model(paths, web2), host_model(paths, [])]
+    front = wsgi_tls_front_sites(models, ["web1", "web2", "web3"])
     assert [(f["server_name"], f["server_aliases"], f["tls"]["certificate"], f["members"]) for f in front] == [
         ("www.example.com", ["shop.example.com"], "acme", ["web1", "web2"]),
         ("board.example.com", [], "self_signed", ["web2"]),
@@ -997,10 +1020,11 @@ def test_a_balancer_serves_each_https_site_of_its_members_once(paths) -> None:
 
 
 def test_members_that_disagree_on_a_site_are_named(paths) -> None:
-    web1 = [site(tls={"certificate": "acme"})]
-    web2 = [site(server_aliases=["shop.example.com"], tls={"certificate": "acme"})]
+    web1 = host_model(paths, [site(tls={"certificate": "acme"})])
+    web2 = host_model(paths, [site(server_aliases=["shop.example.com"], tls={"certificate": "acme"})])
     with pytest.raises(AnsibleFilterError, match="wsgi_sites of web2: site 'www.example.com' has other "
                                                  "server_aliases or tls than on web1"):
-        wsgi_tls_front_sites([web1, web2], ["web1", "web2"], paths["playbook"])
-    with pytest.raises(AnsibleFilterError, match="wsgi_sites of web1: wsgi_sites is invalid"):
-        wsgi_tls_front_sites([[site(tls={"certificate": "nope"})]], ["web1"], paths["playbook"])
+        wsgi_tls_front_sites([web1, web2], ["web1", "web2"])
+    with pytest.raises(AnsibleFilterError, match="balancer member web1 has no wsgi_model: a member must be a web "
+                                                 "server"):
+        wsgi_tls_front_sites([None], ["web1"])
