@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
-import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +24,9 @@ import ansible
 import pytest
 import yaml
 from ansible.galaxy.dependency_resolution.versioning import meets_requirements
+from collection_install import FQCN, GALAXY, PROJECT_DIR, Installed, install_collection
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 FILTER_DIR = PROJECT_DIR / "filter_plugins"
-BIN = Path(sys.executable).parent
-GALAXY = yaml.safe_load((PROJECT_DIR / "galaxy.yml").read_text())
-FQCN = f"{GALAXY['namespace']}.{GALAXY['name']}"
 # Where the pinned ansible package keeps the collections it ships (community.general, community.docker, ...).
 SHIPPED_COLLECTIONS = Path(ansible.__file__).resolve().parent.parent / "ansible_collections"
 
@@ -54,47 +48,11 @@ def exported_filters() -> dict[str, str]:
 FILTERS = exported_filters()
 
 
-@dataclass(frozen=True)
-class Installed:
-    """A build of this checkout installed into a collections path of its own, and how to run Ansible there."""
-
-    work_dir: Path
-    collection_dir: Path
-    env: dict[str, str]
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run an Ansible command from the work directory, outside the repository."""
-        return subprocess.run(
-            [str(BIN / args[0]), *args[1:]], cwd=self.work_dir, env=self.env,
-            capture_output=True, text=True, timeout=120, check=False,
-        )
-
-
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     """Build the collection, install it offline into a temporary path, and configure Ansible to use only that."""
-    work_dir = tmp_path_factory.mktemp("outside")
-    collections = work_dir / "collections"
-    config = work_dir / "ansible.cfg"
     # The play's one module run (the copy of the result) uses this Python, on localhost.
-    config.write_text(f"[defaults]\ncollections_path = {collections}\ninterpreter_python = {sys.executable}\n"
-                      "retry_files_enabled = false\n")
-    # Inherited ANSIBLE_* settings (the checkout's config, roles or filter paths) would change what is tested.
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
-    env.update(ANSIBLE_CONFIG=str(config), ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(work_dir / "tmp"),
-               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
-    installed = Installed(work_dir, collections / "ansible_collections" / GALAXY["namespace"] / GALAXY["name"], env)
-
-    build = installed.run("ansible-galaxy", "collection", "build", str(PROJECT_DIR),
-                          "--output-path", str(work_dir / "dist"))
-    assert build.returncode == 0, build.stdout + build.stderr
-    tarball = work_dir / "dist" / f"{GALAXY['namespace']}-{GALAXY['name']}-{GALAXY['version']}.tar.gz"
-    assert tarball.is_file(), build.stdout
-    install = installed.run("ansible-galaxy", "collection", "install", "--offline", "--no-deps",
-                            "-p", str(collections), str(tarball))
-    assert install.returncode == 0, install.stdout + install.stderr
-    assert (installed.collection_dir / "MANIFEST.json").is_file(), install.stdout
-    return installed
+    return install_collection(tmp_path_factory.mktemp("outside"), f"interpreter_python = {sys.executable}\n")
 
 
 def validate_playbook(installed: Installed, sites: list[dict[str, Any]]) -> tuple[Path, Path]:
