@@ -1,7 +1,8 @@
 """Transport: one accepted, non-blocking client socket and bounded blocking I/O on it.
 
-The event loop reads from it when epoll says so; the protocol and the WSGI adapter send
-through it.  It knows nothing about HTTP.  Writes (and the reads of a body the
+It is the only thing that touches the socket: the connection reads from it when the event
+loop's epoll says so (:meth:`Transport.recv`, which never waits), and the protocol and the
+WSGI adapter send through it.  It knows nothing about HTTP.  Writes (and the reads of a body the
 application streams) wait for a slow peer with ``poll``, bounded by the I/O timeout, so a
 client that stops reading costs a timeout, never a stuck worker.
 """
@@ -84,6 +85,19 @@ class Transport:
             offset += sent
             count -= sent
             deadline = time.monotonic() + self.io_timeout
+
+    def recv(self) -> bytes | None:
+        """What has arrived, without waiting (the event loop calls it when epoll says so).
+
+        None when nothing has yet; ``b""`` when nothing more will: the peer closed, or the
+        socket failed (a reset), which the caller treats alike, by closing.
+        """
+        try:
+            return self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            return b""
 
     def recv_wait(self) -> bytes:
         """Block (bounded) until more bytes arrive; used by bodies the application streams."""
