@@ -354,7 +354,9 @@ class Response:
     Whoever produces the response (the WSGI adapter) sets ``status``, ``code``,
     ``headers``, ``flags`` and ``app_length`` and then calls :meth:`send`,
     :meth:`send_single`, :meth:`send_file` and :meth:`finish`.  ``flags`` bits say which
-    headers the producer gave itself: 1 Content-Length, 4 Date, 8 Server.
+    headers the producer gave itself: 1 Content-Length, 4 Date, 8 Server.  The server's own
+    error responses are framed here too (:meth:`refuse`, :meth:`fail`), so every response,
+    whatever produced it, gets the same status line, framing and ``Connection`` handling.
     """
 
     # Class-level defaults: a response only sets what differs (cheaper than __slots__ here).
@@ -490,15 +492,26 @@ class Response:
                 log.error("application sent less than its Content-Length; closing connection")
             self.keep_alive = False
 
+    def refuse(self, err: HTTPError) -> None:
+        """Answer a refused request: its status and a one-line text body, then the connection closes."""
+        self._error(err, [("Content-Type", "text/plain; charset=utf-8")])
+        self.send_single(f"{err.status} {err.reason}: {err.detail}\n".encode())
+
     def fail(self, err: HTTPError) -> None:
         """The response cannot be completed: a bodiless error if nothing was sent, then close."""
         if not self.headers_sent:
-            self.status = f"{err.status} {err.reason}"
+            self._error(err, [])
             try:
-                self.transport.sendall(
-                    f"HTTP/1.1 {err.status} {err.reason}\r\nContent-Length: 0\r\n"
-                    f"Connection: close\r\n{Clock.date_server()}\r\n".encode("latin-1")
-                )
+                self.send_single(b"")
             except ClientGone:
                 pass
+        self.keep_alive = False
+
+    def _error(self, err: HTTPError, headers: list) -> None:
+        """Replace whatever the producer had set with ``err``'s status: the server answers now."""
+        self.status = f"{err.status} {err.reason}"
+        self.code = err.status
+        self.headers = headers
+        self.flags = 0
+        self.app_length = -1
         self.keep_alive = False
