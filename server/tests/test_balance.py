@@ -76,6 +76,19 @@ def hold(worker: Worker, count: int) -> None:
     worker._publish()
 
 
+def linger(worker: Worker, connect, count: int) -> None:
+    """Give ``worker`` ``count`` real connections that were answered and now wait for the peer's FIN.
+
+    Each sends a request without ``Host``: the worker reads it as it accepts, refuses it
+    with a 400 and half-closes.  The count of lingering connections is the connections' own
+    (their state), so the test makes the state rather than setting a number.
+    """
+    for client in connect(count):
+        client.sendall(b"GET / HTTP/1.1\r\n\r\n")
+    worker._accept(next(iter(worker.listeners.values())))
+    assert worker.census.lingering == count
+
+
 def look(worker: Worker) -> int:
     """One loop iteration that finds the listener readable: how many connections it accepted."""
     before = sum(1 for c in worker.conns.values() if hasattr(c, "transport"))
@@ -135,8 +148,8 @@ def test_no_worker_defers_to_one_that_does_not_accept(pair):
 
 def test_lingering_connections_do_not_count_as_load(pair):
     a, b, board, connect = pair
-    hold(a, 6)
-    a.lingering = 5  # answered, waiting for the peer's FIN: no more work
+    linger(a, connect, 5)  # answered, waiting for the peer's FIN: no more work
+    hold(a, 1)
     a._publish()
     assert board.least_loaded_sibling(1, a.now) == 1
     hold(b, 2)

@@ -1,14 +1,19 @@
-"""HTTP/1.1 on one connection: request assembly, the connection state machine, response framing.
+"""HTTP/1.1 on one connection: request assembly, the connection's lifecycle, response framing.
 
-Bytes come in from the event loop (:meth:`Connection.receive`); complete requests come
-out (:meth:`Connection.next_request`), in order, one at a time, so pipelined requests
-are answered in order.  A response is framed here (:class:`Response`: status line,
-Content-Length or chunked, ``Connection``, ``Date``/``Server``) and written to the
-:class:`~headrace.transport.Transport`.  This module knows nothing of WSGI: the adapter
-in :mod:`headrace.wsgi` builds on it, never the other way round.
+Bytes come in through the connection's :class:`~headrace.transport.Transport`
+(:meth:`Connection.read`, when the event loop says the socket is readable); complete
+requests come out, in order, one at a time, so pipelined requests are answered in order.
+A request that cannot be valid comes out too, as a :class:`Refusal`, and is answered like
+any other: with a :class:`Response` (status line, Content-Length or chunked,
+``Connection``, ``Date``/``Server``) written to the transport.  This module knows nothing of
+WSGI: the adapter in :mod:`headrace.wsgi` builds on it, never the other way round.
 
-The connection's state changes only in :meth:`Connection.event`, through the table
-:data:`TRANSITIONS` (as h11 does): anything else is a bug and raises.
+A :class:`Connection` owns its whole lifecycle, so the event loop only moves bytes and
+requests: its state, which changes only in :meth:`Connection.event` through the table
+:data:`TRANSITIONS` (as h11 does; anything else is a bug and raises); the clock of that
+state and what happens when it runs out (:meth:`Connection.expire`, with the
+:class:`Timeouts`); and what follows a response, one decision for every request however it
+was answered (:meth:`Connection.answered`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import io
 import logging
 import tempfile
 import time
+from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
@@ -58,8 +64,63 @@ for (_state, _name), _target in TRANSITIONS.items():
     _NEXT.setdefault(_name, {})[_state] = _target
 
 
+# How the answer to a request ended, for the decision on what follows (Connection.answered).
+KEEP = 0  # the response leaves the connection open for the next request
+END = 1  # the response ends the connection: it said so, was cut short, or was a refusal
+GONE = 2  # the client left, or stopped reading, before the response was out
+
+
 class ProtocolStateError(RuntimeError):
     """An event that is not allowed in the connection's current state (a server bug)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long a connection may stay in each state; one set per worker, shared by its connections."""
+
+    keep_alive: float = 5.0  # HEAD, nothing buffered: idle between requests (--keep-alive)
+    request: float = 30.0  # HEAD with bytes, BODY: a request not complete by then gets a 408
+    busy: float = 0.0  # BUSY: past this the application is stuck and the worker hung (0: never)
+    linger: float = 2.0  # CLOSING: how long to wait for the peer's FIN after the half-close
+    stopping_idle: float = 0.3  # HEAD, nothing buffered, the server stopping: time for a request in flight
+
+
+DEFAULT_TIMEOUTS = Timeouts()
+
+
+class Census:
+    """How many of one worker's connections are lingering (CLOSING), for its load figure.
+
+    Lingering connections only wait for the peer's FIN and cost no work, so they are no
+    load.  :meth:`Connection.event` keeps the count as the state changes, so it can never
+    drift from the states it counts.
+    """
+
+    __slots__ = ("lingering",)
+
+    def __init__(self) -> None:
+        self.lingering = 0
+
+
+class Refusal:
+    """A request that cannot be valid, answered like any other request (waitress' error task).
+
+    It stands in for the :class:`~headrace.http_parser.RequestHead` of the request it
+    replaces wherever a response or the decision after it reads one: not HEAD, HTTP/1.1
+    framing, never keep-alive.  The connection closes after its response.
+    """
+
+    __slots__ = ("error",)
+    method = ""
+    http11 = True
+    keep_alive = False
+
+    def __init__(self, error: HTTPError) -> None:
+        self.error = error
+
+
+Request = tuple["RequestHead | Refusal", Any]
+"""What a connection hands out to be answered: ``(head, body file)``, or ``(Refusal, None)``."""
 
 
 class Clock:
@@ -78,41 +139,37 @@ class Clock:
         return cls.date_line
 
 
-def error_response(err: HTTPError) -> tuple[bytes, int]:
-    """The response to a refused request (the connection is closed after it), and its body size."""
-    body = f"{err.status} {err.reason}: {err.detail}\n".encode()
-    head = (
-        f"HTTP/1.1 {err.status} {err.reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n{Clock.date_server()}\r\n"
-    ).encode("latin-1")
-    return head + body, len(body)
-
-
 class Connection:
-    """The HTTP/1.1 side of one client connection: its buffer, state and body in progress."""
+    """The HTTP/1.1 side of one client connection: its buffer, state, clock and body in progress."""
 
     __slots__ = (
         "_parsed",
         "body_sink",
         "buf",
+        "census",
         "closing",
         "decoder",
         "head",
-        "last_active",
         "limits",
         "remaining",
-        "started",
+        "since",
         "state",
+        "timeouts",
         "transport",
     )
 
-    def __init__(self, transport: Transport, limits: Limits, now: float) -> None:
+    def __init__(self, transport: Transport, limits: Limits, now: float, timeouts: Timeouts = DEFAULT_TIMEOUTS,
+                 census: Census | None = None) -> None:
         self.transport = transport
         self.limits = limits
+        self.timeouts = timeouts
+        self.census = census if census is not None else Census()
         self.buf = bytearray()
         self.state = HEAD
-        self.last_active = now
-        self.started = 0.0  # when the request in progress began
+        # When the current state's clock started; which timeout it runs against depends on
+        # the state (see expire): idle since, request begun at, application busy since,
+        # lingering since.  One timestamp, because only one clock runs at a time.
+        self.since = now
         self.closing = False  # the server is stopping: no keep-alive after this response
         self.head: RequestHead | None = None  # a head whose body is being buffered
         self.decoder: ChunkedDecoder | None = None
@@ -121,18 +178,44 @@ class Connection:
         self._parsed: RequestHead | None = None  # the head at the start of buf, already parsed
 
     def event(self, event: str) -> None:
-        """The one place the state changes (``KEEP_ALIVE`` comes from the caller, the rest from here)."""
+        """The one place the state changes (``KEEP_ALIVE`` comes from :meth:`answered`, the rest from here)."""
+        state = self.state
         try:
-            self.state = _NEXT[event][self.state]
+            new = _NEXT[event][state]
         except KeyError:
-            raise ProtocolStateError(f"{event!r} in state {STATE_NAMES[self.state]}") from None
+            raise ProtocolStateError(f"{event!r} in state {STATE_NAMES[state]}") from None
+        self.state = new
+        if new == CLOSING:
+            self.census.lingering += 1
+        elif state == CLOSING:
+            self.census.lingering -= 1
 
     @property
     def idle(self) -> bool:
         """Between requests with nothing buffered: a keep-alive connection that may be closed."""
         return self.state == HEAD and not self.buf
 
+    def stop_keep_alive(self) -> None:
+        """The server is stopping: the response in progress, or the next, is this connection's last."""
+        self.closing = True
+
     # -- input ---------------------------------------------------------------------------
+    def read(self, now: float) -> Request | None:
+        """Read what the socket has (the loop calls this when it is readable); the next request, if complete.
+
+        A request that cannot be valid comes back as a :class:`Refusal`, to be answered like
+        any other.  When the peer has closed the connection is closed here (state CLOSED).
+        """
+        data = self.transport.recv()
+        if not data:
+            if data is not None:
+                self.close()
+            return None
+        try:
+            return self.receive(data, now)
+        except HTTPError as err:
+            return Refusal(err), None
+
     def receive(self, data: bytes, now: float) -> tuple[RequestHead, Any] | None:
         """Take bytes read from the socket; return the next complete request, as :meth:`next_request`.
 
@@ -141,10 +224,9 @@ class Connection:
         state = self.state
         if state == CLOSING:
             return None  # draining: whatever the client still sends is discarded
-        self.last_active = now
         buf = self.buf
         if state == HEAD and not buf:
-            self.started = now
+            self.since = now  # a request begins: its time limit runs from its first byte
             # Fast path: the read is exactly one request head (most requests); parse it
             # straight from the received bytes, with no buffer copies.
             if data[-4:] == b"\r\n\r\n" and data.find(b"\r\n\r\n") == len(data) - 4 and data[0] != 13:
@@ -154,7 +236,10 @@ class Connection:
                     return head, io.BytesIO()
                 self._parsed = head
         buf += data
-        return self.next_request()
+        request = self.next_request()
+        if request is not None:
+            self.since = now  # BUSY from now: the clock that tells a stuck application
+        return request
 
     def next_request(self) -> tuple[RequestHead, Any] | None:
         """The next complete request as ``(head, body file)``, or None until more bytes come.
@@ -219,7 +304,48 @@ class Connection:
             self.event(REQUEST)
             return head, sink
 
-    # -- after a request -----------------------------------------------------------------
+    # -- after a response ----------------------------------------------------------------
+    def answered(self, head: RequestHead | Refusal, body: Any, outcome: int, now: float) -> Request | None:
+        """The response to ``head`` is out (or failed, see ``outcome``): what the connection does next.
+
+        The one decision for every request however it was answered: by the event loop, by a
+        pool thread (the loop calls this once the thread is done), or refused.
+
+        - ``KEEP`` while the server is not stopping: back to HEAD, idle from now.  A request
+          already buffered (pipelined) is returned, to be answered next.
+        - Anything else ends the connection: closed at once when a close cannot destroy the
+          response (:meth:`_may_close_now`), else it lingers.
+        """
+        if outcome == KEEP and not self.closing:
+            self.event(KEEP_ALIVE)
+            self.since = now
+            return self._pipelined() if self.buf else None
+        if self._may_close_now(head, body, outcome) or not self.linger(now):
+            self.close()
+        return None
+
+    def _may_close_now(self, head: RequestHead | Refusal, body: Any, outcome: int) -> bool:
+        """Whether a plain close (no half-close, no wait for the peer's FIN) is safe after this response.
+
+        The client is gone: there is nothing left to protect.  The response kept the
+        connection open but the server has begun stopping since it started (only a pool
+        thread's response can: the loop's own see ``closing`` before they begin): like an
+        idle keep-alive connection at shutdown, when nothing else is buffered.  Otherwise
+        only when the client has sent all it will send (:meth:`peer_done`).
+        """
+        if outcome == GONE:
+            return True
+        if outcome == KEEP:
+            return not self.buf
+        return self.peer_done(head, body)
+
+    def _pipelined(self) -> Request | None:
+        """The next request already in the buffer (pipelining), or the refusal of a bad one."""
+        try:
+            return self.next_request()
+        except HTTPError as err:
+            return Refusal(err), None
+
     def linger(self, now: float) -> bool:
         """Half-close and drain, so the response is not destroyed by a TCP reset.
 
@@ -229,10 +355,10 @@ class Connection:
             return False
         self.event(LINGER)
         self.buf.clear()
-        self.last_active = now
+        self.since = now
         return True
 
-    def peer_done(self, head: RequestHead, body: Any) -> bool:
+    def peer_done(self, head: RequestHead | Refusal, body: Any) -> bool:
         """Whether the client has sent all it will send, so the socket may be closed at once.
 
         True when the answered request said it was the client's last (``Connection: close``,
@@ -241,7 +367,8 @@ class Connection:
         sends a FIN after the response and no reset can destroy it, so the half-close and
         the wait for the peer's FIN (:meth:`linger`: two more system calls and an epoll
         wake-up per connection) are not needed.  Otherwise the client may still be sending
-        (a pipelined request, an unread body), and the connection lingers.
+        (a pipelined request, an unread body, the rest of a request that was refused: its
+        state is not BUSY), and the connection lingers.
         """
         if head.keep_alive or self.buf or self.state != BUSY:
             return False
@@ -250,6 +377,36 @@ class Connection:
     def close(self) -> None:
         self.event(CLOSE)
         self.transport.close()
+
+    # -- the clock -----------------------------------------------------------------------
+    def expire(self, now: float, stopping: bool) -> Request | None:
+        """Act on this connection's clock if its time is up (the loop calls this on every tick).
+
+        Lingering too long: closed.  Idle too long (``keep_alive``, or ``stopping_idle``
+        while the server stops): closed, unless a request has just arrived, which is read
+        and returned to be answered.  A request not complete in time: its 408 refusal is
+        returned.  BUSY is left alone, the application has the request (see :meth:`hung`).
+        """
+        state = self.state
+        timeouts = self.timeouts
+        age = now - self.since
+        if state == CLOSING:
+            if age > timeouts.linger:
+                self.close()
+        elif state == HEAD and not self.buf:
+            if age > timeouts.keep_alive or (stopping and age > timeouts.stopping_idle):
+                if self.transport.peek_pending():
+                    return self.read(now)
+                self.close()
+        elif state != BUSY and age > timeouts.request:
+            return Refusal(HTTPError(408, "request not completed in time")), None
+        return None
+
+    def hung(self, now: float) -> bool:
+        """Whether the application has had the request for longer than ``busy`` allows (0: no limit)."""
+        busy = self.timeouts.busy
+        return self.state == BUSY and busy > 0 and now - self.since > busy
+
 
 class StreamingBody:
     """A request body read from the socket on demand (``Expect: 100-continue``).
@@ -371,7 +528,7 @@ class Response:
     flags = 0
     streaming: StreamingBody | None = None
 
-    def __init__(self, conn: Connection, head: RequestHead, body: Any) -> None:
+    def __init__(self, conn: Connection, head: RequestHead | Refusal, body: Any) -> None:
         self.conn = conn
         self.transport = conn.transport
         self.head_request = head.method == "HEAD"

@@ -1,14 +1,22 @@
 """The event loop of a worker process: one epoll loop that accepts, reads and dispatches.
 
-Bytes flow one way: the loop reads a client socket (:mod:`headrace.transport`), feeds the
-bytes to the connection's HTTP/1.1 state (:mod:`headrace.protocol`), and hands each complete
-request to the WSGI adapter (:mod:`headrace.wsgi`), which calls the application and writes
-the response back through the protocol's framing to the transport.
+Requests flow one way: when epoll says a client socket is readable the loop asks the
+connection (:mod:`headrace.protocol`) to read it through its transport
+(:mod:`headrace.transport`); each complete request goes to the WSGI adapter
+(:mod:`headrace.wsgi`), which calls the application and writes the response back through the
+protocol's framing to the transport.  A request the parser refused is answered here, through
+the same framing, without the application.
+
+The connection owns its lifecycle: its state, its timeouts, and what follows each response
+(:meth:`~headrace.protocol.Connection.answered`).  The loop owns what spans connections:
+accepting and balancing, the epoll set, the thread pool, the request count and the
+heartbeat; it follows each connection's state to know when to forget it.
 
 The application is called inline (``--threads 1``, the fast default) only once a complete
 request head and body are buffered, so idle keep-alive connections and slowly-sending
 clients cost nothing but a file descriptor.  With ``--threads N`` the application runs in
-a thread pool instead, for applications that block.
+a thread pool instead, for applications that block; the answer then takes the same path
+after the response as an inline one (:meth:`Worker._after`), on the loop's thread.
 """
 
 from __future__ import annotations
@@ -27,8 +35,20 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from headrace.access_log import AccessLog
-from headrace.http_parser import HTTPError, Limits, RequestHead
-from headrace.protocol import BUSY, CLOSING, HEAD, KEEP_ALIVE, Connection, error_response
+from headrace.http_parser import Limits, RequestHead
+from headrace.protocol import (
+    CLOSED,
+    CLOSING,
+    END,
+    GONE,
+    KEEP,
+    Census,
+    Connection,
+    Refusal,
+    Request,
+    Response,
+    Timeouts,
+)
 from headrace.scoreboard import IDLE_COUNT, Scoreboard
 from headrace.transport import ClientGone, Transport
 from headrace.wsgi import Adapter
@@ -51,9 +71,7 @@ _BALANCE_PAUSE = 0.001
 # in one go instead of one epoll round trip each; small enough that the connections already
 # open are not starved while a burst lasts.
 _ACCEPT_BATCH = 16
-_LINGER_SECONDS = 2.0
-_TICK = 0.5
-_SHUTDOWN_IDLE = 0.3  # while stopping, idle connections get this long for a request in flight
+_TICK = 0.5  # how often connection clocks are checked and the heartbeat written
 
 
 class Listener:
@@ -90,10 +108,9 @@ class Worker:
         self.serve = adapter.serve
         self.listeners = {ls.sock.fileno(): ls for ls in listeners}
         self.limits = limits
-        self.keep_alive = keep_alive
-        self.timeout = timeout
         self.io_timeout = timeout if timeout > 0 else 30.0
-        self.request_timeout = timeout if timeout > 0 else 30.0
+        self.timeouts = Timeouts(keep_alive=keep_alive, request=self.io_timeout, busy=timeout)
+        self.census = Census()  # kept by the connections: how many linger, which is no load
         self.max_requests = max_requests
         self.trust = trust
         self.access_log = access_log
@@ -101,7 +118,6 @@ class Worker:
         self.slot = slot
         self.resume_accept = 0.0  # when a balance pause ends (0: not paused)
         self.force_accept = False  # a pause has just ended: take the next waiting connection regardless
-        self.lingering = 0  # connections in CLOSING: answered, waiting for the peer's FIN
         self.load_changed = False  # the connection count changed since it was last published
         self.worker_connections = worker_connections
         self.conns: dict[int, Connection] = {}
@@ -112,7 +128,7 @@ class Worker:
         self.ep = select.epoll()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="headrace") if threads > 1 else None
-        self.done: list[tuple[Connection, bool]] = []
+        self.done: list[tuple[Connection, Request, int]] = []  # answered by pool threads
         self.done_lock = threading.Lock()
         self.now = time.monotonic()  # refreshed once per loop iteration
 
@@ -181,22 +197,22 @@ class Worker:
         return 0
 
     def _tick(self, now: float) -> None:
-        """Heartbeat for the master and expiry of idle, slow and lingering connections."""
+        """Heartbeat for the master, and each connection's clock (idle, slow, lingering: see ``expire``).
+
+        No heartbeat while the application has had a request too long: the master then
+        replaces this worker (hang detection).
+        """
         hung = False
+        stopping = not self.alive
         for conn in list(self.conns.values()):
-            state = conn.state
-            if state == BUSY:
-                if self.timeout > 0 and now - conn.started > self.timeout:
-                    hung = True
-            elif state == CLOSING:
-                if now - conn.last_active > _LINGER_SECONDS:
-                    self._close(conn)
-            elif state == HEAD and not conn.buf:
-                idle = now - conn.last_active
-                if idle > self.keep_alive or (not self.alive and idle > _SHUTDOWN_IDLE):
-                    self._close_idle(conn)
-            elif now - conn.started > self.request_timeout:
-                self._send_error(conn, HTTPError(408, "request not completed in time"))
+            if conn.hung(now):
+                hung = True
+                continue
+            request = conn.expire(now, stopping)
+            if request is not None:
+                self._serve(conn, request)
+            else:
+                self._settle(conn)
         if not hung:
             self.scoreboard.beat(self.slot)
         if self.reopen_logs:
@@ -214,14 +230,7 @@ class Worker:
             listener.sock.close()
         self.listeners.clear()  # in place: run() holds a reference
         for conn in self.conns.values():
-            conn.closing = True
-
-    def _close_idle(self, conn: Connection) -> None:
-        """Close an idle connection unless a request has just arrived on it."""
-        if conn.transport.peek_pending():
-            self._on_readable(conn)
-        else:
-            self._close(conn)
+            conn.stop_keep_alive()
 
     def _set_accepting(self, on: bool) -> None:
         if on == self.accepting:
@@ -252,7 +261,7 @@ class Worker:
         # is paused is what spreads a burst of new connections evenly.  Should both end up
         # paused, the pause is 1 ms and ends with a forced accept.
         accepts = self.accepting or self.resume_accept
-        load = len(self.conns) - self.lingering if accepts else IDLE_COUNT
+        load = len(self.conns) - self.census.lingering if accepts else IDLE_COUNT
         self.scoreboard.publish(self.slot, load)
         self.load_changed = False
 
@@ -264,7 +273,7 @@ class Worker:
             if self.force_accept:
                 self.force_accept = False
             else:
-                load = len(self.conns) - self.lingering
+                load = len(self.conns) - self.census.lingering
                 if load > _BALANCE_SLACK:
                     if sibling < 0:
                         sibling = self.scoreboard.least_loaded_sibling(self.slot, self.now)
@@ -295,7 +304,7 @@ class Worker:
             # the socket joins the epoll set only if it is still open after that, so a
             # connection that is served and closed at once never costs an epoll_ctl.
             self._on_readable(conn)
-            if self.pool is None and self.conns.get(conn.transport.fd) is conn:
+            if self.pool is None and conn.state != CLOSED:
                 self.ep.register(conn.transport.fd, _EPOLLIN)
             if not self.accepting:  # the connection limit was reached
                 return
@@ -305,7 +314,7 @@ class Worker:
         remote = _remote(addr, listener.is_unix)
         trusted = self.trust("unix" if listener.is_unix else remote[0])
         transport = Transport(sock, remote, listener.local, trusted, self.io_timeout)
-        conn = Connection(transport, self.limits, self.now)
+        conn = Connection(transport, self.limits, self.now, self.timeouts, self.census)
         self.conns[transport.fd] = conn
         if self.pool is not None:  # the pool path unregisters while the app runs: register first
             self.ep.register(transport.fd, _EPOLLIN)
@@ -316,120 +325,112 @@ class Worker:
         return conn
 
     def _close(self, conn: Connection) -> None:
-        fd = conn.transport.fd
-        if self.conns.pop(fd, None) is None:
-            return
-        if conn.state == CLOSING:
-            self.lingering -= 1
-        self.load_changed = True
-        # No epoll unregister: closing the only descriptor of the socket removes it from the
-        # epoll set, one system call less per connection.
-        conn.close()
+        """Close a connection now, whatever its state, and forget it."""
+        if conn.state != CLOSED:
+            conn.close()
+        self._settle(conn)
 
-    def _linger_close(self, conn: Connection) -> None:
-        if conn.linger(time.monotonic()):
-            self.lingering += 1
+    def _settle(self, conn: Connection) -> None:
+        """Follow a connection that may have closed or begun lingering: forget it once closed.
+
+        Either changes this worker's load (lingering connections are no load); the figure is
+        published once per loop iteration.
+        """
+        state = conn.state
+        if state == CLOSED:
+            fd = conn.transport.fd
+            if self.conns.get(fd) is conn:
+                del self.conns[fd]
+                self.load_changed = True
+            # No epoll unregister: closing the only descriptor of the socket removed it from
+            # the epoll set, one system call less per connection.
+        elif state == CLOSING:
             self.load_changed = True
-        else:
-            self._close(conn)
-
-    def _end(self, conn: Connection, head: RequestHead, body: Any) -> None:
-        """The last response on ``conn`` is out: close at once if the client is done, else linger."""
-        if conn.transport.fd not in self.conns:
-            return
-        if conn.peer_done(head, body):
-            self._close(conn)
-        else:
-            self._linger_close(conn)
-
-    def _send_error(self, conn: Connection, err: HTTPError) -> None:
-        remote_addr = conn.transport.remote_addr
-        log.info("%s %s from %s: %s", err.status, err.reason, remote_addr or "unix socket", err.detail)
-        data, size = error_response(err)
-        if self.access_log is not None:
-            self.access_log.log_rejected(remote_addr, err.status, size)
-        try:
-            conn.transport.sendall(data)
-        except ClientGone:
-            self._close(conn)
-            return
-        self._linger_close(conn)
 
     def _on_readable(self, conn: Connection) -> None:
-        try:
-            data = conn.transport.sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._close(conn)
-            return
-        if not data:
-            self._close(conn)
-            return
-        try:
-            request = conn.receive(data, self.now)
-        except HTTPError as err:
-            self._send_error(conn, err)
-            return
+        request = conn.read(self.now)
         if request is not None:
             self._serve(conn, request)
+        elif conn.state == CLOSED:
+            self._settle(conn)
 
-    def _process(self, conn: Connection) -> None:
-        """Serve the next complete request in the buffer, if any."""
-        try:
-            request = conn.next_request()
-        except HTTPError as err:
-            self._send_error(conn, err)
-            return
-        if request is not None:
-            self._serve(conn, request)
+    # -- answering requests: one path, inline or in the pool --------------------------------
+    def _serve(self, conn: Connection, request: Request) -> None:
+        """Answer ``request``, then every further complete one in the buffer (pipelining, in order).
 
-    def _serve(self, conn: Connection, request: tuple[RequestHead, Any]) -> None:
-        """Serve ``request`` and then every further complete one in the buffer (pipelining, in order)."""
-        while True:
+        With a thread pool the application runs in a pool thread, and :meth:`_on_wake`
+        continues here; a refusal needs no application and is answered at once, inline.
+        """
+        while request is not None:
             head, body = request
-            if self.pool is not None:
-                conn.started = time.monotonic()
-                self.ep.unregister(conn.transport.fd)
-                self.pool.submit(self._run_in_thread, conn, head, body)
+            if self.pool is not None and type(head) is not Refusal:
+                self._dispatch(conn, request)
                 return
-            try:
-                keep = self.serve(conn, head, body)
-            except ClientGone:
-                keep = False
-            else:
-                self.requests += 1
-                if self.max_requests:
-                    keep = self._count_towards_max(keep)
-            if not keep:
-                self._end(conn, head, body)
-                return
-            conn.event(KEEP_ALIVE)
-            if not conn.buf:
-                return
-            conn.started = time.monotonic()  # a pipelined request is already waiting
-            try:
-                request = conn.next_request()
-            except HTTPError as err:
-                self._send_error(conn, err)
-                return
-            if request is None:
-                return
+            request = self._after(conn, head, body, self._respond(conn, head, body))
 
-    def _run_in_thread(self, conn: Connection, head: RequestHead, body: Any) -> None:
-        keep = False
+    def _respond(self, conn: Connection, head: RequestHead | Refusal, body: Any) -> int:
+        """Answer one request on the calling thread (the loop's or a pool thread's); how it ended.
+
+        An application's response counts towards ``--max-requests``; a refusal, or a
+        response the client did not stay for, does not.
+        """
+        if type(head) is Refusal:
+            return self._refuse(conn, head)
         try:
-            keep = self._handle(conn, head, body)
+            keep = self.serve(conn, head, body)
+        except ClientGone:
+            return GONE
+        self.requests += 1
+        if self.max_requests:
+            keep = self._count_towards_max(keep)
+        return KEEP if keep else END
+
+    def _refuse(self, conn: Connection, refusal: Refusal) -> int:
+        """Answer a request the parser refused: its error, framed by a ``Response`` like any other."""
+        err = refusal.error
+        remote_addr = conn.transport.remote_addr
+        log.info("%s %s from %s: %s", err.status, err.reason, remote_addr or "unix socket", err.detail)
+        response = Response(conn, refusal, None)
+        try:
+            response.refuse(err)
+        except ClientGone:
+            return GONE
+        finally:
+            if self.access_log is not None:
+                self.access_log.log_rejected(remote_addr, err.status, response.body_sent)
+        return END
+
+    def _after(self, conn: Connection, head: RequestHead | Refusal, body: Any, outcome: int) -> Request | None:
+        """The one path after every response, inline or pooled: the connection decides, the loop follows.
+
+        Returns the next request already buffered on the connection (pipelining), if any.
+        """
+        request = conn.answered(head, body, outcome, time.monotonic())
+        if conn.state in (CLOSING, CLOSED):
+            self._settle(conn)
+        return request
+
+    def _dispatch(self, conn: Connection, request: Request) -> None:
+        """Hand ``request`` to a pool thread; the socket leaves the epoll set until the answer is out."""
+        self.ep.unregister(conn.transport.fd)
+        self.pool.submit(self._run_in_thread, conn, request)
+
+    def _run_in_thread(self, conn: Connection, request: Request) -> None:
+        """A pool thread: answer, then hand the outcome to the loop (:meth:`_on_wake`) for what follows."""
+        outcome = END
+        try:
+            outcome = self._respond(conn, *request)
         except BaseException:
             log.exception("unexpected error serving a request")
         with self.done_lock:
-            self.done.append((conn, keep))
+            self.done.append((conn, request, outcome))
         try:
             os.write(self.wake_w, b"\0")
         except BlockingIOError:
             pass
 
     def _on_wake(self) -> None:
+        """A signal, or pool threads have answered: each answered connection takes the path after a response."""
         try:
             while os.read(self.wake_r, 4096):
                 pass
@@ -439,27 +440,12 @@ class Worker:
             return
         with self.done_lock:
             done, self.done = self.done, []
-        for conn, keep in done:
-            conn.last_active = time.monotonic()
-            self.ep.register(conn.transport.fd, _EPOLLIN)
-            if keep and not conn.closing:
-                conn.event(KEEP_ALIVE)
-                if conn.buf:
-                    conn.started = conn.last_active
-                    self._process(conn)
-            elif keep and conn.closing and not conn.buf:
-                self._close(conn)
-            else:
-                self._linger_close(conn)
-
-    def _handle(self, conn: Connection, head: RequestHead, body: Any) -> bool:
-        """Serve one request (in a pool thread); True when the connection may go on to the next."""
-        try:
-            keep = self.serve(conn, head, body)
-        except ClientGone:
-            return False
-        self.requests += 1
-        return self._count_towards_max(keep) if self.max_requests else keep
+        for conn, (head, body), outcome in done:
+            request = self._after(conn, head, body, outcome)
+            if conn.state != CLOSED:  # back in the epoll set, before a pipelined request leaves it again
+                self.ep.register(conn.transport.fd, _EPOLLIN)
+            if request is not None:
+                self._serve(conn, request)
 
     def _count_towards_max(self, keep: bool) -> bool:
         """After ``--max-requests`` the worker retires: this connection closes after its response."""
