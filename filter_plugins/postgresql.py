@@ -8,25 +8,23 @@ and nowhere else.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules import (
+    DATABASE_NAME_ALLOWED,
+    is_database_name,
+)
 
-# An app's database: an unquoted identifier (PostgreSQL folds those to lower case anyway), none of the
-# cluster's own, not in the pg_ prefix it keeps for itself. wsgi_sites.py checks the same rule on the web
-# servers' side and the backup and restore scripts once more in bash; tests/filter_plugins/test_postgresql.py
-# pins the copies to this one.
-NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-RESERVED = frozenset({"postgres", "template0", "template1"})
-ALLOWED = ("a list of {name: a lower-case identifier (not postgres, template0, template1 or pg_...), password: "
-           "a string or null (generated), clients: a list of addresses with masks such as 10.0.0.11/32}")
+ALLOWED = (f"a list of {{name: {DATABASE_NAME_ALLOWED}, password: a string or null (generated), clients: a list "
+           "of addresses with masks such as 10.0.0.11/32}")
 
 
 def postgresql_database_name(name: Any) -> bool:
-    """Whether name may be an app's database (and its owner role's) name."""
-    return isinstance(name, str) and bool(NAME_RE.match(name)) and name not in RESERVED and not name.startswith("pg_")
+    """Whether name may be an app's database (and its owner role's) name: the rule the web servers' side
+    (wsgi_sites) checks too, in module_utils/shared_rules.py."""
+    return is_database_name(name)
 
 
 def postgresql_database_problems(databases: Any) -> str:

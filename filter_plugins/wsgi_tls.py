@@ -52,7 +52,6 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 CURVES = "X25519:prime256v1:secp384r1"
-HSTS_DEFAULT = 63072000  # two years, the guidelines' minimum for every profile
 
 
 def _profile(name: Any) -> dict[str, Any]:

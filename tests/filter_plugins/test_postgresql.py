@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import postgresql as postgresql_module
 import pytest
 import wsgi_sites
 from ansible.errors import AnsibleFilterError
+from ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules import (
+    DATABASE_NAME_RE,
+)
 from postgresql import (
-    NAME_RE,
-    RESERVED,
     postgresql_conf_value,
     postgresql_database_name,
     postgresql_database_problems,
@@ -85,9 +87,9 @@ def test_other_database_names_are_not(name):
 
 
 def test_every_copy_of_the_database_name_rule_is_the_same():
-    """The web servers' side (wsgi_sites) and the scripts that run on the database host check one rule."""
-    assert wsgi_sites.DATABASE_NAME_RE.pattern == NAME_RE.pattern
-    assert wsgi_sites.RESERVED_DATABASES == RESERVED
+    """The web servers' side (wsgi_sites) and the database host's side (postgresql) use the one rule of
+    module_utils, and the scripts that run on the database host check its pattern."""
+    assert wsgi_sites.is_database_name is postgresql_module.is_database_name
     templates = Path(__file__).resolve().parents[2] / "roles" / "postgresql" / "templates"
     for script in ("wsgi-postgresql-backup.j2", "wsgi-postgresql-restore.j2"):
-        assert f"=~ {NAME_RE.pattern} ]]" in (templates / script).read_text(), script
+        assert f"=~ {DATABASE_NAME_RE.pattern} ]]" in (templates / script).read_text(), script

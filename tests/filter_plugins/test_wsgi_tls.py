@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from wsgi_tls import (
+from ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules import (
     HSTS_DEFAULT,
+)
+from wsgi_tls import (
     PROFILES,
     wsgi_tls_apache_settings,
     wsgi_tls_key_spec,

@@ -1,0 +1,32 @@
+"""Rules and defaults that more than one filter of the collection applies, written once.
+
+The filter plugins import this as ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules:
+Ansible's collection loader resolves that name for an installed collection and, in a checkout, through
+collections/ (a link back to the top that site.yml and playbooks/ see as their playbook-adjacent
+collections); the unit tests put collections/ on sys.path (tests/filter_plugins/conftest.py).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# An app's database on the `databases` host (and its owner role): an unquoted PostgreSQL identifier
+# (PostgreSQL folds those to lower case anyway), none of the cluster's own, not in the pg_ prefix it keeps
+# for itself. The backup and restore scripts check it once more in bash; tests/filter_plugins/
+# test_postgresql.py pins that copy to this one.
+DATABASE_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+RESERVED_DATABASES = frozenset({"postgres", "template0", "template1"})
+DATABASE_NAME_ALLOWED = "a lower-case identifier (not postgres, template0, template1 or pg_...)"
+
+
+def is_database_name(name: Any) -> bool:
+    """Whether name may be an app's database (and its owner role's) name."""
+    return (isinstance(name, str) and bool(DATABASE_NAME_RE.match(name)) and name not in RESERVED_DATABASES
+            and not name.startswith("pg_"))
+
+
+# Strict-Transport-Security's max-age of a site with tls that sets no hsts: two years, the minimum of
+# Mozilla's server-side TLS guidelines in every profile (tests/filter_plugins/test_wsgi_tls.py checks it
+# against them).
+HSTS_DEFAULT = 63072000
