@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/fleet_scale.py                     # 1, 2, 4 and 8 hosts
     .venv/bin/python bench/fleet_scale.py --sizes 1 2 --log-dir /tmp/scale-logs
+    <venv with mitogen>/bin/python bench/fleet_scale.py --sizes 1 --strategy mitogen_linear --connection docker
 
 The issue asks that a fleet deploys about as fast as a single host: 8 hosts fresh in at most twice the
 1-host time, and a run with nothing to change over 8 hosts in under 30 s. This script measures exactly
@@ -12,7 +13,8 @@ For each size N of --sizes it starts N fresh systemd containers scale-web1..N (o
 hosts Debian 13, or all --image; the flags of scripts/lab.sh) on a Docker network of its own, wsgi-scale,
 writes a temporary inventory whose group `webservers` holds them, with the lab's demo sites
 (inventories/lab/group_vars/webservers.yml: a daemon app at /, an embedded one at /embedded, a proxied one
-at /proxied), and times three runs of site.yml from the repository root (so that ansible.cfg applies):
+at /proxied, and the Django project shop.example.com, a project app built by the wsgi_app_artifacts
+action), and times three runs of site.yml from the repository root (so that ansible.cfg applies):
 
     fresh           the first deploy of bare hosts
     no change       the same again; every host must report changed=0, else it is reported loudly (and
@@ -27,20 +29,32 @@ number of CPUs is the least wall time any run doing the same work could take her
 for the largest size next to the ratio.
 
 The inventory has no `balancers` group: the measurement is about the web hosts, and the balancer plays
-(which target no host then) would add a constant that is not what scales. Each size gets an empty headrace
-wheel cache of its own (headrace_wheel_cache in the temporary directory, for all three runs): every fresh
-run then builds the wheel once, as on a new controller, whatever this machine built before and whichever
-size ran first. The playbook's files (site.yml, playbooks/, roles/, filter_plugins/, server/) are watched
-while a size is measured: an edit in the middle changes the release fingerprint, so the host is deployed
-again; the script says so rather than blaming the roles. The containers are removed
+(which target no host then) would add a constant that is not what scales. Nor a `databases` group, for the
+same reason: the demo sites are taken with every app's `database` dropped (the Django project then keeps
+SQLite on each host), and a project path written from the lab inventory's directory ({{ inventory_dir }})
+made absolute, as the temporary inventory lives elsewhere. Each size gets an empty headrace
+wheel cache of its own (headrace_wheel_cache in the temporary directory, for all three runs), and an empty
+cache of the project apps' artifacts (wsgi_artifact_cache): every fresh run then builds the wheel and
+resolves and downloads the apps' requirements once, as on a new controller, whatever this machine built
+before and whichever size ran first. The playbook's files (site.yml, playbooks/, roles/, filter_plugins/,
+server/) are watched while a size is measured: an edit in the middle changes the release fingerprint, so the
+host is deployed again; the script says so rather than blaming the roles. The containers are removed
 before the next size, and the containers and the network are always removed at the end, also on Ctrl-C
 or an error. A failed run prints the tail of its output and stops the script with a non-zero status.
 Fresh runs install packages from the Debian mirrors inside the containers, so they need the network.
+
+--strategy and --connection measure another way of running the same playbook (issue 22, Mitogen): the
+strategy plugin for every play (ANSIBLE_STRATEGY; a mitogen_* name also sets ANSIBLE_STRATEGY_PLUGINS to
+the ansible_mitogen package next to this Python, so run the script with the Python of a venv that has
+mitogen installed) and the inventory's ansible_connection. Mitogen takes over connections by their short
+names only (docker, ssh, local): with the default community.docker.docker a Mitogen strategy runs the
+hosts' tasks through the vanilla connection plugin, so measure it with --connection docker.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -54,6 +68,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -72,6 +87,8 @@ FULL_CONVERGE = json.dumps({"rollout_skip_unchanged": False})
 TARGET_SIZE = 8
 TARGET_FRESH_RATIO = 2.0
 TARGET_NO_CHANGE_S = 30.0
+# The lab's connection; Mitogen takes over only the short name, docker (see --connection).
+DEFAULT_CONNECTION = "community.docker.docker"
 
 # What the playbook reads on the controller: an edit here during a measurement changes the release.
 WATCHED = ("site.yml", "ansible.cfg", "playbooks", "roles", "filter_plugins", "server")
@@ -124,7 +141,7 @@ def image_for(name: str, image: str | None) -> str:
 # --- preflight -------------------------------------------------------------------------------------------
 
 
-def preflight(images: set[str]) -> None:
+def preflight(images: set[str], strategy: str) -> None:
     """Stop before anything is started when a prerequisite is missing, with what to do about it."""
     if shutil.which("docker") is None:
         raise SystemExit("bench: docker is not installed; run scripts/ensure-docker.sh (make engine)")
@@ -138,6 +155,17 @@ def preflight(images: set[str]) -> None:
         raise SystemExit("bench: no ansible-playbook next to this Python; run it as .venv/bin/python (make venv)")
     if not DEMO_SITES.exists():
         raise SystemExit(f"bench: {DEMO_SITES.relative_to(ROOT)} is missing")
+    if strategy.startswith("mitogen") and mitogen_strategy_plugins() is None:
+        raise SystemExit(f"bench: --strategy {strategy} needs mitogen in this Python's environment "
+                         f"({sys.executable}); install it into a venv of its own, not into .venv")
+
+
+def mitogen_strategy_plugins() -> Path | None:
+    """The strategy plugins of the ansible_mitogen package importable by this Python, if any."""
+    spec = importlib.util.find_spec("ansible_mitogen")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "plugins" / "strategy"
 
 
 def ensure_ours(kind: str, name: str) -> None:
@@ -215,17 +243,28 @@ def clean_up() -> None:
 # --- the playbook ----------------------------------------------------------------------------------------
 
 
-def write_inventory(directory: Path, names: list[str]) -> Path:
+def demo_sites() -> dict[str, Any]:
+    """The lab's demo sites for an inventory elsewhere and without a database host (see the docstring)."""
+    sites = yaml.safe_load(DEMO_SITES.read_text())
+    for site in sites.get("wsgi_sites") or []:
+        for app in site.get("apps") or []:
+            app.pop("database", None)
+            if isinstance(app.get("project"), str):
+                app["project"] = app["project"].replace("{{ inventory_dir }}", str(DEMO_SITES.parent.parent))
+    return sites
+
+
+def write_inventory(directory: Path, names: list[str], connection: str) -> Path:
     """The fleet as group webservers, with the lab's demo sites as its group_vars."""
     inventory = directory / f"{len(names)}-hosts"
     (inventory / "group_vars").mkdir(parents=True)
     hosts = {name: {"ansible_host": name} for name in names}
     (inventory / "hosts.yml").write_text(yaml.safe_dump({"all": {
-        "vars": {"ansible_connection": "community.docker.docker",
+        "vars": {"ansible_connection": connection,
                  "ansible_python_interpreter": "/usr/bin/python3"},
         "children": {"webservers": {"hosts": hosts}},
     }}, sort_keys=False))
-    shutil.copy(DEMO_SITES, inventory / "group_vars" / "webservers.yml")
+    (inventory / "group_vars" / "webservers.yml").write_text(yaml.safe_dump(demo_sites(), sort_keys=False))
     return inventory / "hosts.yml"
 
 
@@ -237,8 +276,10 @@ def playbook_command(inventory: Path, *extra_vars: str) -> list[str]:
 
 
 def wheel_cache_vars(directory: Path) -> str:
-    """An empty headrace wheel cache for one size, so that its fresh run builds like a new controller."""
-    return json.dumps({"headrace_wheel_cache": str(directory / "headrace-wheels")})
+    """Empty controller caches for one size (headrace's wheel, the project apps' artifacts), so that its fresh
+    run builds like a new controller."""
+    return json.dumps({"headrace_wheel_cache": str(directory / "headrace-wheels"),
+                       "wsgi_artifact_cache": str(directory / "app-artifacts")})
 
 
 def tree_state() -> dict[str, tuple[int, int]]:
@@ -259,10 +300,16 @@ def edited_files(before: dict[str, tuple[int, int]], after: dict[str, tuple[int,
     return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
 
 
-def playbook_env() -> dict[str, str]:
-    """The project's tooling first on PATH and its ansible.cfg, whatever the caller's environment says."""
-    return dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+def playbook_env(strategy: str) -> dict[str, str]:
+    """The project's tooling first on PATH and its ansible.cfg, whatever the caller's environment says,
+    and --strategy (with Mitogen's strategy plugins for a mitogen_* one)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_STRATEGY=strategy,
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.pop("ANSIBLE_STRATEGY_PLUGINS", None)
+    if strategy.startswith("mitogen") and (plugins := mitogen_strategy_plugins()) is not None:
+        env["ANSIBLE_STRATEGY_PLUGINS"] = str(plugins)
+    return env
 
 
 def busy_cpu_seconds() -> float:
@@ -282,20 +329,21 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def time_playbook(command: list[str], label: str, log_dir: Path | None, timeout: float) -> Run:
+def time_playbook(command: list[str], label: str, args: argparse.Namespace) -> Run:
     """One timed run; a failure shows the tail of the output and stops the benchmark."""
     start, cpu_start, controller_start = time.monotonic(), busy_cpu_seconds(), children_cpu_seconds()
     try:
-        result = subprocess.run(command, cwd=ROOT, env=playbook_env(), text=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, timeout=timeout, check=False)
+        result = subprocess.run(command, cwd=ROOT, env=playbook_env(args.strategy), text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=args.timeout,
+                                check=False)
     except subprocess.TimeoutExpired as exc:
         output = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
         sys.stderr.write(output[-6000:])
-        raise SystemExit(f"bench: {label} took longer than {timeout:.0f} s: {shlex.join(command)}") from None
+        raise SystemExit(f"bench: {label} took longer than {args.timeout:.0f} s: {shlex.join(command)}") from None
     seconds, cpu_seconds = time.monotonic() - start, busy_cpu_seconds() - cpu_start
     controller_cpu_seconds = children_cpu_seconds() - controller_start
-    if log_dir is not None:
-        (log_dir / f"{label.replace(' ', '-')}.log").write_text(result.stdout)
+    if args.log_dir is not None:
+        (args.log_dir / f"{label.replace(' ', '-')}.log").write_text(result.stdout)
     if result.returncode != 0:
         sys.stderr.write(result.stdout[-6000:])
         raise SystemExit(f"bench: {label} failed (exit {result.returncode}): {shlex.join(command)}")
@@ -335,7 +383,7 @@ def unchanged_problems(names: list[str], result: Run, label: str) -> list[str]:
 
 def measure_size(count: int, args: argparse.Namespace, tmp: Path) -> Size:
     names = start_fleet(count, args.image)
-    inventory = write_inventory(tmp, names)
+    inventory = write_inventory(tmp, names, args.connection)
     cache = wheel_cache_vars(inventory.parent)
     size = Size(count)
     phases = {"fresh": (cache,), "no change": (cache,), "full converge": (cache, FULL_CONVERGE)}
@@ -343,7 +391,7 @@ def measure_size(count: int, args: argparse.Namespace, tmp: Path) -> Size:
         label = f"{count} hosts {phase}"
         log(f"{label}: ansible-playbook site.yml ...")
         before = tree_state()
-        result = time_playbook(playbook_command(inventory, *extra_vars), label, args.log_dir, args.timeout)
+        result = time_playbook(playbook_command(inventory, *extra_vars), label, args)
         size.runs[phase] = result
         log(f"{label}: {result.seconds:.1f} s ({result.cpu_seconds:.0f} CPU s, "
             f"{result.controller_cpu_seconds:.0f} of them ansible-playbook's), "
@@ -423,8 +471,9 @@ def report(sizes: list[Size], args: argparse.Namespace, load: tuple[float, float
     cache = wheel_cache_vars(Path("<tmp>"))
     print(f"Each size: `{shlex.join(playbook_command(Path('<tmp>/hosts.yml'), cache))}` on fresh hosts, then "
           f"again (no change), then again with `-e '{FULL_CONVERGE}'` added (full converge).")
-    print(f"Hosts: {images}, group webservers only. Controller: {CPUS} CPUs, load average at "
-          f"start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (the containers share the same CPUs).\n")
+    print(f"Hosts: {images}, group webservers only, ansible_connection {args.connection}, strategy "
+          f"{args.strategy}. Controller: {CPUS} CPUs, load average at start {load[0]:.2f} {load[1]:.2f} "
+          f"{load[2]:.2f} (the containers share the same CPUs).\n")
     print_table(sizes)
     print_targets(sizes)
     problems = [problem for size in sizes for problem in size.not_idempotent + size.notes]
@@ -443,6 +492,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--image", help="one image for every host (default: Debian 12 and 13 alternately)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds one playbook run may take")
     parser.add_argument("--log-dir", type=Path, help="keep the output of every playbook run here")
+    parser.add_argument("--strategy", default="linear",
+                        help="strategy plugin of every play, e.g. mitogen_linear (default: linear)")
+    parser.add_argument("--connection", default=DEFAULT_CONNECTION,
+                        help=f"the hosts' ansible_connection, e.g. docker (default: {DEFAULT_CONNECTION})")
     args = parser.parse_args()
     if any(not 1 <= size <= MAX_HOSTS for size in args.sizes):
         parser.error(f"--sizes must be between 1 and {MAX_HOSTS}")
@@ -463,7 +516,7 @@ def interrupt_on_sigterm() -> None:
 def main() -> int:
     args = parse_args()
     load = os.getloadavg()
-    preflight({args.image} if args.image else set(IMAGES))
+    preflight({args.image} if args.image else set(IMAGES), args.strategy)
     ensure_nothing_foreign(args.sizes)
     interrupt_on_sigterm()
     sizes: list[Size] = []
