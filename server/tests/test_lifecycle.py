@@ -25,10 +25,13 @@ from headrace.access_log import AccessLog
 from headrace.http_parser import Limits
 from headrace.protocol import (
     BUSY,
+    CLOSE,
     CLOSED,
     CLOSING,
     HEAD,
     KEEP,
+    LINGER,
+    TRANSITIONS,
     Census,
     Connection,
     Response,
@@ -299,6 +302,20 @@ def test_the_lingering_count_follows_the_state(pair):
     assert conn.linger(1.0) and conn.state == CLOSING and conn.census.lingering == 1
     conn.close()
     assert conn.state == CLOSED and conn.census.lingering == 0
+    server, client = socket.socketpair()
+    with client:
+        other = Connection(Transport(server, ("", ""), ("localhost", "80"), False, 2.0), Limits(), 0.0,
+                           census=conn.census)
+        other.close()  # from HEAD: it never lingered
+    assert conn.census.lingering == 0
+
+
+def test_only_linger_enters_closing_and_only_close_leaves_it():
+    """The lingering count is kept by Connection.linger and Connection.close; it is exact only as
+    long as the state table has no other way into or out of CLOSING."""
+    into = {event for (_state, event), target in TRANSITIONS.items() if target == CLOSING}
+    out_of = {event for (state, event) in TRANSITIONS if state == CLOSING}
+    assert into == {LINGER} and out_of == {CLOSE}
 
 
 def test_each_state_runs_against_its_own_timeout(pair):

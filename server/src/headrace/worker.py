@@ -72,6 +72,7 @@ _BALANCE_PAUSE = 0.001
 # open are not starved while a burst lasts.
 _ACCEPT_BATCH = 16
 _TICK = 0.5  # how often connection clocks are checked and the heartbeat written
+_ENDED = frozenset((CLOSING, CLOSED))  # states after which the worker must book the connection
 
 
 class Listener:
@@ -358,24 +359,27 @@ class Worker:
     def _serve(self, conn: Connection, request: Request) -> None:
         """Answer ``request``, then every further complete one in the buffer (pipelining, in order).
 
-        With a thread pool the application runs in a pool thread, and :meth:`_on_wake`
-        continues here; a refusal needs no application and is answered at once, inline.
+        A refusal needs no application and is answered at once by the loop.  With a thread
+        pool the application runs in a pool thread, and :meth:`_on_wake` continues here.
+        Either way the answer ends in :meth:`_after`.
         """
         while request is not None:
             head, body = request
-            if self.pool is not None and type(head) is not Refusal:
+            if type(head) is Refusal:
+                outcome = self._refuse(conn, head)
+            elif self.pool is not None:
                 self._dispatch(conn, request)
                 return
-            request = self._after(conn, head, body, self._respond(conn, head, body))
+            else:
+                outcome = self._respond(conn, head, body)
+            request = self._after(conn, head, body, outcome)
 
-    def _respond(self, conn: Connection, head: RequestHead | Refusal, body: Any) -> int:
-        """Answer one request on the calling thread (the loop's or a pool thread's); how it ended.
+    def _respond(self, conn: Connection, head: RequestHead, body: Any) -> int:
+        """The application answers one request, on the calling thread (the loop's or a pool thread's).
 
-        An application's response counts towards ``--max-requests``; a refusal, or a
-        response the client did not stay for, does not.
+        Returns how the answer ended.  A response counts towards ``--max-requests``; one the
+        client did not stay for does not (nor does a refusal, see :meth:`_refuse`).
         """
-        if type(head) is Refusal:
-            return self._refuse(conn, head)
         try:
             keep = self.serve(conn, head, body)
         except ClientGone:
@@ -406,7 +410,7 @@ class Worker:
         Returns the next request already buffered on the connection (pipelining), if any.
         """
         request = conn.answered(head, body, outcome, time.monotonic())
-        if conn.state in (CLOSING, CLOSED):
+        if conn.state in _ENDED:
             self._settle(conn)
         return request
 
