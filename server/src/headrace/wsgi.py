@@ -121,7 +121,9 @@ class WSGIResponse(Response):
         flags = 0
         app_length = -1
         for header in headers:
-            hflags = _check_header(header)
+            hflags = _HEADER_CACHE.get(header)  # the cache hit without a call: apps repeat their headers
+            if hflags is None:
+                hflags = _check_header(header)
             if hflags:
                 flags |= hflags
                 if hflags == 1:
@@ -216,7 +218,8 @@ class EnvironFactory:
         environ["REQUEST_URI"] = target
         host = head.headers.get("HTTP_HOST")
         if host:
-            name, port = self._host(host)
+            cached = self._host_cache.get(host)  # the cache hit without a call: clients repeat their Host
+            name, port = cached if cached is not None else self._host(host)
             environ["SERVER_NAME"] = name
             environ["SERVER_PORT"] = port or transport.server_port
         else:
