@@ -373,6 +373,7 @@ class Connection:
         return type(body) is not StreamingBody or body.complete
 
     def close(self) -> None:
+        """Close the socket (a FIN, or a reset if unread bytes are left: see :meth:`peer_done`)."""
         if self.state == CLOSING:
             self.census.lingering -= 1
         self.event(CLOSE)

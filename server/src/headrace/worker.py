@@ -349,6 +349,7 @@ class Worker:
             self.load_changed = True
 
     def _on_readable(self, conn: Connection) -> None:
+        """epoll says ``conn`` has bytes (or its peer closed): the connection reads, the loop answers."""
         request = conn.read(self.now)
         if request is not None:
             self._serve(conn, request)
