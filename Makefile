@@ -9,6 +9,10 @@ DEBIAN_VERSIONS := 12 13
 # Every scenario under molecule/, the fleet (four hosts, the longest) last.
 ALL_SCENARIOS := $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 SCENARIOS := $(filter-out fleet,$(ALL_SCENARIOS)) $(filter fleet,$(ALL_SCENARIOS))
+# make test runs these scenarios beside the lint and unit stages rather than after them: acme is small, and
+# those stages leave the CPUs mostly idle (unit waits on the network). The others then run one at a time.
+BESIDE_SCENARIOS := $(filter acme,$(ALL_SCENARIOS))
+AFTER_SCENARIOS := $(filter-out $(BESIDE_SCENARIOS),$(SCENARIOS))
 
 .PHONY: deploy test venv engine images lab lab-down lint unit molecule clean
 
@@ -16,16 +20,31 @@ deploy: venv engine images lab
 	ansible-playbook site.yml
 	scripts/lab.sh urls
 
-# Every stage through scripts/stage-times.sh, which prints how long each took at the end (after a failed
-# stage too): the suite has a time budget (README, Tests and CI).
+# Every stage through scripts/stage-times.sh, which prints how long each took and how busy the CPUs were at
+# the end (after a failed stage too): the suite has a time budget (README, Tests and CI). Each Molecule
+# scenario runs step by step through scripts/molecule-steps.sh, so the table has a row per step as well.
+# The scenarios of BESIDE_SCENARIOS run in the background (a process group of their own, stopped if make
+# test is interrupted) while lint and unit run; their output is kept in a log and printed when they end,
+# and a failure on either side fails the run once both have ended.
 test:
-	@times=$$(mktemp); trap 'scripts/stage-times.sh report "$$times"; rm -f "$$times"' EXIT; \
-	stage() { scripts/stage-times.sh run "$$times" "$$@"; }; \
+	@export STAGE_TIMES=$$(mktemp); beside_log=$$(mktemp); beside=; \
+	trap 'status=$$?; [ -z "$$beside" ] || kill -TERM -- -$$beside 2>/dev/null; \
+	  scripts/stage-times.sh report "$$STAGE_TIMES"; rm -f "$$STAGE_TIMES" "$$beside_log"; exit $$status' EXIT; \
+	stage() { scripts/stage-times.sh run "$$STAGE_TIMES" "$$@"; }; \
+	scenarios() { for scenario; do stage "molecule $$scenario" scripts/molecule-steps.sh "$$scenario" || return 1; done; }; \
+	scripts/stage-times.sh begin "$$STAGE_TIMES"; \
 	stage venv $(MAKE) --no-print-directory venv && \
-	stage images $(MAKE) --no-print-directory images && \
-	stage lint $(MAKE) --no-print-directory lint && \
-	stage unit $(MAKE) --no-print-directory unit && \
-	for scenario in $(SCENARIOS); do stage "molecule $$scenario" molecule test -s $$scenario || exit 1; done
+	stage images $(MAKE) --no-print-directory images || exit 1; \
+	set -m; scenarios $(BESIDE_SCENARIOS) >"$$beside_log" 2>&1 </dev/null & beside=$$!; set +m; \
+	echo "make test: molecule $(BESIDE_SCENARIOS) runs beside lint and unit, its output follows when it ends"; \
+	stage lint $(MAKE) --no-print-directory lint && stage unit $(MAKE) --no-print-directory unit; front=$$?; \
+	[ $$front -eq 0 ] || echo "make test: lint or unit failed; waiting for molecule $(BESIDE_SCENARIOS) to end"; \
+	wait $$beside; behind=$$?; beside=; \
+	echo "===== molecule $(BESIDE_SCENARIOS), run beside lint and unit: its output ====="; \
+	cat "$$beside_log"; \
+	echo "===== end of the output of molecule $(BESIDE_SCENARIOS) ($$([ $$behind -eq 0 ] && echo ok || echo FAILED)) ====="; \
+	[ $$front -eq 0 ] && [ $$behind -eq 0 ] || exit 1; \
+	scenarios $(AFTER_SCENARIOS)
 
 $(BIN)/ansible-playbook: requirements.txt server/pyproject.toml
 	python3 -m venv $(VENV)
@@ -66,8 +85,9 @@ unit: venv
 	pytest -q tests
 	cd server && pytest -q
 
+# Each scenario as `molecule test` does it, step by step, with a table of the steps' times at its end.
 molecule: venv engine images
-	@for scenario in $(SCENARIOS); do molecule test -s $$scenario || exit 1; done
+	@for scenario in $(SCENARIOS); do scripts/molecule-steps.sh $$scenario || exit 1; done
 
 clean: lab-down
 	rm -rf $(VENV)
