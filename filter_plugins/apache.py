@@ -90,8 +90,19 @@ def apache_config_targets(
     return targets
 
 
+def apache_config_entries(targets: Sequence[Mapping[str, Any]], contents: Sequence[str]) -> list[dict[str, Any]]:
+    """The wsgi_files entries of one call of the config entry point: every file (root's, 0644, the file it
+    replaces backed up for a rollback), then the links that enable them, in one module run."""
+    if len(targets) != len(contents):
+        raise AnsibleFilterError(f"apache_config_entries: {len(targets)} targets but {len(contents)} contents")
+    files = [{"path": target["dest"], "content": content, "owner": "root", "group": "root", "mode": "0644",
+              "backup": True} for target, content in zip(targets, contents)]
+    links = [{"path": target["link"], "state": "link", "src": target["dest"]} for target in targets if "link" in target]
+    return files + links
+
+
 class FilterModule:
     """Ansible entry point: the filters of the apache role."""
 
     def filters(self) -> dict[str, Callable[..., Any]]:
-        return {"apache_config_targets": apache_config_targets}
+        return {"apache_config_targets": apache_config_targets, "apache_config_entries": apache_config_entries}

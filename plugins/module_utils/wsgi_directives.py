@@ -7,6 +7,7 @@ Apache matches them, the ProxyPass lines of proxy-mode apps, the health check's 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -47,6 +48,31 @@ def wsgi_health_checks(sites: Any, timeout: Any = 3, acme_live_dir: Any = "") ->
                 check |= {"plain_port": site["port"], "live_file": f"{acme_live_dir}/{site['server_name']}"}
             checks.append(check)
     return checks
+
+
+def _nice_json(value: Any) -> str:
+    """value as Ansible's to_nice_json writes it, with a final newline."""
+    return json.dumps(value, indent=4, sort_keys=True, separators=(",", ": "), ensure_ascii=False) + "\n"
+
+
+def wsgi_layout_files(sites: Any, base_dir: str, scripts_group: str, health_dir: str = "",
+                      health_script: str = "", health_checks: Any = ()) -> list[dict[str, Any]]:
+    """The host's layout as wsgi_files entries, for one module run: the base directory, the document roots
+    (static files, served by Apache), the script directory (Python source, never served: only root writes
+    it, the scripts group reads it) and, with a health check (health_dir), its directory, its script (the
+    text given) and the list of apps it asks (health_checks, as JSON: the way to_nice_json writes it).
+    Parents come before what they hold."""
+    def directory(path: str, group: str = "root", mode: str = "0755") -> dict[str, Any]:
+        return {"path": path, "state": "directory", "owner": "root", "group": group, "mode": mode}
+
+    roots = list(dict.fromkeys(site["document_root"] for site in sites or []))
+    entries = [directory(base_dir), *map(directory, roots), directory(f"{base_dir}/wsgi-scripts", scripts_group, "0750")]
+    if health_dir:
+        readable = {"owner": "root", "group": scripts_group, "mode": "0640"}
+        entries += [directory(health_dir, scripts_group, "0750"),
+                    {"path": f"{health_dir}/healthz.wsgi", "content": health_script, **readable},
+                    {"path": f"{health_dir}/checks.json", "content": _nice_json(list(health_checks)), **readable}]
+    return entries
 
 
 def wsgi_daemon_directive_options(app: Mapping, group: str = "wsgi", home: str | None = None) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from apache import FilterModule, apache_config_targets
+from apache import FilterModule, apache_config_entries, apache_config_targets
 
 # As roles/apache/vars/Debian.yml spells it.
 LAYOUT = {
@@ -96,5 +96,18 @@ def test_bad_input_names_the_entry_the_field_and_what_is_allowed(files: Any, exp
     assert error(files).startswith(expected)
 
 
-def test_filter_module_exports_the_filter() -> None:
-    assert FilterModule().filters() == {"apache_config_targets": apache_config_targets}
+def test_filter_module_exports_the_filters() -> None:
+    assert FilterModule().filters() == {"apache_config_targets": apache_config_targets,
+                                        "apache_config_entries": apache_config_entries}
+
+
+def test_one_call_is_one_module_run_files_first_then_their_links() -> None:
+    targets = apache_config_targets([{"template": "/t/site.conf.j2", "kind": "site"},
+                                     {"template": "/t/ports.conf.j2", "kind": "ports"}], LAYOUT, [])
+    entries = apache_config_entries(targets, ["<VirtualHost *:80>\n", "Listen 80\n"])
+    files = [{"path": t["dest"], "content": c, "owner": "root", "group": "root", "mode": "0644", "backup": True}
+             for t, c in zip(targets, ["<VirtualHost *:80>\n", "Listen 80\n"])]
+    assert entries == [*files, {"path": targets[0]["link"], "state": "link", "src": targets[0]["dest"]}]
+    assert "link" not in targets[1]
+    with pytest.raises(AnsibleFilterError, match="2 targets but 1 contents"):
+        apache_config_entries(targets, ["x"])

@@ -20,6 +20,7 @@ from wsgi_sites import (
     wsgi_daemon_directive_options,
     wsgi_health_checks,
     wsgi_host_model,
+    wsgi_layout_files,
     wsgi_normalize_sites,
     wsgi_sites_without_tls,
     wsgi_tls_front_sites,
@@ -574,7 +575,7 @@ def test_filter_module_exposes_the_filters() -> None:
     assert set(FilterModule().filters()) == {"wsgi_normalize_sites", "wsgi_apps", "wsgi_health_checks",
                                              "wsgi_daemon_directive_options", "wsgi_daemon_groups",
                                              "wsgi_script_aliases", "wsgi_proxy_passes", "wsgi_forwarded_allow_ips",
-                                             "wsgi_host_model", "wsgi_secret_values",
+                                             "wsgi_host_model", "wsgi_secret_values", "wsgi_layout_files",
                                              "wsgi_database_password_values", "wsgi_tls_front_sites"}
 
 
@@ -1028,3 +1029,27 @@ def test_members_that_disagree_on_a_site_are_named(paths) -> None:
     with pytest.raises(AnsibleFilterError, match="balancer member web1 has no wsgi_model: a member must be a web "
                                                  "server"):
         wsgi_tls_front_sites([None], ["web1"])
+
+
+# --------------------------------------------------------------------------- the layout, in one module run
+
+
+def test_the_layout_is_one_list_of_paths_parents_first(normalize) -> None:
+    sites = normalize([site(), site(server_name="b.example.com", document_root="/srv/b"),
+                       site(server_name="c.example.com")])
+    checks = [{"app": "myapp", "port": 80}]
+    entries = wsgi_layout_files(sites, BASE, "wsgi", f"{BASE}/wsgi-scripts/health", "script\n", checks)
+    assert [(e["path"], e.get("state", "file"), e["group"], e["mode"]) for e in entries] == [
+        (BASE, "directory", "root", "0755"),
+        (f"{BASE}/documents", "directory", "root", "0755"),
+        ("/srv/b", "directory", "root", "0755"),
+        (f"{BASE}/wsgi-scripts", "directory", "wsgi", "0750"),
+        (f"{BASE}/wsgi-scripts/health", "directory", "wsgi", "0750"),
+        (f"{BASE}/wsgi-scripts/health/healthz.wsgi", "file", "wsgi", "0640"),
+        (f"{BASE}/wsgi-scripts/health/checks.json", "file", "wsgi", "0640"),
+    ]
+    # checks.json as to_nice_json writes it (sorted keys, four spaces), with a final newline.
+    assert [e.get("content") for e in entries[-2:]] == [
+        "script\n", '[\n    {\n        "app": "myapp",\n        "port": 80\n    }\n]\n']
+    assert all(e["owner"] == "root" for e in entries)
+    assert len(wsgi_layout_files(sites, BASE, "wsgi")) == 4  # no health check
