@@ -28,6 +28,12 @@ controller with few CPUs the hosts' work and Ansible's queue for the same CPUs. 
 number of CPUs is the least wall time any run doing the same work could take here; the report prints it
 for the largest size next to the ratio.
 
+Every run also records the CPU time of the hosts' own containers, from their cgroups, beside
+ansible-playbook's own: their sum is the deploy's CPU, which other jobs on the machine do not add to.
+With --compare CHECKOUT (another checkout of the project, e.g. `git worktree add ../base d02ce80`), each
+size is measured in that checkout first and then in this one, on fresh hosts each, with this checkout's
+demo sites, and a table gives this checkout's CPU and wall times as a multiple of the other's.
+
 The inventory has no `balancers` group: the measurement is about the web hosts, and the balancer plays
 (which target no host then) would add a constant that is not what scales. Nor a `databases` group, for the
 same reason: the demo sites are taken with every app's `database` dropped (the Django project then keeps
@@ -107,6 +113,7 @@ class Run:
     output: str
     cpu_seconds: float  # CPU time the whole machine spent while it ran: controller and containers alike
     controller_cpu_seconds: float  # of which ansible-playbook and its workers (the rest: the hosts, Docker)
+    hosts_cpu_seconds: float = 0.0  # CPU time the hosts' containers spent (their cgroups): whatever else runs
     changed_tasks: list[tuple[str, str]] = field(default_factory=list)  # (task, host)
 
 
@@ -282,17 +289,17 @@ def wheel_cache_vars(directory: Path) -> str:
                        "wsgi_artifact_cache": str(directory / "app-artifacts")})
 
 
-def tree_state() -> dict[str, tuple[int, int]]:
+def tree_state(root: Path = ROOT) -> dict[str, tuple[int, int]]:
     """(mtime, size) of every file the playbook reads on the controller, to notice an edit mid-measurement."""
     state: dict[str, tuple[int, int]] = {}
     for top in WATCHED:
-        path = ROOT / top
+        path = root / top
         files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
         for file in files:
-            parts = file.relative_to(ROOT).parts
+            parts = file.relative_to(root).parts
             if IGNORED_DIRS.isdisjoint(parts) and not any(part.startswith(".") for part in parts):
                 stat = file.stat()
-                state[str(file.relative_to(ROOT))] = (stat.st_mtime_ns, stat.st_size)
+                state[str(file.relative_to(root))] = (stat.st_mtime_ns, stat.st_size)
     return state
 
 
@@ -300,10 +307,10 @@ def edited_files(before: dict[str, tuple[int, int]], after: dict[str, tuple[int,
     return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
 
 
-def playbook_env(strategy: str) -> dict[str, str]:
-    """The project's tooling first on PATH and its ansible.cfg, whatever the caller's environment says,
-    and --strategy (with Mitogen's strategy plugins for a mitogen_* one)."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+def playbook_env(strategy: str, root: Path = ROOT) -> dict[str, str]:
+    """The project's tooling first on PATH and the measured checkout's ansible.cfg, whatever the caller's
+    environment says, and --strategy (with Mitogen's strategy plugins for a mitogen_* one)."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(root / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_STRATEGY=strategy,
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("ANSIBLE_STRATEGY_PLUGINS", None)
@@ -323,17 +330,37 @@ def busy_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def hosts_cpu_seconds(names: list[str]) -> float:
+    """CPU time the containers of names have spent since they started, from their cgroups (v1 cpuacct or
+    v2 cpu.stat): the hosts' own work, which other jobs on this machine do not add to, unlike /proc/stat."""
+    ids = run("docker", "inspect", "-f", "{{.Id}}", *names).stdout.split()
+    total = 0.0
+    for container in ids:
+        v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{container}/cpuacct.usage")
+        v2 = Path(f"/sys/fs/cgroup/system.slice/docker-{container}.scope/cpu.stat")
+        if v1.is_file():
+            total += int(v1.read_text()) / 1e9
+        elif v2.is_file():
+            usage = dict(line.split() for line in v2.read_text().splitlines())
+            total += int(usage["usage_usec"]) / 1e6
+        else:
+            raise SystemExit(f"bench: no cgroup CPU account found for container {container}")
+    return total
+
+
 def children_cpu_seconds() -> float:
     """CPU time of this script's finished children: ansible-playbook and the workers it forks (and waits for)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
-def time_playbook(command: list[str], label: str, args: argparse.Namespace) -> Run:
-    """One timed run; a failure shows the tail of the output and stops the benchmark."""
+def time_playbook(command: list[str], label: str, args: argparse.Namespace, names: list[str],
+                  root: Path = ROOT) -> Run:
+    """One timed run from the checkout root; a failure shows the tail of the output and stops the benchmark."""
     start, cpu_start, controller_start = time.monotonic(), busy_cpu_seconds(), children_cpu_seconds()
+    hosts_start = hosts_cpu_seconds(names)
     try:
-        result = subprocess.run(command, cwd=ROOT, env=playbook_env(args.strategy), text=True,
+        result = subprocess.run(command, cwd=root, env=playbook_env(args.strategy, root), text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=args.timeout,
                                 check=False)
     except subprocess.TimeoutExpired as exc:
@@ -342,12 +369,14 @@ def time_playbook(command: list[str], label: str, args: argparse.Namespace) -> R
         raise SystemExit(f"bench: {label} took longer than {args.timeout:.0f} s: {shlex.join(command)}") from None
     seconds, cpu_seconds = time.monotonic() - start, busy_cpu_seconds() - cpu_start
     controller_cpu_seconds = children_cpu_seconds() - controller_start
+    host_seconds = hosts_cpu_seconds(names) - hosts_start
     if args.log_dir is not None:
-        (args.log_dir / f"{label.replace(' ', '-')}.log").write_text(result.stdout)
+        (args.log_dir / f"{label.replace(' ', '-').replace('/', '_')}.log").write_text(result.stdout)
     if result.returncode != 0:
         sys.stderr.write(result.stdout[-6000:])
         raise SystemExit(f"bench: {label} failed (exit {result.returncode}): {shlex.join(command)}")
-    return Run(seconds, result.stdout, cpu_seconds, controller_cpu_seconds, changed_tasks(result.stdout))
+    return Run(seconds, result.stdout, cpu_seconds, controller_cpu_seconds, host_seconds,
+               changed_tasks(result.stdout))
 
 
 def changed_tasks(output: str) -> list[tuple[str, str]]:
@@ -381,22 +410,24 @@ def unchanged_problems(names: list[str], result: Run, label: str) -> list[str]:
 # --- one size, all sizes ---------------------------------------------------------------------------------
 
 
-def measure_size(count: int, args: argparse.Namespace, tmp: Path) -> Size:
+def measure_size(count: int, args: argparse.Namespace, tmp: Path, root: Path = ROOT) -> Size:
     names = start_fleet(count, args.image)
-    inventory = write_inventory(tmp, names, args.connection)
+    where = tmp / ("baseline" if root != ROOT else "this")
+    where.mkdir(exist_ok=True)
+    inventory = write_inventory(where, names, args.connection)
     cache = wheel_cache_vars(inventory.parent)
     size = Size(count)
     phases = {"fresh": (cache,), "no change": (cache,), "full converge": (cache, FULL_CONVERGE)}
     for phase, extra_vars in phases.items():
-        label = f"{count} hosts {phase}"
+        label = f"{count} hosts {phase}" + (f" ({root})" if root != ROOT else "")
         log(f"{label}: ansible-playbook site.yml ...")
-        before = tree_state()
-        result = time_playbook(playbook_command(inventory, *extra_vars), label, args)
+        before = tree_state(root)
+        result = time_playbook(playbook_command(inventory, *extra_vars), label, args, names, root)
         size.runs[phase] = result
         log(f"{label}: {result.seconds:.1f} s ({result.cpu_seconds:.0f} CPU s, "
-            f"{result.controller_cpu_seconds:.0f} of them ansible-playbook's), "
-            f"{len(result.changed_tasks)} changed task results")
-        if edited := edited_files(before, tree_state()):
+            f"{result.controller_cpu_seconds:.0f} of them ansible-playbook's; the hosts' own "
+            f"{result.hosts_cpu_seconds:.1f}), {len(result.changed_tasks)} changed task results")
+        if edited := edited_files(before, tree_state(root)):
             size.edited += edited
             log(f"!!! the playbook's files changed during {label}: {', '.join(edited[:10])}")
         if phase == "no change":
@@ -465,6 +496,24 @@ def print_targets(sizes: list[Size]) -> None:
               f"(needs {TARGET_SIZE} in --sizes)")
 
 
+def print_comparison(baselines: list[Size], sizes: list[Size], baseline_root: Path) -> None:
+    """This checkout against --compare's, phase by phase: the deploy's CPU (ansible-playbook's own and the
+    hosts' containers', both unaffected by other jobs on the machine) and the wall time (which is)."""
+    print(f"\nThis checkout ({ROOT}) against {baseline_root}, measured one after the other in this run:\n")
+    print("| hosts | phase | CPU s before (Ansible's + hosts') | CPU s now | ×before | wall s before | wall s now "
+          "| ×before |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for before, now in zip(baselines, sizes):
+        for phase in ("fresh", "no change", "full converge"):
+            old, new = before.runs[phase], now.runs[phase]
+            old_cpu = old.controller_cpu_seconds + old.hosts_cpu_seconds
+            new_cpu = new.controller_cpu_seconds + new.hosts_cpu_seconds
+            print(f"| {now.hosts} | {phase} | {old_cpu:.1f} ({old.controller_cpu_seconds:.1f} + "
+                  f"{old.hosts_cpu_seconds:.1f}) | {new_cpu:.1f} ({new.controller_cpu_seconds:.1f} + "
+                  f"{new.hosts_cpu_seconds:.1f}) | {ratio(new_cpu, old_cpu)} | {old.seconds:.1f} | "
+                  f"{new.seconds:.1f} | {ratio(new.seconds, old.seconds)} |")
+
+
 def report(sizes: list[Size], args: argparse.Namespace, load: tuple[float, float, float]) -> None:
     images = args.image or f"{IMAGES[0]} (odd hosts) and {IMAGES[1]} (even hosts)"
     print(f"\n`{shlex.join([sys.executable, *sys.argv])}`, from {ROOT}\n")
@@ -496,7 +545,15 @@ def parse_args() -> argparse.Namespace:
                         help="strategy plugin of every play, e.g. mitogen_linear (default: linear)")
     parser.add_argument("--connection", default=DEFAULT_CONNECTION,
                         help=f"the hosts' ansible_connection, e.g. docker (default: {DEFAULT_CONNECTION})")
+    parser.add_argument("--compare", type=Path, metavar="CHECKOUT",
+                        help="another checkout of the project (e.g. an earlier commit in another directory): each "
+                             "size is measured there first, then here, on fresh hosts each, with the same sites, "
+                             "and the CPU and wall times are compared")
     args = parser.parse_args()
+    if args.compare is not None:
+        args.compare = args.compare.resolve()
+        if not (args.compare / "site.yml").is_file():
+            parser.error(f"--compare {args.compare}: no site.yml there")
     if any(not 1 <= size <= MAX_HOSTS for size in args.sizes):
         parser.error(f"--sizes must be between 1 and {MAX_HOSTS}")
     args.sizes = sorted(set(args.sizes))
@@ -520,9 +577,12 @@ def main() -> int:
     ensure_nothing_foreign(args.sizes)
     interrupt_on_sigterm()
     sizes: list[Size] = []
+    baselines: list[Size] = []
     try:
         with tempfile.TemporaryDirectory(prefix="fleet-scale-") as tmp:
             for count in args.sizes:
+                if args.compare is not None:
+                    baselines.append(measure_size(count, args, Path(tmp), args.compare))
                 sizes.append(measure_size(count, args, Path(tmp)))
     except KeyboardInterrupt:
         log("interrupted")
@@ -530,7 +590,9 @@ def main() -> int:
     finally:
         clean_up()
     report(sizes, args, load)
-    return 1 if any(size.not_idempotent for size in sizes) else 0
+    if baselines:
+        print_comparison(baselines, sizes, args.compare)
+    return 1 if any(size.not_idempotent for size in sizes + baselines) else 0
 
 
 if __name__ == "__main__":
