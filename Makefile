@@ -23,19 +23,20 @@ deploy: venv engine images lab
 # Every stage through scripts/stage-times.sh, which prints how long each took and how busy the CPUs were at
 # the end (after a failed stage too): the suite has a time budget (README, Tests and CI). Each Molecule
 # scenario runs step by step through scripts/molecule-steps.sh, so the table has a row per step as well.
-# The scenarios of BESIDE_SCENARIOS run in the background (a process group of their own, stopped if make
-# test is interrupted) while lint and unit run; their output is kept in a log and printed when they end,
+# The scenarios of BESIDE_SCENARIOS run in the background (a process group of their own, stopped and
+# waited for, their instances destroyed, if make test is interrupted) while lint and unit run; their output is kept in a log and printed when they end,
 # and a failure on either side fails the run once both have ended.
 test:
 	@export STAGE_TIMES=$$(mktemp); beside_log=$$(mktemp); beside=; \
-	trap 'status=$$?; [ -z "$$beside" ] || kill -TERM -- -$$beside 2>/dev/null; \
+	trap 'status=$$?; [ -z "$$beside" ] || { kill -TERM -- -$$beside 2>/dev/null; \
+	  echo "make test: stopping molecule $(BESIDE_SCENARIOS) (it destroys its instances)"; wait $$beside; }; \
 	  scripts/stage-times.sh report "$$STAGE_TIMES"; rm -f "$$STAGE_TIMES" "$$beside_log"; exit $$status' EXIT; \
 	stage() { scripts/stage-times.sh run "$$STAGE_TIMES" "$$@"; }; \
 	scenarios() { for scenario; do stage "molecule $$scenario" scripts/molecule-steps.sh "$$scenario" || return 1; done; }; \
 	scripts/stage-times.sh begin "$$STAGE_TIMES"; \
 	stage venv $(MAKE) --no-print-directory venv && \
 	stage images $(MAKE) --no-print-directory images || exit 1; \
-	set -m; scenarios $(BESIDE_SCENARIOS) >"$$beside_log" 2>&1 </dev/null & beside=$$!; set +m; \
+	set -m; { trap : INT TERM; scenarios $(BESIDE_SCENARIOS); } >"$$beside_log" 2>&1 </dev/null & beside=$$!; set +m; \
 	echo "make test: molecule $(BESIDE_SCENARIOS) runs beside lint and unit, its output follows when it ends"; \
 	stage lint $(MAKE) --no-print-directory lint && stage unit $(MAKE) --no-print-directory unit; front=$$?; \
 	[ $$front -eq 0 ] || echo "make test: lint or unit failed; waiting for molecule $(BESIDE_SCENARIOS) to end"; \

@@ -35,9 +35,9 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/molecule-steps.XXXXXX")
 times=${STAGE_TIMES:-$work/times}
 own_report=$([ -z "${STAGE_TIMES:-}" ] && echo yes)
 trap 'rm -rf "$work"' EXIT
-interrupted=0
-trap 'interrupted=130' INT
-trap 'interrupted=143' TERM
+interrupted=0 signal=
+trap 'interrupted=130 signal=INT' INT
+trap 'interrupted=143 signal=TERM' TERM
 
 cat >"$work/one-step.yml" <<'YAML'
 ---
@@ -139,4 +139,9 @@ if [ $status -ne 0 ]; then
   "$stage_times" run "$times" "$scenario: destroy (after failure)" molecule destroy -s "$scenario"
 fi
 [ -n "$own_report" ] && "$stage_times" report "$times"
+# Interrupted: die of the same signal once the instances are gone, so that the caller stops too.
+if [ -n "$signal" ]; then
+  trap - "$signal"
+  kill -s "$signal" $$
+fi
 exit $status

@@ -58,6 +58,11 @@ case $action in
     name=$1
     shift
     started=$(now) busy_before=$(busy_ticks)
+    # Interrupted along with COMMAND (Ctrl-C, or make test stopping its background stages): record the
+    # stage as failed with COMMAND's status, then die of the same signal, so that the caller stops too.
+    signal=
+    trap 'signal=INT' INT
+    trap 'signal=TERM' TERM
     "$@"
     status=$?
     ended=$(now) busy_after=$(busy_ticks)
@@ -65,6 +70,10 @@ case $action in
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$started" "$ended" \
       "$(awk -v t=$(( busy_after - busy_before )) -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')" \
       "$cpus" "$status" >>"$file"
+    if [ -n "$signal" ]; then
+      trap - "$signal"
+      kill -s "$signal" $$
+    fi
     exit "$status"
     ;;
   report)
