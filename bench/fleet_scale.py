@@ -114,6 +114,7 @@ class Run:
     cpu_seconds: float  # CPU time the whole machine spent while it ran: controller and containers alike
     controller_cpu_seconds: float  # of which ansible-playbook and its workers (the rest: the hosts, Docker)
     hosts_cpu_seconds: float = 0.0  # CPU time the hosts' containers spent (their cgroups): whatever else runs
+    module_runs: int = 0  # task results that ran a module on a host, all hosts (plugins/callback/module_runs.py)
     changed_tasks: list[tuple[str, str]] = field(default_factory=list)  # (task, host)
 
 
@@ -307,15 +308,23 @@ def edited_files(before: dict[str, tuple[int, int]], after: dict[str, tuple[int,
     return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
 
 
-def playbook_env(strategy: str, root: Path = ROOT) -> dict[str, str]:
+# The callback that counts module runs, from this checkout by its path: a --compare checkout may predate it.
+MODULE_RUNS_CALLBACK = ROOT / "plugins" / "callback"
+
+
+def playbook_env(strategy: str, root: Path = ROOT, module_runs_file: Path | None = None) -> dict[str, str]:
     """The project's tooling first on PATH and the measured checkout's ansible.cfg, whatever the caller's
-    environment says, and --strategy (with Mitogen's strategy plugins for a mitogen_* one)."""
+    environment says, and --strategy (with Mitogen's strategy plugins for a mitogen_* one). With
+    module_runs_file, the module_runs callback counts the module runs per host into it."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(root / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_STRATEGY=strategy,
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     env.pop("ANSIBLE_STRATEGY_PLUGINS", None)
     if strategy.startswith("mitogen") and (plugins := mitogen_strategy_plugins()) is not None:
         env["ANSIBLE_STRATEGY_PLUGINS"] = str(plugins)
+    if module_runs_file is not None:
+        env.update(ANSIBLE_CALLBACK_PLUGINS=str(MODULE_RUNS_CALLBACK), ANSIBLE_CALLBACKS_ENABLED="module_runs",
+                   WSGI_MODULE_RUNS_FILE=str(module_runs_file))
     return env
 
 
@@ -359,8 +368,9 @@ def time_playbook(command: list[str], label: str, args: argparse.Namespace, name
     """One timed run from the checkout root; a failure shows the tail of the output and stops the benchmark."""
     start, cpu_start, controller_start = time.monotonic(), busy_cpu_seconds(), children_cpu_seconds()
     hosts_start = hosts_cpu_seconds(names)
+    counts = Path(tempfile.mkstemp(prefix="fleet-scale-module-runs-", suffix=".json")[1])
     try:
-        result = subprocess.run(command, cwd=root, env=playbook_env(args.strategy, root), text=True,
+        result = subprocess.run(command, cwd=root, env=playbook_env(args.strategy, root, counts), text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=args.timeout,
                                 check=False)
     except subprocess.TimeoutExpired as exc:
@@ -370,12 +380,14 @@ def time_playbook(command: list[str], label: str, args: argparse.Namespace, name
     seconds, cpu_seconds = time.monotonic() - start, busy_cpu_seconds() - cpu_start
     controller_cpu_seconds = children_cpu_seconds() - controller_start
     host_seconds = hosts_cpu_seconds(names) - hosts_start
+    module_runs = sum(host["ran"] for host in json.loads(counts.read_text() or '{"hosts": {}}')["hosts"].values())
+    counts.unlink()
     if args.log_dir is not None:
         (args.log_dir / f"{label.replace(' ', '-').replace('/', '_')}.log").write_text(result.stdout)
     if result.returncode != 0:
         sys.stderr.write(result.stdout[-6000:])
         raise SystemExit(f"bench: {label} failed (exit {result.returncode}): {shlex.join(command)}")
-    return Run(seconds, result.stdout, cpu_seconds, controller_cpu_seconds, host_seconds,
+    return Run(seconds, result.stdout, cpu_seconds, controller_cpu_seconds, host_seconds, module_runs,
                changed_tasks(result.stdout))
 
 
@@ -426,7 +438,8 @@ def measure_size(count: int, args: argparse.Namespace, tmp: Path, root: Path = R
         size.runs[phase] = result
         log(f"{label}: {result.seconds:.1f} s ({result.cpu_seconds:.0f} CPU s, "
             f"{result.controller_cpu_seconds:.0f} of them ansible-playbook's; the hosts' own "
-            f"{result.hosts_cpu_seconds:.1f}), {len(result.changed_tasks)} changed task results")
+            f"{result.hosts_cpu_seconds:.1f}), {result.module_runs} module runs, "
+            f"{len(result.changed_tasks)} changed task results")
         if edited := edited_files(before, tree_state(root)):
             size.edited += edited
             log(f"!!! the playbook's files changed during {label}: {', '.join(edited[:10])}")
@@ -501,8 +514,8 @@ def print_comparison(baselines: list[Size], sizes: list[Size], baseline_root: Pa
     hosts' containers', both unaffected by other jobs on the machine) and the wall time (which is)."""
     print(f"\nThis checkout ({ROOT}) against {baseline_root}, measured one after the other in this run:\n")
     print("| hosts | phase | CPU s before (Ansible's + hosts') | CPU s now | ×before | wall s before | wall s now "
-          "| ×before |")
-    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| ×before | module runs before | now |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for before, now in zip(baselines, sizes):
         for phase in ("fresh", "no change", "full converge"):
             old, new = before.runs[phase], now.runs[phase]
@@ -511,7 +524,7 @@ def print_comparison(baselines: list[Size], sizes: list[Size], baseline_root: Pa
             print(f"| {now.hosts} | {phase} | {old_cpu:.1f} ({old.controller_cpu_seconds:.1f} + "
                   f"{old.hosts_cpu_seconds:.1f}) | {new_cpu:.1f} ({new.controller_cpu_seconds:.1f} + "
                   f"{new.hosts_cpu_seconds:.1f}) | {ratio(new_cpu, old_cpu)} | {old.seconds:.1f} | "
-                  f"{new.seconds:.1f} | {ratio(new.seconds, old.seconds)} |")
+                  f"{new.seconds:.1f} | {ratio(new.seconds, old.seconds)} | {old.module_runs} | {new.module_runs} |")
 
 
 def report(sizes: list[Size], args: argparse.Namespace, load: tuple[float, float, float]) -> None:
