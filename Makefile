@@ -23,16 +23,18 @@ deploy: venv engine images lab
 # Every stage through scripts/stage-times.sh, which prints how long each took and how busy the CPUs were at
 # the end (after a failed stage too): the suite has a time budget (README, Tests and CI). Each Molecule
 # scenario runs step by step through scripts/molecule-steps.sh, so the table has a row per step as well.
-# The scenarios of BESIDE_SCENARIOS run in the background (a process group of their own, stopped and
-# waited for, their instances destroyed, if make test is interrupted) while lint and unit run; their output is kept in a log and printed when they end,
-# and a failure on either side fails the run once both have ended.
+# The scenarios of BESIDE_SCENARIOS run in the background while lint and unit run: a process group of
+# their own (if make test is interrupted, it stops them and waits until they have destroyed their
+# instances), their output kept in a log and printed when they end; a failure on either side fails the
+# run once both have ended.
 test:
 	@export STAGE_TIMES=$$(mktemp); beside_log=$$(mktemp); beside=; \
 	trap 'status=$$?; [ -z "$$beside" ] || { kill -TERM -- -$$beside 2>/dev/null; \
 	  echo "make test: stopping molecule $(BESIDE_SCENARIOS) (it destroys its instances)"; wait $$beside; }; \
 	  scripts/stage-times.sh report "$$STAGE_TIMES"; rm -f "$$STAGE_TIMES" "$$beside_log"; exit $$status' EXIT; \
 	stage() { scripts/stage-times.sh run "$$STAGE_TIMES" "$$@"; }; \
-	scenarios() { for scenario; do stage "molecule $$scenario" scripts/molecule-steps.sh "$$scenario" || return 1; done; }; \
+	scenarios() { \
+	  for scenario; do stage "molecule $$scenario" scripts/molecule-steps.sh "$$scenario" || return 1; done; }; \
 	scripts/stage-times.sh begin "$$STAGE_TIMES"; \
 	stage venv $(MAKE) --no-print-directory venv && \
 	stage images $(MAKE) --no-print-directory images || exit 1; \
@@ -43,7 +45,8 @@ test:
 	wait $$beside; behind=$$?; beside=; \
 	echo "===== molecule $(BESIDE_SCENARIOS), run beside lint and unit: its output ====="; \
 	cat "$$beside_log"; \
-	echo "===== end of the output of molecule $(BESIDE_SCENARIOS) ($$([ $$behind -eq 0 ] && echo ok || echo FAILED)) ====="; \
+	echo "===== end of the output of molecule $(BESIDE_SCENARIOS)" \
+	  "($$([ $$behind -eq 0 ] && echo ok || echo FAILED)) ====="; \
 	[ $$front -eq 0 ] && [ $$behind -eq 0 ] || exit 1; \
 	scenarios $(AFTER_SCENARIOS)
 

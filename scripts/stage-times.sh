@@ -80,9 +80,11 @@ case $action in
     grep -qv '^#' "$file" 2>/dev/null || { echo "stage-times: no stage recorded" >&2; exit 0; }
     awk -F'\t' -v now="$(now)" -v busy_now="$(busy_ticks)" -v hz="$hz" -v cpus="$cpus" '
       function clock(s) { s = int(s + 0.5); return sprintf("%d:%02d", s / 60, s % 60) }
-      function line(label, wall, busy, n, result,   s) {
-        s = sprintf("%-34s %8.1f %7s  %-10s  %s", label, wall, clock(wall),
-          (wall >= 1 && busy >= 0 ? sprintf("%.2f of %d", busy / wall, n) : "-"), result)
+      function outcome(status) { return status == 0 ? "ok" : "FAILED (" status ")" }
+      function line(label, wall, busy, n, result,   s, used) {
+        # /proc/stat counts in ticks: a short stage can seem to use a little more than every CPU.
+        used = (wall >= 1 && busy >= 0 ? sprintf("%.2f of %d", (busy / wall > n ? n : busy / wall), n) : "-")
+        s = sprintf("%-34s %8.1f %7s  %-10s  %s", label, wall, clock(wall), used, result)
         sub(/ +$/, "", s)
         print s
       }
@@ -114,18 +116,19 @@ case $action in
         printf "\n%-34s %8s %7s  %-10s  %s\n", "stage", "seconds", "min:s", "CPUs busy", "result"
         for (k = 1; k <= top; k++) {
           i = order[k]
-          result = (status[i] == 0 ? "ok" : "FAILED (" status[i] ")")
+          result = outcome(status[i])
           beside = ""
           for (m = 1; m <= top; m++) {
             j = order[m]
             # Overlapping by more than a second: run at the same time.
-            if (j != i && start[j] + 1 < stop[i] && start[i] + 1 < stop[j]) beside = beside (beside == "" ? "" : ", ") name[j]
+            if (j != i && start[j] + 1 < stop[i] && start[i] + 1 < stop[j])
+              beside = beside (beside == "" ? "" : ", ") name[j]
           }
           if (beside != "") result = result ", beside " beside
           line(name[i], stop[i] - start[i], busy[i], ncpu[i], result)
           for (c = 1; c <= n; c++)
             if (parent[c] == i)
-              line("  " name[c], stop[c] - start[c], busy[c], ncpu[c], (status[c] == 0 ? "ok" : "FAILED (" status[c] ")"))
+              line("  " name[c], stop[c] - start[c], busy[c], ncpu[c], outcome(status[c]))
         }
         if (begin != "") line("total (wall clock)", now - begin, (busy_now - begin_busy) / hz, cpus, "")
         else line("total (wall clock)", last - first, -1, cpus, "")
