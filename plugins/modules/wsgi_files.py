@@ -79,26 +79,24 @@ def _mode(value: Any, path: str) -> int | None:
 UNKNOWN = -2
 
 
-def _uid(owner: Any, path: str, check: bool) -> int | None:
-    if owner is None:
+def _ident(name: Any, path: str, check: bool, lookup: Any, what: str) -> int | None:
+    """The number of a user (lookup pwd.getpwnam) or group (grp.getgrnam) by its name; None for no name."""
+    if name is None:
         return None
     try:
-        return pwd.getpwnam(str(owner)).pw_uid
+        return lookup(str(name))[2]
     except KeyError:
         if check:
             return UNKNOWN
-        raise EntryError(f"{path}: owner {owner!r} is not a user of this host") from None
+        raise EntryError(f"{path}: {what} {name!r} is not a {'user' if what == 'owner' else what} of this host") from None
+
+
+def _uid(owner: Any, path: str, check: bool) -> int | None:
+    return _ident(owner, path, check, pwd.getpwnam, "owner")
 
 
 def _gid(group: Any, path: str, check: bool) -> int | None:
-    if group is None:
-        return None
-    try:
-        return grp.getgrnam(str(group)).gr_gid
-    except KeyError:
-        if check:
-            return UNKNOWN
-        raise EntryError(f"{path}: group {group!r} is not a group of this host") from None
+    return _ident(group, path, check, grp.getgrnam, "group")
 
 
 def _attributes_differ(info: os.stat_result, uid: int | None, gid: int | None, mode: int | None) -> bool:
