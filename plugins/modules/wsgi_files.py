@@ -116,16 +116,8 @@ def _describe(info: os.stat_result | None, target: str = "") -> str:
         return "absent\n"
     if stat.S_ISLNK(info.st_mode):
         return f"link -> {target}\n"
-    kind = "directory" if stat.S_ISDIR(info.st_mode) else "file"
-    try:
-        owner = pwd.getpwuid(info.st_uid).pw_name
-    except KeyError:
-        owner = str(info.st_uid)
-    try:
-        group = grp.getgrgid(info.st_gid).gr_name
-    except KeyError:
-        group = str(info.st_gid)
-    return f"{kind} {owner}:{group} {stat.S_IMODE(info.st_mode):04o}\n"
+    # As it is: what _describe_wanted says of a path when nothing is asked of it.
+    return _describe_wanted("directory" if stat.S_ISDIR(info.st_mode) else "file", None, None, None, info)
 
 
 def _lstat(path: str) -> os.stat_result | None:
