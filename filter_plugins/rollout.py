@@ -8,8 +8,9 @@ the command whose output is compared are here, where unit tests pin them, rather
 
 from __future__ import annotations
 
+import re
 import shlex
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 # The groups of the plan (playbooks/webservers.yml and rolling_update.yml run on them).
@@ -61,9 +62,22 @@ def rollout_group(in_service: bool, recorded: Sequence[str], release: str, live_
     return AT_ONCE
 
 
+def rollout_release_settings(host_variables: Mapping[str, Any], pattern: str) -> dict[str, Any]:
+    """The variables of a host whose names match pattern, name to value: the settings part of its release.
+
+    Given a host's hostvars (its inventory variables, facts and extra vars, without the play's vars or the
+    roles' defaults, which are files of the release already), so that the plan's play, which loads other
+    roles' defaults to read their published names, fingerprints the same variables as a play that does not.
+    Only the matching values are read (each is templated on access), not every fact of the host.
+    """
+    matcher = re.compile(pattern)
+    return {name: host_variables[name] for name in sorted(host_variables) if matcher.match(name)}
+
+
 class FilterModule:
     """Ansible entry point: the rollout filters."""
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         """Map filter names to functions."""
-        return {"rollout_state_command": rollout_state_command, "rollout_group": rollout_group}
+        return {"rollout_state_command": rollout_state_command, "rollout_group": rollout_group,
+                "rollout_release_settings": rollout_release_settings}

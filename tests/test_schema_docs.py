@@ -74,7 +74,8 @@ def test_a_hand_edit_of_a_generated_block_is_stale(copies: dict[str, Path]) -> N
     readme = copies["readme"]
     readme.write_text(readme.read_text().replace("| `processes` | app | daemon | `2` |", "| `processes` | app | daemon | `3` |"))
     spec = copies["spec"]
-    spec.write_text(spec.read_text().replace("          port:\n            type: raw\n", "          port:\n            type: int\n"))
+    spec.write_text(spec.read_text().replace("            port:\n              type: raw\n",
+                                                 "            port:\n              type: int\n"))
     diffs = gen.run(check=True, targets=_targets(copies), plugin_path=copies["plugin"])
     assert len(diffs) == 2, diffs
 
@@ -108,10 +109,10 @@ def test_ansible_doc_documents_every_field(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     entry_points = result.stdout.split("ENTRY POINT:")[1:]
-    # The tls entry points (the balancer role's) take normalized sites, wsgi_tls_sites; every other one takes
-    # wsgi_sites and documents each of its fields.
-    with_sites = [entry for entry in entry_points if not entry.lstrip().startswith("*tls")]
-    assert len(entry_points) - len(with_sites) == 2, [entry.split("\n", 1)[0] for entry in entry_points]
+    # The settings entry point (the plays that do not run the role) takes the settings other roles take from
+    # this one, not wsgi_sites; every other one takes wsgi_sites and documents each of its fields.
+    with_sites = [entry for entry in entry_points if not entry.lstrip().startswith("*settings*")]
+    assert len(entry_points) - len(with_sites) == 1, [entry.split("\n", 1)[0] for entry in entry_points]
     for entry_point in with_sites:
         flat = " ".join(entry_point.split())
         for field in PLUGIN.FIELDS:

@@ -149,30 +149,41 @@ def test_the_groups_are_those_the_playbooks_run_on() -> None:
 # --------------------------------------------------------------------------- the roles' contract
 
 
-def defaults(role: str) -> dict:
-    """A role's defaults/main.yml."""
-    return yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text())
+def test_the_release_settings_are_the_host_variables_of_the_roles() -> None:
+    host_variables = {"wsgi_sites": [{"server_name": "a"}], "headrace_workers": 2, "ansible_host": "web1",
+                      "inventory_hostname": "web1", "mywsgi_x": 1, "tls_profile": "modern"}
+    assert rollout.rollout_release_settings(host_variables, "^(wsgi|headrace|tls)_") == {
+        "headrace_workers": 2, "tls_profile": "modern", "wsgi_sites": [{"server_name": "a"}]}
 
 
-def test_the_live_state_falls_back_to_the_defaults_the_owning_roles_publish() -> None:
-    # In the plan's play the headrace and wsgi roles are not loaded, so the rollout falls back to their
-    # defaults; a fallback that differs would make the plan and the verify step read different paths.
-    headrace, wsgi = defaults("headrace"), defaults("wsgi")
-    assert defaults("rollout")["rollout_state_paths"] == [
-        f"{{{{ headrace_config_dir | default('{headrace['headrace_config_dir']}') }}}}",
-        f"{{{{ headrace_prefix | default('{headrace['headrace_prefix']}') }}}}/wheels",
-        f"{{{{ wsgi_base_dir | default('{wsgi['wsgi_base_dir']}') }}}}/wsgi-scripts",
-    ]
+def test_the_release_settings_read_only_the_matching_values() -> None:
+    class Lazy(dict):
+        """hostvars templates a value when it is read: reading any other would be work for nothing."""
+
+        def __getitem__(self, name: str) -> object:
+            assert name.startswith("wsgi_"), f"read {name}"
+            return super().__getitem__(name)
+
+    assert rollout.rollout_release_settings(Lazy(wsgi_a=1, ansible_facts={}), "^wsgi_") == {"wsgi_a": 1}
 
 
 def test_the_live_state_covers_the_same_paths_as_before() -> None:
+    # The system's paths here, the roles' from what they publish (their vars/main.yml), which the composition
+    # point hands over: together the paths the live state has always covered.
     system = yaml.safe_load((ROLES / "rollout" / "vars" / "Debian.yml").read_text())
-    paths = system["rollout_system_state_paths"] + ["/etc/headrace", "/opt/headrace/wheels",
-                                                    "/usr/local/www/wsgi-scripts"]
-    assert sorted(paths) == sorted(PATHS)
-    assert system["rollout_apache_service"] == "apache2.service"
+    composition = yaml.safe_load((ROLES.parent / "playbooks" / "vars" / "webservers.yml").read_text())
+    assert "apache_conf_dir" in composition["rollout_state_paths"]
+    assert "headrace_state_paths" in composition["rollout_state_paths"]
+    assert "wsgi_state_paths" in composition["rollout_state_paths"]
+    published = (yaml.safe_load((ROLES / "headrace" / "vars" / "main.yml").read_text())["headrace_state_paths"]
+                 + yaml.safe_load((ROLES / "wsgi" / "vars" / "main.yml").read_text())["wsgi_state_paths"])
+    rendered = [path.replace("{{ headrace_config_dir }}", "/etc/headrace")
+                .replace("{{ headrace_prefix }}", "/opt/headrace").replace("{{ wsgi_base_dir }}", "/usr/local/www")
+                for path in published]
+    assert sorted(system["rollout_system_state_paths"] + ["/etc/apache2"] + rendered) == sorted(PATHS)
 
 
 def test_filter_module_exposes_the_filters() -> None:
     assert FilterModule().filters() == {"rollout_state_command": rollout.rollout_state_command,
-                                        "rollout_group": rollout.rollout_group}
+                                        "rollout_group": rollout.rollout_group,
+                                        "rollout_release_settings": rollout.rollout_release_settings}
