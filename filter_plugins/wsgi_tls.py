@@ -159,6 +159,47 @@ def wsgi_tls_redirect_lines(site: Any, kept_paths: Sequence[str] = (), acme_live
     return lines
 
 
+def _files_sites(sites: Any, caller: str) -> list[Mapping[str, Any]]:
+    """The sites whose certificate and key are given as files."""
+    return [site for site in sites or () if _site_tls(site, caller)["certificate"] == "files"]
+
+
+def wsgi_tls_file_entries(sites: Any, certificates: Mapping[str, str]) -> list[dict[str, Any]]:
+    """wsgi_files entries for the certificates of the sites where TLS ends here: one module run, not one per site.
+
+    First each directory that holds a key (0700 root: files and self-signed sites; mod_md keeps the ACME
+    ones), then the certificate with its chain of each files site (0644), from certificates (certificate
+    path to PEM text, as the wsgi_tls_files action read them on the controller). The keys go in an entry
+    list of their own (wsgi_tls_key_entries), installed by a task whose output is never shown.
+    """
+    directories = sorted({str(_site_tls(site, "wsgi_tls_file_entries")["key_path"]).rsplit("/", 1)[0]
+                          for site in sites or () if site["tls"]["certificate"] != "acme"})
+    entries: list[dict[str, Any]] = [{"path": directory, "state": "directory", "owner": "root", "group": "root",
+                                      "mode": "0700"} for directory in directories]
+    for site in _files_sites(sites, "wsgi_tls_file_entries"):
+        path = site["tls"]["certificate_path"]
+        if path not in certificates:
+            raise AnsibleFilterError(f"wsgi_tls_file_entries: no certificate read for {site['server_name']} ({path})")
+        entries.append({"path": path, "content": certificates[path], "owner": "root", "group": "root",
+                        "mode": "0644"})
+    return entries
+
+
+def wsgi_tls_key_entries(sites: Any, keys: Sequence[str]) -> list[dict[str, Any]]:
+    """wsgi_files entries for the keys of the files sites (0600 root, no diff), keys in the sites' order.
+
+    keys are the key files' contents, read on the controller in the order of the files sites (the
+    ansible.builtin.file lookup decrypts an ansible-vault encrypted key); a count that differs is an error
+    rather than a key installed for the wrong site.
+    """
+    files_sites = _files_sites(sites, "wsgi_tls_key_entries")
+    if len(files_sites) != len(keys or ()):
+        raise AnsibleFilterError(f"wsgi_tls_key_entries: {len(keys or ())} keys for {len(files_sites)} sites "
+                                 "with certificate files; allowed: one key per site, in the sites' order")
+    return [{"path": site["tls"]["key_path"], "content": key, "owner": "root", "group": "root", "mode": "0600",
+             "diff": False} for site, key in zip(files_sites, keys)]
+
+
 class FilterModule:
     """Ansible entry point."""
 
@@ -169,5 +210,7 @@ class FilterModule:
             "wsgi_tls_key_spec": wsgi_tls_key_spec,
             "wsgi_tls_vhost_lines": wsgi_tls_vhost_lines,
             "wsgi_tls_redirect_lines": wsgi_tls_redirect_lines,
+            "wsgi_tls_file_entries": wsgi_tls_file_entries,
+            "wsgi_tls_key_entries": wsgi_tls_key_entries,
         }
 

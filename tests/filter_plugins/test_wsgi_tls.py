@@ -13,6 +13,8 @@ from ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules i
 from wsgi_tls import (
     PROFILES,
     wsgi_tls_apache_settings,
+    wsgi_tls_file_entries,
+    wsgi_tls_key_entries,
     wsgi_tls_key_spec,
     wsgi_tls_redirect_lines,
     wsgi_tls_vhost_lines,
@@ -115,3 +117,52 @@ def test_an_acme_site_redirects_once_its_certificate_is_live():
         wsgi_tls_redirect_lines(tls_site("acme"))
     with pytest.raises(AnsibleFilterError, match="has no tls"):
         wsgi_tls_redirect_lines({"server_name": "plain.example.com", "tls": None})
+
+
+# --------------------------------------------------------------------------- the files of the tls role
+
+
+def _tls_site(name, certificate):
+    base = f"/etc/wsgi-hosting/tls/{name}-443"
+    return {"server_name": name, "tls": {"certificate": certificate, "certificate_path": base + ".crt",
+                                         "key_path": base + ".key", "key_file": f"/ctl/{name}.key"}}
+
+
+SITES = [_tls_site("a.example", "files"), _tls_site("b.example", "self_signed"), _tls_site("c.example", "acme"),
+         _tls_site("d.example", "files")]
+
+
+def test_the_certificates_go_in_one_list_after_their_root_only_directory():
+    entries = wsgi_tls_file_entries(SITES, {"/etc/wsgi-hosting/tls/a.example-443.crt": "A",
+                                            "/etc/wsgi-hosting/tls/d.example-443.crt": "D"})
+    assert entries == [
+        {"path": "/etc/wsgi-hosting/tls", "state": "directory", "owner": "root", "group": "root", "mode": "0700"},
+        {"path": "/etc/wsgi-hosting/tls/a.example-443.crt", "content": "A", "owner": "root", "group": "root",
+         "mode": "0644"},
+        {"path": "/etc/wsgi-hosting/tls/d.example-443.crt", "content": "D", "owner": "root", "group": "root",
+         "mode": "0644"},
+    ]
+
+
+def test_only_acme_sites_need_no_directory():
+    assert wsgi_tls_file_entries([SITES[2]], {}) == []
+    assert [entry["path"] for entry in wsgi_tls_file_entries([SITES[1]], {})] == ["/etc/wsgi-hosting/tls"]
+
+
+def test_a_certificate_not_read_is_an_error():
+    with pytest.raises(AnsibleFilterError, match="no certificate read for a.example"):
+        wsgi_tls_file_entries(SITES[:1], {})
+
+
+def test_the_keys_are_root_only_and_never_diffed_in_the_sites_order():
+    assert wsgi_tls_key_entries(SITES, ["KA", "KD"]) == [
+        {"path": "/etc/wsgi-hosting/tls/a.example-443.key", "content": "KA", "owner": "root", "group": "root",
+         "mode": "0600", "diff": False},
+        {"path": "/etc/wsgi-hosting/tls/d.example-443.key", "content": "KD", "owner": "root", "group": "root",
+         "mode": "0600", "diff": False},
+    ]
+
+
+def test_a_key_count_other_than_the_files_sites_is_an_error():
+    with pytest.raises(AnsibleFilterError, match="1 keys for 2 sites"):
+        wsgi_tls_key_entries(SITES, ["KA"])
