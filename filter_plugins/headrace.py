@@ -190,19 +190,16 @@ def _changed_paths(files: Any) -> set[tuple[str, str]]:
             if isinstance(item, Mapping) and item.get("changed")}
 
 
-def _changed_apps(*results: Any) -> list[str]:
-    """Names of the apps (loop items) whose item changed in any of these registered loop results."""
-    names = []
-    for result in results:
-        if isinstance(result, Mapping):
-            names += [item["item"]["name"] for item in result.get("results") or [] if item.get("changed")]
-    return _unique(names)
+def _started_units(started: Any) -> set[str]:
+    """The units the task that starts the instances enabled or started: its output, one a line."""
+    if not isinstance(started, Mapping):
+        return set()
+    return {line.strip() for line in started.get("stdout_lines") or []}
 
 
 def headrace_changes(
     apps: Iterable[Mapping[str, Any]] | None,
     files: Any = None,
-    sockets_started: Any = None,
     started: Any = None,
     wheel_installed: Any = None,
     scripts: Iterable[str] | None = None,
@@ -212,10 +209,11 @@ def headrace_changes(
     """The instances (app names) each handler acts on, from the registered results of the role's tasks.
 
     apps are the proxy-mode apps of the host; files the registered result of the wsgi_files run of
-    headrace_files (its paths in config_dir and systemd_dir, which must be given with it); sockets_started
-    and started the registered loop results of the tasks that start the apps' sockets and servers;
-    wheel_installed that of the task that installs the headrace build (each None when the task did not
-    run); scripts the apps whose script changed (the wsgi role's wsgi_changed_proxy_apps).
+    headrace_files (its paths in config_dir and systemd_dir, which must be given with it); started the
+    result of the task that enables and starts the instances (its output names each unit it enabled or
+    started, headrace@<app>.socket or headrace@<app>.service); wheel_installed that of the task that
+    installs the headrace build (each None when the task did not run); scripts the apps whose script
+    changed (the wsgi role's wsgi_changed_proxy_apps).
 
     What changed of an app, read from the paths the module run changed: its configuration (<app>.toml);
     its listen address (the socket drop-in's listen.conf written, or the socket drop-in directory of an app
@@ -248,8 +246,9 @@ def headrace_changes(
     service_set = apps_with(lambda name: f"{_service_dropin_dir(name, systemd_dir)}/{PROJECT_FILE}", "file")
     service_unset = apps_with(lambda name: _service_dropin_dir(name, systemd_dir), "absent")
 
-    fresh = _changed_apps(started)
-    fresh_sockets = _changed_apps(sockets_started)
+    units = _started_units(started)
+    fresh = [name for name in names if f"headrace@{name}.service" in units]
+    fresh_sockets = [name for name in names if f"headrace@{name}.socket" in units]
     if units_changed:
         restart = _minus(names, fresh)
     else:

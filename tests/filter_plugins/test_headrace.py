@@ -1,8 +1,8 @@
 """Tests for the headrace filter plugin: the files of the instances, and what the handlers restart or reload.
 
 The registered results below have the shape Ansible gives the role's tasks: the wsgi_files run of the
-entries headrace_files builds (one result per entry, in order, with its path, state and changed), a loop
-task's (one result per item, the item under "item", an aggregated "changed"), and a plain task's (a
+entries headrace_files builds (one result per entry, in order, with its path, state and changed), the task
+that starts the instances (its output names the units it enabled or started), and a plain task's (a
 "changed" of its own).
 """
 
@@ -73,10 +73,9 @@ def written(*changed: str, apps: list[dict[str, Any]] | None = None) -> dict[str
     return {"results": results, "changed": any(r["changed"] for r in results)}
 
 
-def loop(*changed: str, items: list[str] | None = None) -> dict[str, Any]:
-    """A registered loop result over items (default every app) in which the named items changed."""
-    results = [{"item": {"name": name}, "changed": name in changed} for name in (items or NAMES)]
-    return {"results": results, "changed": any(r["changed"] for r in results), "msg": "All items completed"}
+def started(*units: str) -> dict[str, Any]:
+    """The registered result of the task that enables and starts the instances, which started these units."""
+    return {"changed": bool(units), "rc": 0, "stdout": "\n".join(units), "stdout_lines": list(units)}
 
 
 SKIPPED = {"changed": False, "skipped": True, "skip_reason": "Conditional result was False"}
@@ -86,8 +85,7 @@ def plan(**registered: Any) -> dict[str, list[str]]:
     """headrace_changes over APPS, every task having run with nothing changed unless told otherwise."""
     values: dict[str, Any] = {
         "files": written(),
-        "sockets_started": loop(),
-        "started": loop(),
+        "started": started(),
         "wheel_installed": SKIPPED,
         "scripts": [],
         "config_dir": CONFIG_DIR,
@@ -139,14 +137,14 @@ def test_an_app_changed_twice_is_restarted_once_in_the_order_of_the_tasks() -> N
 
 def test_a_server_first_started_in_this_run_is_not_restarted() -> None:
     files = written(unit("headrace@.service"))
-    assert plan(files=files, started=loop("two")) == {
+    assert plan(files=files, started=started("headrace@two.service")) == {
         **NOTHING, "restart_services": ["one", "three"]}
     assert plan(files=written(config("one"), config("two")),
-                started=loop("one"))["restart_services"] == ["two"]
+                started=started("headrace@one.service"))["restart_services"] == ["two"]
 
 
 def test_a_socket_first_started_in_this_run_is_not_restarted() -> None:
-    changes = plan(files=written(listen("two")), sockets_started=loop("two"))
+    changes = plan(files=written(listen("two")), started=started("headrace@two.socket"))
     assert changes["restart_sockets"] == []
     assert changes["restart_services"] == ["two"]
 
@@ -166,10 +164,10 @@ def test_a_reinstall_that_did_not_change_reloads_the_changed_scripts_only() -> N
 
 def test_a_server_restarted_or_first_started_is_not_reloaded_as_well() -> None:
     changes = plan(wheel_installed={"changed": True}, files=written(config("one")),
-                   started=loop("three"))
+                   started=started("headrace@three.service"))
     assert changes == {"restart_sockets": [], "restart_services": ["one"], "reload_services": ["two"]}
     assert plan(scripts=["one", "two"], files=written(config("one")))["reload_services"] == ["two"]
-    assert plan(scripts=["one", "two"], started=loop("two"))["reload_services"] == ["one"]
+    assert plan(scripts=["one", "two"], started=started("headrace@two.service"))["reload_services"] == ["one"]
 
 
 def test_a_script_named_twice_is_reloaded_once() -> None:
@@ -180,8 +178,8 @@ def test_tasks_that_did_not_run_count_as_unchanged() -> None:
     assert headrace_changes(APPS) == NOTHING
     assert headrace_changes(None) == NOTHING
     assert headrace_changes([], scripts=None) == NOTHING
-    assert plan(files=None, sockets_started=None, started=None, wheel_installed=None) == NOTHING
-    assert plan(files=SKIPPED, sockets_started=SKIPPED, started=SKIPPED) == NOTHING
+    assert plan(files=None, started=None, wheel_installed=None) == NOTHING
+    assert plan(files=SKIPPED, started=SKIPPED) == NOTHING
 
 
 def test_a_host_whose_tasks_did_not_run_still_reloads_changed_scripts() -> None:
