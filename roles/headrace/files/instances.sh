@@ -1,0 +1,39 @@
+# The sockets and services of headrace instances, in one module run (the headrace role runs this with
+# /bin/sh -c, from ansible.builtin.command):
+#
+#   sh -c "$(cat instances.sh)" instances.sh start|stop apply|dry-run APP...
+#
+# start enables and starts, stop stops and disables, headrace@APP.socket and headrace@APP.service of each
+# APP, those units only that are not so already, in one systemctl call (with dry-run: none). It prints
+# each unit it changes (would change), one a line, which is what the task reports as changed. A unit is
+# enabled when `systemctl is-enabled` says so (exit status 0, the test of ansible.builtin.systemd_service)
+# and running when it is active, activating or reloading.
+set -euf
+action=$1
+mode=$2
+shift 2
+case $action:$mode in
+    start:apply | start:dry-run | stop:apply | stop:dry-run) ;;
+    *) echo "instances.sh: start|stop apply|dry-run APP..., not: $action $mode" >&2; exit 2 ;;
+esac
+todo=
+for app in "$@"; do
+    for unit in "headrace@$app.socket" "headrace@$app.service"; do
+        if systemctl is-enabled --quiet "$unit" 2>/dev/null; then enabled=yes; else enabled=no; fi
+        case $(systemctl show --property=ActiveState --value "$unit") in
+            active | activating | reloading) running=yes ;;
+            *) running=no ;;
+        esac
+        case $action:$enabled:$running in
+            start:yes:yes | stop:no:no) ;;
+            *) todo="$todo $unit"; echo "$unit" ;;
+        esac
+    done
+done
+if [ -n "$todo" ] && [ "$mode" = apply ]; then
+    # The units' names are the apps' ([a-z0-9_-]): split on the spaces only.
+    case $action in
+        start) systemctl enable --now $todo >&2 ;;
+        stop) systemctl disable --now $todo >&2 ;;
+    esac
+fi
