@@ -57,8 +57,8 @@ from fleet_scale import (
 from modes import DJANGO_FIELDS, DJANGO_PROJECT
 
 SERVER_NAME = "shop.bench"
-# What a code-only release must not do (task names of roles/wsgi/tasks/release.yml).
-INSTALL_TASKS = ("wsgi : Create the venv", "wsgi : Install the requirements from the shipped wheels")
+# What a code-only release must not do (task names of roles/releases/tasks/release.yml).
+INSTALL_TASKS = ("releases : Create the venv", "releases : Install the requirements from the shipped wheels")
 
 
 def sites(project: Path, mode: str) -> list[dict]:

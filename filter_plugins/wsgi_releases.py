@@ -1,6 +1,6 @@
 """Releases of project apps: their build environment, which migrations to run where, what to clean up.
 
-The wsgi role builds each project app into releases/<id>/ on every host, switches the `current` link and
+The releases role builds each project app into releases/<id>/ on every host, switches the `current` link and
 keeps wsgi_keep_releases of them. The decisions of those steps live here, with tests, instead of in
 Jinja: the environment a build or migration runs with, the one host per new release that runs its
 migrations (before any host switches), the releases and venvs that may go, and the redaction of secret
@@ -58,14 +58,14 @@ def wsgi_migration_plan(hosts: Iterable[str], hostvars: Mapping[str, Any]) -> li
 
     A release is keyed by (app, release id); the id includes the Python version, so hosts on another
     Debian release run their own. A release that some host of the play records as migrated (its
-    wsgi_built_releases entry says `migrated`: the file `marker` that migrate.yml writes there) is skipped,
+    releases_built entry says `migrated`: the file `marker` that migrate.yml writes there) is skipped,
     so migrations run once per release across runs and the batches of a rolling update. The record is on
     the hosts, not on the controller: another controller, or a fleet created anew, sees the truth.
     """
     plan: dict[tuple[str, str], dict[str, Any]] = {}
     done: set[tuple[str, str]] = set()
     for host in hosts:
-        for name, built in sorted((hostvars[host].get("wsgi_built_releases") or {}).items()):
+        for name, built in sorted((hostvars[host].get("releases_built") or {}).items()):
             if not built.get("migrate"):
                 continue
             key = (name, built["release"])
@@ -107,7 +107,7 @@ def wsgi_unused_venvs(found: Any, used: Iterable[Any]) -> list[str]:
 
 
 class FilterModule:
-    """Ansible entry point: the filters of the wsgi role's releases."""
+    """Ansible entry point: the filters of the releases role."""
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         """Map filter names to functions."""

@@ -53,9 +53,9 @@ def built(release: str, migrate: bool = True, migrated: bool = False) -> dict:
 
 def test_migration_plan_takes_the_first_host_per_release() -> None:
     hostvars = {
-        "web1": {"wsgi_built_releases": {"shop": built("r12"), "blog": built("b1", migrate=False)}},
-        "web2": {"wsgi_built_releases": {"shop": built("r12")}},
-        "web3": {"wsgi_built_releases": {"shop": built("r13")}},
+        "web1": {"releases_built": {"shop": built("r12"), "blog": built("b1", migrate=False)}},
+        "web2": {"releases_built": {"shop": built("r12")}},
+        "web3": {"releases_built": {"shop": built("r13")}},
         "web4": {},
     }
     plan = wsgi_migration_plan(["web1", "web2", "web3", "web4"], hostvars)
@@ -68,9 +68,9 @@ def test_migration_plan_takes_the_first_host_per_release() -> None:
 def test_a_release_any_host_records_as_migrated_is_not_migrated_again() -> None:
     """web1 ran them in an earlier run (or batch): a new host web2 with the same release does not."""
     hostvars = {
-        "web1": {"wsgi_built_releases": {"shop": built("r12", migrated=True)}},
-        "web2": {"wsgi_built_releases": {"shop": built("r12")}},
-        "web3": {"wsgi_built_releases": {"shop": built("r13")}},
+        "web1": {"releases_built": {"shop": built("r12", migrated=True)}},
+        "web2": {"releases_built": {"shop": built("r12")}},
+        "web3": {"releases_built": {"shop": built("r13")}},
     }
     plan = wsgi_migration_plan(["web2", "web1", "web3"], hostvars)
     assert [(p["host"], p["release"]) for p in plan] == [("web3", "r13")]
@@ -78,7 +78,7 @@ def test_a_release_any_host_records_as_migrated_is_not_migrated_again() -> None:
 
 def test_a_fresh_fleet_migrates_whatever_an_earlier_fleet_did() -> None:
     """Nothing on the controller decides: new hosts with no record get their migrations."""
-    hostvars = {"web1": {"wsgi_built_releases": {"shop": built("r12")}}}
+    hostvars = {"web1": {"releases_built": {"shop": built("r12")}}}
     assert [p["host"] for p in wsgi_migration_plan(["web1"], hostvars)] == ["web1"]
 
 
