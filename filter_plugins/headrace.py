@@ -124,18 +124,16 @@ def headrace_files(
     entries.append(_directory(config_dir, user, "0750"))
     entries += [_file(_config_file(app["name"], config_dir), _text(contents, app["name"], "config"), user, "0640")
                 for app in apps]
-    for app in apps:
-        if app.get("listen"):
-            directory = _socket_dropin_dir(app["name"], systemd_dir)
-            entries += [_directory(directory),
-                        _file(f"{directory}/{LISTEN_FILE}", _text(contents, app["name"], "listen"))]
-    entries += [_absent(_socket_dropin_dir(app["name"], systemd_dir)) for app in apps if not app.get("listen")]
-    for app in apps:
-        if app.get("release"):
-            directory = _service_dropin_dir(app["name"], systemd_dir)
-            entries += [_directory(directory),
-                        _file(f"{directory}/{PROJECT_FILE}", _text(contents, app["name"], "project"))]
-    entries += [_absent(_service_dropin_dir(app["name"], systemd_dir)) for app in apps if not app.get("release")]
+    # The socket drop-in of each app with a listen address of its own, the service drop-in of each project
+    # app (its own user and state directory); the drop-in directory of every other app removed.
+    for field, dropin_dir, file_name, kind in (("listen", _socket_dropin_dir, LISTEN_FILE, "listen"),
+                                               ("release", _service_dropin_dir, PROJECT_FILE, "project")):
+        for app in apps:
+            if app.get(field):
+                directory = dropin_dir(app["name"], systemd_dir)
+                entries += [_directory(directory),
+                            _file(f"{directory}/{file_name}", _text(contents, app["name"], kind))]
+        entries += [_absent(dropin_dir(app["name"], systemd_dir)) for app in apps if not app.get(field)]
     return entries
 
 
