@@ -51,6 +51,16 @@ def _service_dropin_dir(name: str, systemd_dir: str) -> str:
     return f"{systemd_dir}/headrace@{name}.service.d"
 
 
+def _listen_file(name: str, systemd_dir: str) -> str:
+    """An app's own listen address, in its socket drop-in directory."""
+    return f"{_socket_dropin_dir(name, systemd_dir)}/{LISTEN_FILE}"
+
+
+def _project_file(name: str, systemd_dir: str) -> str:
+    """A project app's own user and state directory, in its service drop-in directory."""
+    return f"{_service_dropin_dir(name, systemd_dir)}/{PROJECT_FILE}"
+
+
 def _config_apps(paths: Iterable[str]) -> list[str]:
     """The app names of configuration files (paths of <app>.toml files), the inverse of _config_file.
 
@@ -126,13 +136,12 @@ def headrace_files(
                 for app in apps]
     # The socket drop-in of each app with a listen address of its own, the service drop-in of each project
     # app (its own user and state directory); the drop-in directory of every other app removed.
-    for field, dropin_dir, file_name, kind in (("listen", _socket_dropin_dir, LISTEN_FILE, "listen"),
-                                               ("release", _service_dropin_dir, PROJECT_FILE, "project")):
+    for field, dropin_dir, dropin_file, kind in (("listen", _socket_dropin_dir, _listen_file, "listen"),
+                                                 ("release", _service_dropin_dir, _project_file, "project")):
         for app in apps:
             if app.get(field):
-                directory = dropin_dir(app["name"], systemd_dir)
-                entries += [_directory(directory),
-                            _file(f"{directory}/{file_name}", _text(contents, app["name"], kind))]
+                entries += [_directory(dropin_dir(app["name"], systemd_dir)),
+                            _file(dropin_file(app["name"], systemd_dir), _text(contents, app["name"], kind))]
         entries += [_absent(dropin_dir(app["name"], systemd_dir)) for app in apps if not app.get(field)]
     return entries
 
@@ -239,9 +248,9 @@ def headrace_changes(
 
     units_changed = any((f"{systemd_dir}/{unit}", "file") in changed for unit in UNIT_FILES)
     configs = apps_with(lambda name: _config_file(name, config_dir), "file")
-    listen_set = apps_with(lambda name: f"{_socket_dropin_dir(name, systemd_dir)}/{LISTEN_FILE}", "file")
+    listen_set = apps_with(lambda name: _listen_file(name, systemd_dir), "file")
     listen_unset = apps_with(lambda name: _socket_dropin_dir(name, systemd_dir), "absent")
-    service_set = apps_with(lambda name: f"{_service_dropin_dir(name, systemd_dir)}/{PROJECT_FILE}", "file")
+    service_set = apps_with(lambda name: _project_file(name, systemd_dir), "file")
     service_unset = apps_with(lambda name: _service_dropin_dir(name, systemd_dir), "absent")
 
     units = _started_units(started)
