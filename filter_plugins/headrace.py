@@ -21,6 +21,10 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping, Mutable
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.wsgi_hosting.debian.plugins.module_utils.file_entries import (
+    absent_entry,
+    directory_entry,
+)
 
 # What the handlers do to each instance, by handler.
 HANDLER_KEYS = ("restart_sockets", "restart_services", "reload_services")
@@ -81,16 +85,8 @@ def _app_files(names: Iterable[str], config_dir: str, systemd_dir: str) -> list[
 # --------------------------------------------------------------------------- the files of the instances
 
 
-def _directory(path: str, group: str = "root", mode: str = "0755") -> dict[str, Any]:
-    return {"path": path, "state": "directory", "owner": "root", "group": group, "mode": mode}
-
-
 def _file(path: str, content: str, group: str = "root", mode: str = "0644") -> dict[str, Any]:
     return {"path": path, "state": "file", "content": content, "owner": "root", "group": group, "mode": mode}
-
-
-def _absent(path: str) -> dict[str, Any]:
-    return {"path": path, "state": "absent"}
 
 
 def _text(contents: Mapping[str, Any], name: str, part: str) -> str:
@@ -131,7 +127,7 @@ def headrace_files(
         raise AnsibleFilterError(f"headrace_files: units needs the texts of {list(UNIT_FILES)} and nothing else;"
                                  f" missing {missing}, unknown {unknown}")
     entries = [_file(f"{systemd_dir}/{name}", units[name]) for name in UNIT_FILES]
-    entries.append(_directory(config_dir, user, "0750"))
+    entries.append(directory_entry(config_dir, user, "0750"))
     entries += [_file(_config_file(app["name"], config_dir), _text(contents, app["name"], "config"), user, "0640")
                 for app in apps]
     # The socket drop-in of each app with a listen address of its own, the service drop-in of each project
@@ -140,9 +136,9 @@ def headrace_files(
                                                  ("release", _service_dropin_dir, _project_file, "project")):
         for app in apps:
             if app.get(field):
-                entries += [_directory(dropin_dir(app["name"], systemd_dir)),
+                entries += [directory_entry(dropin_dir(app["name"], systemd_dir)),
                             _file(dropin_file(app["name"], systemd_dir), _text(contents, app["name"], kind))]
-        entries += [_absent(dropin_dir(app["name"], systemd_dir)) for app in apps if not app.get(field)]
+        entries += [absent_entry(dropin_dir(app["name"], systemd_dir)) for app in apps if not app.get(field)]
     return entries
 
 
@@ -161,7 +157,7 @@ def headrace_gone(
     """
     present = {app["name"] for app in apps or []}
     gone = [name for name in dict.fromkeys(_config_apps(found or [])) if name not in present]
-    return {"apps": gone, "files": [_absent(path) for path in _app_files(gone, config_dir, systemd_dir)]}
+    return {"apps": gone, "files": [absent_entry(path) for path in _app_files(gone, config_dir, systemd_dir)]}
 
 
 # --------------------------------------------------------------------------- what the handlers do

@@ -12,6 +12,9 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.wsgi_hosting.debian.plugins.module_utils.file_entries import (
+    directory_entry,
+)
 
 # Mozilla's server-side TLS guidelines, version 5.7 (https://ssl-config.mozilla.org/guidelines/5.7.json,
 # the version sslyze 6 checks against), in Apache's terms. TLS 1.3's cipher suites are OpenSSL's defaults,
@@ -174,8 +177,7 @@ def wsgi_tls_file_entries(sites: Any, certificates: Mapping[str, str]) -> list[d
     """
     directories = sorted({str(_site_tls(site, "wsgi_tls_file_entries")["key_path"]).rsplit("/", 1)[0]
                           for site in sites or () if site["tls"]["certificate"] != "acme"})
-    entries: list[dict[str, Any]] = [{"path": directory, "state": "directory", "owner": "root", "group": "root",
-                                      "mode": "0700"} for directory in directories]
+    entries = [directory_entry(directory, mode="0700") for directory in directories]
     for site in _files_sites(sites, "wsgi_tls_file_entries"):
         path = site["tls"]["certificate_path"]
         if path not in certificates:

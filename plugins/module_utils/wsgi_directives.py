@@ -12,6 +12,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.wsgi_hosting.debian.plugins.module_utils.file_entries import (
+    directory_entry,
+)
 from ansible_collections.wsgi_hosting.debian.plugins.module_utils.wsgi_fields import (
     MODES,
     show,
@@ -62,14 +65,12 @@ def wsgi_layout_files(sites: Any, base_dir: str, scripts_group: str, health_dir:
     it, the scripts group reads it) and, with a health check (health_dir), its directory, its script (the
     text given) and the list of apps it asks (health_checks, as JSON: the way to_nice_json writes it).
     Parents come before what they hold."""
-    def directory(path: str, group: str = "root", mode: str = "0755") -> dict[str, Any]:
-        return {"path": path, "state": "directory", "owner": "root", "group": group, "mode": mode}
-
     roots = list(dict.fromkeys(site["document_root"] for site in sites or []))
-    entries = [directory(base_dir), *map(directory, roots), directory(f"{base_dir}/wsgi-scripts", scripts_group, "0750")]
+    entries = [directory_entry(base_dir), *map(directory_entry, roots),
+               directory_entry(f"{base_dir}/wsgi-scripts", scripts_group, "0750")]
     if health_dir:
         readable = {"owner": "root", "group": scripts_group, "mode": "0640"}
-        entries += [directory(health_dir, scripts_group, "0750"),
+        entries += [directory_entry(health_dir, scripts_group, "0750"),
                     {"path": f"{health_dir}/healthz.wsgi", "content": health_script, **readable},
                     {"path": f"{health_dir}/checks.json", "content": _nice_json(list(health_checks)), **readable}]
     return entries

@@ -1,0 +1,19 @@
+"""Entries of the wsgi_files module, built one way by every filter that lays out a role step's paths.
+
+A directory is root's (its group and mode may differ: the scripts' group, a service's own); a path to
+remove is its path alone. Files differ more between callers (backups, hidden diffs) and stay theirs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def directory_entry(path: str, group: str = "root", mode: str = "0755") -> dict[str, Any]:
+    """A directory owned by root, of this group and mode."""
+    return {"path": path, "state": "directory", "owner": "root", "group": group, "mode": mode}
+
+
+def absent_entry(path: str) -> dict[str, Any]:
+    """A path removed with everything under it."""
+    return {"path": path, "state": "absent"}
