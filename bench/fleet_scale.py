@@ -315,7 +315,8 @@ MODULE_RUNS_CALLBACK = ROOT / "plugins" / "callback"
 def playbook_env(strategy: str, root: Path = ROOT, module_runs_file: Path | None = None) -> dict[str, str]:
     """The project's tooling first on PATH and the measured checkout's ansible.cfg, whatever the caller's
     environment says, and --strategy (with Mitogen's strategy plugins for a mitogen_* one). With
-    module_runs_file, the module_runs callback counts the module runs per host into it."""
+    module_runs_file, the module_runs callback counts the module runs per host into it, beside the callbacks
+    the caller's ANSIBLE_CALLBACKS_ENABLED names (e.g. ansible.posix.profile_tasks, to see where a run goes)."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(root / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_STRATEGY=strategy,
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -323,7 +324,8 @@ def playbook_env(strategy: str, root: Path = ROOT, module_runs_file: Path | None
     if strategy.startswith("mitogen") and (plugins := mitogen_strategy_plugins()) is not None:
         env["ANSIBLE_STRATEGY_PLUGINS"] = str(plugins)
     if module_runs_file is not None:
-        env.update(ANSIBLE_CALLBACK_PLUGINS=str(MODULE_RUNS_CALLBACK), ANSIBLE_CALLBACKS_ENABLED="module_runs",
+        callbacks = ",".join(filter(None, ["module_runs", os.environ.get("ANSIBLE_CALLBACKS_ENABLED")]))
+        env.update(ANSIBLE_CALLBACK_PLUGINS=str(MODULE_RUNS_CALLBACK), ANSIBLE_CALLBACKS_ENABLED=callbacks,
                    WSGI_MODULE_RUNS_FILE=str(module_runs_file))
     return env
 

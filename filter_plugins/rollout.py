@@ -42,6 +42,49 @@ def rollout_state_command(paths: Iterable[Any], services: Iterable[str] = (),
     return "\n".join(lines) + "\n"
 
 
+def rollout_read_command(record_path: str, release: str, state_command: str = "") -> str:
+    """A bash command that prints what the plan needs from a host in service, in one module run.
+
+    It prints three lines: the release and the live state recorded at record_path after the host's last
+    good deploy (empty when there is no record), then the live state now, from state_command
+    (rollout_state_command's), run only when given and when the recorded release is release: the live
+    state reads every file of the host's releases, which is worth doing only for a host that may be
+    skipped. Reading the record and the state apart cost two module runs per host on every run.
+    """
+    lines = [
+        f"record=$(cat {shlex.quote(str(record_path))} 2>/dev/null || true)",
+        'recorded_release=$(sed -n 1p <<<"$record")',
+        'printf \'%s\\n%s\\n\' "$recorded_release" "$(sed -n 2p <<<"$record")"',
+    ]
+    if state_command:
+        lines += [f'if [ "$recorded_release" = {shlex.quote(release)} ]; then',
+                  "(", state_command.rstrip("\n"), ")", "else", "  echo", "fi"]
+    else:
+        lines.append("echo")
+    return "\n".join(lines) + "\n"
+
+
+def rollout_http_checks(app_checks: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The checks of the wsgi_http_checks module for the apps verify asks (wsgi_health_checks' list).
+
+    Each app once, at its mount on 127.0.0.1 with its site's Host header: over HTTPS when its site has TLS
+    (the host asking itself: the module does not verify the certificate), but an ACME site (one with a
+    live_file) on its plain port, which serves it until its certificate is live and answers 308 after.
+    Any status below 500 is an answer: a redirect (an app at /x redirecting to /x/), a 404 of an app with
+    nothing at its mount; a 5xx or no answer is a failure.
+    """
+    answers = list(range(100, 500))
+    checks = []
+    for app in app_checks:
+        acme = bool(app.get("live_file"))
+        scheme = "https" if app.get("tls") and not acme else "http"
+        port = app["plain_port"] if acme else app["port"]
+        checks.append({"name": f"{app['app']} ({app['server_name']}:{app['port']}{app['path']})",
+                       "url": f"{scheme}://127.0.0.1:{port}{app['path']}", "host": app["server_name"],
+                       "status": answers})
+    return checks
+
+
 def rollout_group(in_service: bool, recorded: Sequence[str], release: str, live_state: str,
                   force: bool = False, skip_unchanged: bool = True) -> str:
     """The plan's group of a host.
@@ -79,5 +122,6 @@ class FilterModule:
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         """Map filter names to functions."""
-        return {"rollout_state_command": rollout_state_command, "rollout_group": rollout_group,
+        return {"rollout_state_command": rollout_state_command, "rollout_read_command": rollout_read_command,
+                "rollout_http_checks": rollout_http_checks, "rollout_group": rollout_group,
                 "rollout_release_settings": rollout_release_settings}
