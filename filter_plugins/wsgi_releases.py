@@ -106,6 +106,48 @@ def wsgi_unused_venvs(found: Any, used: Iterable[Any]) -> list[str]:
     return [entry["path"] for entry in found or [] if os.path.normpath(entry["path"]) not in used_paths]
 
 
+# Prints, for one app (argument 1: its directory; 2: its `current` link), one tab-separated line per fact:
+# the live release, each release (mtime, path) and the venv its .venv link resolves to, and each venv.
+_LISTING_SCRIPT = r"""app=$1 current=$2
+if [ -L "$current" ]; then printf 'live\t%s\n' "$(readlink -f -- "$current")"; fi
+find "$app/releases" -mindepth 1 -maxdepth 1 -type d -printf 'release\t%T@\t%p\n' 2>/dev/null
+find "$app/venvs" -mindepth 1 -maxdepth 1 -type d -printf 'venv\t%p\n' 2>/dev/null
+for release in "$app"/releases/*; do
+  if [ -L "$release/.venv" ]; then printf 'link\t%s\t%s\n' "$release" "$(readlink -f -- "$release/.venv")"; fi
+done
+true
+"""
+
+
+def wsgi_release_listing_command(app_dir: Any, current: Any) -> list[str]:
+    """The argv of the one command that lists the releases and venvs of the app in app_dir, and the live
+    one (current: its link): one module run where a stat, two finds and a stat per kept release were five
+    or more, on every converge of every app. The paths are arguments, never part of the script."""
+    return ["/bin/sh", "-c", _LISTING_SCRIPT, "sh", str(app_dir), str(current)]
+
+
+def wsgi_release_listing(output: Any) -> dict[str, Any]:
+    """What wsgi_release_listing_command printed, in the shapes the cleanup filters take: `live` (the live
+    release's directory, or ""), `releases` (each `path`, `mtime` and `venv`, the venv its .venv link
+    resolves to, or "") and `venvs` (each `path`)."""
+    live, releases, venvs, links = "", [], [], {}
+    for line in str(output or "").splitlines():
+        kind, _, rest = line.partition("\t")
+        if kind == "live":
+            live = rest
+        elif kind == "release":
+            mtime, _, path = rest.partition("\t")
+            releases.append({"path": path, "mtime": float(mtime)})
+        elif kind == "venv":
+            venvs.append({"path": rest})
+        elif kind == "link":
+            release, _, venv = rest.partition("\t")
+            links[release] = venv
+    for release in releases:
+        release["venv"] = links.get(release["path"], "")
+    return {"live": live, "releases": releases, "venvs": venvs}
+
+
 class FilterModule:
     """Ansible entry point: the filters of the releases role."""
 
@@ -117,4 +159,6 @@ class FilterModule:
             "wsgi_migration_plan": wsgi_migration_plan,
             "wsgi_releases_to_remove": wsgi_releases_to_remove,
             "wsgi_unused_venvs": wsgi_unused_venvs,
+            "wsgi_release_listing_command": wsgi_release_listing_command,
+            "wsgi_release_listing": wsgi_release_listing,
         }

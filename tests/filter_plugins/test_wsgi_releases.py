@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 from ansible.errors import AnsibleFilterError
 from wsgi_releases import (
@@ -9,6 +14,8 @@ from wsgi_releases import (
     wsgi_build_environment,
     wsgi_migration_plan,
     wsgi_redact,
+    wsgi_release_listing,
+    wsgi_release_listing_command,
     wsgi_releases_to_remove,
     wsgi_unused_venvs,
 )
@@ -106,6 +113,56 @@ def test_unused_venvs() -> None:
     assert wsgi_unused_venvs(venvs, ["/v/two/", ""]) == ["/v/one", "/v/two.wheels"]
 
 
+def make_app(app: Path) -> None:
+    """releases a (oldest), b, c (newest), each linking its venv as the releases role does; c is live; venvs
+    one (used by a), two (used by b and c), three (used by none) and a wheelhouse left by a failed build."""
+    for name in ("one", "two", "three", "two.wheels"):
+        (app / "venvs" / name).mkdir(parents=True)
+    for mtime, (name, venv) in enumerate([("a", "one"), ("b", "two"), ("c", "two")], start=1):
+        release = app / "releases" / name
+        release.mkdir(parents=True)
+        (release / ".venv").symlink_to(f"../../venvs/{venv}")
+        os.utime(release, (mtime * 1000, mtime * 1000))
+    (app / "current").symlink_to("releases/c")
+
+
+def listing(app: Path) -> dict:
+    argv = wsgi_release_listing_command(app, app / "current")
+    return wsgi_release_listing(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+
+
+@pytest.mark.skipif(not shutil.which("find") or not shutil.which("readlink"), reason="needs GNU find and readlink")
+def test_the_listing_gives_the_cleanup_what_it_removes(tmp_path: Path) -> None:
+    app = tmp_path / "my app"
+    make_app(app)
+    found = listing(app)
+    assert found["live"] == str(app / "releases" / "c")
+    assert sorted((r["path"], r["mtime"], r["venv"]) for r in found["releases"]) == [
+        (str(app / "releases" / "a"), 1000.0, str(app / "venvs" / "one")),
+        (str(app / "releases" / "b"), 2000.0, str(app / "venvs" / "two")),
+        (str(app / "releases" / "c"), 3000.0, str(app / "venvs" / "two"))]
+    # As cleanup_app.yml uses it, keeping two releases.
+    old = wsgi_releases_to_remove(found["releases"], 2, found["live"])
+    assert old == [str(app / "releases" / "a")]
+    kept_venvs = [r["venv"] for r in found["releases"] if r["path"] not in old]
+    assert sorted(wsgi_unused_venvs(found["venvs"], kept_venvs)) == sorted(
+        str(app / "venvs" / name) for name in ("one", "three", "two.wheels"))
+
+
+@pytest.mark.skipif(not shutil.which("find"), reason="needs GNU find")
+def test_an_app_without_releases_lists_nothing(tmp_path: Path) -> None:
+    assert listing(tmp_path / "new") == {"live": "", "releases": [], "venvs": []}
+    (tmp_path / "new" / "releases" / "x").mkdir(parents=True)  # a release whose build failed before its link
+    assert listing(tmp_path / "new")["releases"][0]["venv"] == ""
+
+
+def test_the_paths_are_arguments_not_script() -> None:
+    argv = wsgi_release_listing_command("/srv/$(reboot)", "/srv/$(reboot)/current")
+    assert argv[-2:] == ["/srv/$(reboot)", "/srv/$(reboot)/current"]
+    assert "reboot" not in argv[2]
+
+
 def test_filters_are_registered() -> None:
     assert set(FilterModule().filters()) == {"wsgi_build_environment", "wsgi_redact", "wsgi_migration_plan",
-                                             "wsgi_releases_to_remove", "wsgi_unused_venvs"}
+                                             "wsgi_releases_to_remove", "wsgi_unused_venvs",
+                                             "wsgi_release_listing_command", "wsgi_release_listing"}
