@@ -53,6 +53,19 @@ def wsgi_health_checks(sites: Any, timeout: Any = 3, acme_live_dir: Any = "") ->
     return checks
 
 
+def wsgi_script_files(apps: Any, contents: Any, scripts_group: str) -> list[dict[str, Any]]:
+    """The scripts of single-file apps (their `source`) as wsgi_files entries, for one module run whatever
+    their modes: contents is each app's source text, in the order of apps (query('ansible.builtin.file',
+    ..., rstrip=False) reads them on the controller). Only root writes a script; the scripts group reads
+    it."""
+    apps, contents = list(apps or []), list(contents or [])
+    if len(apps) != len(contents):
+        raise AnsibleFilterError(f"wsgi_script_files: {len(apps)} apps but {len(contents)} contents; "
+                                 "allowed: one content per app, in the same order")
+    return [{"path": app["script"], "content": content, "owner": "root", "group": scripts_group, "mode": "0640"}
+            for app, content in zip(apps, contents)]
+
+
 def _nice_json(value: Any) -> str:
     """value as Ansible's to_nice_json writes it, with a final newline."""
     return json.dumps(value, indent=4, sort_keys=True, separators=(",", ": "), ensure_ascii=False) + "\n"

@@ -22,6 +22,7 @@ from wsgi_sites import (
     wsgi_host_model,
     wsgi_layout_files,
     wsgi_normalize_sites,
+    wsgi_script_files,
     wsgi_sites_without_tls,
     wsgi_tls_front_sites,
 )
@@ -576,7 +577,8 @@ def test_filter_module_exposes_the_filters() -> None:
                                              "wsgi_daemon_directive_options", "wsgi_daemon_groups",
                                              "wsgi_script_aliases", "wsgi_proxy_passes", "wsgi_forwarded_allow_ips",
                                              "wsgi_host_model", "wsgi_secret_values", "wsgi_layout_files",
-                                             "wsgi_database_password_values", "wsgi_tls_front_sites"}
+                                             "wsgi_database_password_values", "wsgi_tls_front_sites",
+                                             "wsgi_script_files"}
 
 
 # --------------------------------------------------------------------------- through Ansible itself
@@ -1032,6 +1034,18 @@ def test_members_that_disagree_on_a_site_are_named(paths) -> None:
 
 
 # --------------------------------------------------------------------------- the layout, in one module run
+
+
+def test_the_single_file_scripts_of_every_mode_are_one_list_root_writes_the_group_reads() -> None:
+    apps = [{"name": "a", "mode": "embedded", "script": f"{BASE}/wsgi-scripts/a.wsgi"},
+            {"name": "b", "mode": "proxy", "script": f"{BASE}/wsgi-scripts/b.wsgi"}]
+    assert wsgi_script_files(apps, ["A\n", "B\n"], "wsgi") == [
+        {"path": f"{BASE}/wsgi-scripts/a.wsgi", "content": "A\n", "owner": "root", "group": "wsgi", "mode": "0640"},
+        {"path": f"{BASE}/wsgi-scripts/b.wsgi", "content": "B\n", "owner": "root", "group": "wsgi", "mode": "0640"},
+    ]
+    assert wsgi_script_files([], [], "wsgi") == []
+    with pytest.raises(AnsibleFilterError, match="2 apps but 1 contents"):
+        wsgi_script_files(apps, ["A\n"], "wsgi")
 
 
 def test_the_layout_is_one_list_of_paths_parents_first(normalize) -> None:
