@@ -32,6 +32,7 @@ from ansible_collections.wsgi_hosting.debian.plugins.module_utils.wsgi_directive
     wsgi_daemon_groups,
     wsgi_forwarded_allow_ips,
     wsgi_health_checks,
+    wsgi_host_packages,
     wsgi_layout_files,
     wsgi_proxy_passes,
     wsgi_script_aliases,
@@ -50,8 +51,8 @@ from ansible_collections.wsgi_hosting.debian.plugins.module_utils.wsgi_fields im
 __all__ = [
     "APP_KEYS", "DAEMON_OPTIONS", "FIELDS", "MISSING", "MODE_KEYS", "SITE_KEYS", "FilterModule", "is_database_name",
     "project_user", "wsgi_apps", "wsgi_daemon_directive_options", "wsgi_daemon_groups",
-    "wsgi_database_password_values", "wsgi_forwarded_allow_ips", "wsgi_health_checks", "wsgi_host_model", "wsgi_layout_files",
-    "wsgi_normalize_sites", "wsgi_proxy_passes", "wsgi_script_aliases", "wsgi_script_files", "wsgi_secret_values",
+    "wsgi_database_password_values", "wsgi_forwarded_allow_ips", "wsgi_health_checks", "wsgi_host_model",
+    "wsgi_host_packages", "wsgi_layout_files", "wsgi_normalize_sites", "wsgi_proxy_passes", "wsgi_script_aliases", "wsgi_script_files", "wsgi_secret_values",
     "wsgi_sites_without_tls", "wsgi_tls_front_sites",
 ]
 
@@ -69,6 +70,7 @@ class FilterModule:
             "wsgi_tls_front_sites": wsgi_tls_front_sites,
             "wsgi_apps": wsgi_apps,
             "wsgi_health_checks": wsgi_health_checks,
+            "wsgi_host_packages": wsgi_host_packages,
             "wsgi_layout_files": wsgi_layout_files,
             "wsgi_script_files": wsgi_script_files,
             "wsgi_daemon_directive_options": wsgi_daemon_directive_options,

@@ -53,6 +53,24 @@ def wsgi_health_checks(sites: Any, timeout: Any = 3, acme_live_dir: Any = "") ->
     return checks
 
 
+def wsgi_host_packages(model: Any, base: Any, tls_tools: Any = (), venv: Any = ()) -> list[str]:
+    """Every package the web server roles install on a host with this model (wsgi_host_model's), for one apt
+    transaction before the first role asks for its own: base (Apache's and mod_wsgi's) always; tls_tools
+    (the tls role's) when a site whose TLS ends here has a self-signed certificate; venv (the releases and
+    headrace roles') when an app is a project or runs in proxy mode. Each name once, in that order.
+
+    Why: each apt run of a fresh host costs its own dpkg run and triggers, about 1 CPU s; the roles still
+    ask for their own packages (a host run without this gets them all the same), and find them installed.
+    """
+    apps = [app for site in (model or {}).get("sites") or [] for app in site["apps"]]
+    names = list(base or [])
+    if any((site.get("tls") or {}).get("certificate") == "self_signed" for site in model.get("tls_sites") or []):
+        names += list(tls_tools or [])
+    if any(app.get("project") or app.get("mode") == "proxy" for app in apps):
+        names += list(venv or [])
+    return list(dict.fromkeys(str(name) for name in names))
+
+
 def wsgi_script_files(apps: Any, contents: Any, scripts_group: str) -> list[dict[str, Any]]:
     """The scripts of single-file apps (their `source`) as wsgi_files entries, for one module run whatever
     their modes: contents is each app's source text, in the order of apps (query('ansible.builtin.file',

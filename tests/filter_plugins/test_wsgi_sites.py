@@ -20,6 +20,7 @@ from wsgi_sites import (
     wsgi_daemon_directive_options,
     wsgi_health_checks,
     wsgi_host_model,
+    wsgi_host_packages,
     wsgi_layout_files,
     wsgi_normalize_sites,
     wsgi_script_files,
@@ -578,7 +579,7 @@ def test_filter_module_exposes_the_filters() -> None:
                                              "wsgi_script_aliases", "wsgi_proxy_passes", "wsgi_forwarded_allow_ips",
                                              "wsgi_host_model", "wsgi_secret_values", "wsgi_layout_files",
                                              "wsgi_database_password_values", "wsgi_tls_front_sites",
-                                             "wsgi_script_files"}
+                                             "wsgi_script_files", "wsgi_host_packages"}
 
 
 # --------------------------------------------------------------------------- through Ansible itself
@@ -1034,6 +1035,40 @@ def test_members_that_disagree_on_a_site_are_named(paths) -> None:
 
 
 # --------------------------------------------------------------------------- the layout, in one module run
+
+
+# --------------------------------------------------------------------------- the packages, in one transaction
+
+
+def host(*apps: dict, certificate: str | None = None) -> dict:
+    """A host model with one site of these apps, its TLS ending here with this certificate (or none)."""
+    site = {"server_name": "www.example.com", "apps": list(apps),
+            "tls": {"certificate": certificate} if certificate else None}
+    return {"sites": [site], "tls_sites": [site] if certificate else []}
+
+
+BASE_PACKAGES = ["apache2", "libapache2-mod-wsgi-py3"]
+
+
+@pytest.mark.parametrize(("model", "expected"), [
+    (host({"name": "a", "mode": "daemon", "project": None}), BASE_PACKAGES),
+    (host({"name": "a", "mode": "embedded", "project": None}, certificate="files"), BASE_PACKAGES),
+    (host({"name": "a", "mode": "daemon", "project": None}, certificate="acme"), BASE_PACKAGES),
+    (host({"name": "a", "mode": "daemon", "project": None}, certificate="self_signed"),
+     [*BASE_PACKAGES, "python3-cryptography"]),
+    (host({"name": "a", "mode": "proxy", "project": None}), [*BASE_PACKAGES, "python3-venv"]),
+    (host({"name": "a", "mode": "daemon", "project": "/srv/shop"}), [*BASE_PACKAGES, "python3-venv"]),
+    ({"sites": [], "tls_sites": []}, BASE_PACKAGES),
+])
+def test_a_host_gets_the_packages_its_roles_would_ask_for(model, expected) -> None:
+    assert wsgi_host_packages(model, BASE_PACKAGES, ["python3-cryptography"], ["python3-venv"]) == expected
+
+
+def test_each_package_once_in_the_order_given() -> None:
+    model = host({"name": "a", "mode": "proxy", "project": "/p"}, certificate="self_signed")
+    assert wsgi_host_packages(model, ["apache2", "openssl"], ["openssl", "python3-cryptography"],
+                              ["python3-venv", "apache2"]) == ["apache2", "openssl", "python3-cryptography",
+                                                               "python3-venv"]
 
 
 def test_the_single_file_scripts_of_every_mode_are_one_list_root_writes_the_group_reads() -> None:
