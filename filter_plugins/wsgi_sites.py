@@ -23,6 +23,7 @@ from ansible_collections.wsgi_hosting.debian.plugins.module_utils.wsgi_checks im
     wsgi_host_model,
     wsgi_normalize_sites,
     wsgi_secret_values,
+    wsgi_settings_problems,
     wsgi_sites_without_tls,
     wsgi_tls_front_sites,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "project_user", "wsgi_apps", "wsgi_daemon_directive_options", "wsgi_daemon_groups",
     "wsgi_database_password_values", "wsgi_forwarded_allow_ips", "wsgi_health_checks", "wsgi_host_model",
     "wsgi_host_packages", "wsgi_layout_files", "wsgi_normalize_sites", "wsgi_proxy_passes", "wsgi_script_aliases", "wsgi_script_files", "wsgi_secret_values",
+    "wsgi_settings_problems",
     "wsgi_sites_without_tls", "wsgi_tls_front_sites",
 ]
 
@@ -66,6 +68,7 @@ class FilterModule:
             "wsgi_normalize_sites": wsgi_normalize_sites,
             "wsgi_host_model": wsgi_host_model,
             "wsgi_secret_values": wsgi_secret_values,
+            "wsgi_settings_problems": wsgi_settings_problems,
             "wsgi_database_password_values": wsgi_database_password_values,
             "wsgi_tls_front_sites": wsgi_tls_front_sites,
             "wsgi_apps": wsgi_apps,

@@ -8,8 +8,10 @@ model (wsgi_host_model), which every role renders from. Secret values are handed
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -422,3 +424,44 @@ def wsgi_database_password_values(sites: Any) -> dict[str, str]:
             if isinstance(database, Mapping) and database.get("password") is not None:
                 values[str(app.get("name"))] = str(database["password"])
     return values
+
+
+_HEALTH_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_HTTPS_URL = re.compile(r"^https://[^\s]+$")
+
+
+def wsgi_settings_problems(health_path: Any, keep_releases: Any, acme_sites: Any = (), acme_contact: Any = "",
+                           acme_directory: Any = "", acme_ca_file: Any = "", acme_ca_source: Any = "") -> str:
+    """What is wrong with the settings other roles take from the wsgi role, each named with what is
+    allowed, joined by newlines; empty when nothing is. The ACME account is checked where a site gets its
+    certificate from ACME (acme_sites); acme_ca_source is acme_ca_file as a controller path.
+
+    One filter for one assert: the settings are checked in every play that loads them (the validation, the
+    plan, the build, the balancers'), and each assert of its own cost the controller a task per host.
+    """
+    problems = []
+    if not (health_path == "" or (isinstance(health_path, str) and _HEALTH_PATH.match(health_path)
+                                  and "/." not in health_path)):
+        problems.append(f"wsgi_health_path is {json.dumps(health_path)}; allowed: an empty string (no health "
+                        "check) or a URL path like /healthz (letters, digits, '.', '_', '~', '-', no trailing "
+                        "slash).")
+    # As Jinja's `string` writes it: a boolean is True or False, not a number.
+    if not (re.match(r"^[0-9]+$", str(keep_releases)) and int(str(keep_releases)) >= 1):
+        problems.append(f"wsgi_keep_releases is {json.dumps(keep_releases)}; allowed: an integer of at least 1 "
+                        "(the releases kept per project app on each host, the live one included).")
+    sites = list(acme_sites or [])
+    if sites:
+        names = ", ".join(str(site.get("server_name")) for site in sites)
+        if not (isinstance(acme_contact, str) and _EMAIL.match(acme_contact)):
+            problems.append(f"wsgi_acme_contact is {json.dumps(acme_contact)}; allowed: the e-mail address of the "
+                            f"ACME account, required because {names} use certificate acme.")
+        if not (isinstance(acme_directory, str) and _HTTPS_URL.match(acme_directory)):
+            problems.append(f"wsgi_acme_directory is {json.dumps(acme_directory)}; allowed: the https:// URL of "
+                            "an ACME directory (default Let's Encrypt's, "
+                            "https://acme-v02.api.letsencrypt.org/directory).")
+        if not (isinstance(acme_ca_file, str) and (acme_ca_file == "" or os.path.isfile(str(acme_ca_source)))):
+            problems.append(f"wsgi_acme_ca_file is {json.dumps(acme_ca_file)}; allowed: an empty string (the "
+                            "system's CAs) or the path of a PEM bundle on the controller (relative to "
+                            "wsgi_source_dir).")
+    return "\n".join(problems)

@@ -579,7 +579,8 @@ def test_filter_module_exposes_the_filters() -> None:
                                              "wsgi_script_aliases", "wsgi_proxy_passes", "wsgi_forwarded_allow_ips",
                                              "wsgi_host_model", "wsgi_secret_values", "wsgi_layout_files",
                                              "wsgi_database_password_values", "wsgi_tls_front_sites",
-                                             "wsgi_script_files", "wsgi_host_packages"}
+                                             "wsgi_script_files", "wsgi_host_packages",
+                                             "wsgi_settings_problems"}
 
 
 # --------------------------------------------------------------------------- through Ansible itself
