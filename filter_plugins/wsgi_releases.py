@@ -106,6 +106,35 @@ def wsgi_unused_venvs(found: Any, used: Iterable[Any]) -> list[str]:
     return [entry["path"] for entry in found or [] if os.path.normpath(entry["path"]) not in used_paths]
 
 
+def wsgi_release_directories(apps: Any, base_dir: str, apache_user: str,
+                             existing_users: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """The directories of the project apps as wsgi_files entries, parents first, for one module run:
+    <base_dir>/apps and the state directories' parents, each app's directory with releases/ and venvs/
+    (and migrated/, the record of its migrations, for an app with migrate commands), root's 0755; then
+    each app's state directory, kept across releases and rollbacks, which only the app's user may enter
+    (Apache's for an embedded app), 0700. With existing_users (a dry run, before the apps' users exist),
+    only the state directories of users that exist are listed: the others cannot be checked yet.
+    """
+    apps = list(apps or [])
+    if not apps:
+        return []
+    root = {"state": "directory", "owner": "root", "group": "root", "mode": "0755"}
+    paths = [f"{base_dir}/apps", *(os.path.dirname(app["release"]["state_dir"]) for app in apps)]
+    for app in apps:
+        app_dir = app["release"]["app_dir"]
+        paths += [app_dir, f"{app_dir}/releases", f"{app_dir}/venvs"]
+        if app.get("migrate"):
+            paths.append(f"{app_dir}/migrated")
+    entries = [{"path": path, **root} for path in dict.fromkeys(paths)]
+    known = None if existing_users is None else set(existing_users)
+    for app in apps:
+        owner = app["release"].get("user") or apache_user
+        if known is None or owner in known:
+            entries.append({"path": app["release"]["state_dir"], "state": "directory", "owner": owner,
+                            "group": owner, "mode": "0700"})
+    return entries
+
+
 # Prints, for one app (argument 1: its directory; 2: its `current` link), one tab-separated line per fact:
 # the live release, each release (mtime, path) and the venv its .venv link resolves to, and each venv.
 _LISTING_SCRIPT = r"""app=$1 current=$2
@@ -159,6 +188,7 @@ class FilterModule:
             "wsgi_migration_plan": wsgi_migration_plan,
             "wsgi_releases_to_remove": wsgi_releases_to_remove,
             "wsgi_unused_venvs": wsgi_unused_venvs,
+            "wsgi_release_directories": wsgi_release_directories,
             "wsgi_release_listing_command": wsgi_release_listing_command,
             "wsgi_release_listing": wsgi_release_listing,
         }

@@ -14,6 +14,7 @@ from wsgi_releases import (
     wsgi_build_environment,
     wsgi_migration_plan,
     wsgi_redact,
+    wsgi_release_directories,
     wsgi_release_listing,
     wsgi_release_listing_command,
     wsgi_releases_to_remove,
@@ -113,6 +114,39 @@ def test_unused_venvs() -> None:
     assert wsgi_unused_venvs(venvs, ["/v/two/", ""]) == ["/v/one", "/v/two.wheels"]
 
 
+def project(name: str, user: str | None, migrate: bool) -> dict:
+    return {"name": name, "migrate": ["python manage.py migrate"] if migrate else [],
+            "release": {"app_dir": f"/srv/www/apps/{name}", "state_dir": f"/var/lib/wsgi-apps/{name}",
+                        "user": user}}
+
+
+def test_the_directories_of_the_apps_parents_first_state_directories_last() -> None:
+    apps = [project("shop", "shop", True), project("blog", None, False)]
+    entries = wsgi_release_directories(apps, "/srv/www", "www-data")
+    assert [(e["path"], e["owner"], e["group"], e["mode"]) for e in entries] == [
+        ("/srv/www/apps", "root", "root", "0755"),
+        ("/var/lib/wsgi-apps", "root", "root", "0755"),
+        ("/srv/www/apps/shop", "root", "root", "0755"),
+        ("/srv/www/apps/shop/releases", "root", "root", "0755"),
+        ("/srv/www/apps/shop/venvs", "root", "root", "0755"),
+        ("/srv/www/apps/shop/migrated", "root", "root", "0755"),  # only an app with migrations has a record
+        ("/srv/www/apps/blog", "root", "root", "0755"),
+        ("/srv/www/apps/blog/releases", "root", "root", "0755"),
+        ("/srv/www/apps/blog/venvs", "root", "root", "0755"),
+        ("/var/lib/wsgi-apps/shop", "shop", "shop", "0700"),
+        ("/var/lib/wsgi-apps/blog", "www-data", "www-data", "0700"),  # embedded: Apache's user
+    ]
+    assert all(e["state"] == "directory" for e in entries)
+    assert wsgi_release_directories([], "/srv/www", "www-data") == []
+
+
+def test_a_dry_run_leaves_out_the_state_directories_of_users_not_made_yet() -> None:
+    apps = [project("shop", "shop", False), project("blog", None, False)]
+    paths = [e["path"] for e in wsgi_release_directories(apps, "/srv/www", "www-data", ["root", "www-data"])]
+    assert "/var/lib/wsgi-apps/shop" not in paths and "/var/lib/wsgi-apps/blog" in paths
+    assert "/srv/www/apps/shop/releases" in paths
+
+
 def make_app(app: Path) -> None:
     """releases a (oldest), b, c (newest), each linking its venv as the releases role does; c is live; venvs
     one (used by a), two (used by b and c), three (used by none) and a wheelhouse left by a failed build."""
@@ -165,4 +199,5 @@ def test_the_paths_are_arguments_not_script() -> None:
 def test_filters_are_registered() -> None:
     assert set(FilterModule().filters()) == {"wsgi_build_environment", "wsgi_redact", "wsgi_migration_plan",
                                              "wsgi_releases_to_remove", "wsgi_unused_venvs",
-                                             "wsgi_release_listing_command", "wsgi_release_listing"}
+                                             "wsgi_release_listing_command", "wsgi_release_listing",
+                                             "wsgi_release_directories"}
