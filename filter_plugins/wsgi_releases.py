@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.wsgi_hosting.debian.plugins.module_utils.file_entries import directory_entry
 
 REDACTED = "********"
 # The database settings an app gets with its secrets (wsgi_database_secrets) that are names, not secrets:
@@ -118,14 +119,13 @@ def wsgi_release_directories(apps: Any, base_dir: str, apache_user: str,
     apps = list(apps or [])
     if not apps:
         return []
-    root = {"state": "directory", "owner": "root", "group": "root", "mode": "0755"}
     paths = [f"{base_dir}/apps", *(os.path.dirname(app["release"]["state_dir"]) for app in apps)]
     for app in apps:
         app_dir = app["release"]["app_dir"]
         paths += [app_dir, f"{app_dir}/releases", f"{app_dir}/venvs"]
         if app.get("migrate"):
             paths.append(f"{app_dir}/migrated")
-    entries = [{"path": path, **root} for path in dict.fromkeys(paths)]
+    entries = [directory_entry(path) for path in dict.fromkeys(paths)]
     known = None if existing_users is None else set(existing_users)
     for app in apps:
         owner = app["release"].get("user") or apache_user

@@ -62,7 +62,8 @@ def wsgi_host_packages(model: Any, base: Any, tls_tools: Any = (), venv: Any = (
     Why: each apt run of a fresh host costs its own dpkg run and triggers, about 1 CPU s; the roles still
     ask for their own packages (a host run without this gets them all the same), and find them installed.
     """
-    apps = [app for site in (model or {}).get("sites") or [] for app in site["apps"]]
+    model = model or {}
+    apps = [app for site in model.get("sites") or [] for app in site["apps"]]
     names = list(base or [])
     if any((site.get("tls") or {}).get("certificate") == "self_signed" for site in model.get("tls_sites") or []):
         names += list(tls_tools or [])
