@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.wsgi_hosting.debian.plugins.module_utils.file_entries import directory_entry
+from ansible_collections.wsgi_hosting.debian.plugins.module_utils.file_entries import (
+    directory_entry,
+)
 
 REDACTED = "********"
 # The database settings an app gets with its secrets (wsgi_database_secrets) that are names, not secrets:
