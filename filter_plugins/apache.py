@@ -90,15 +90,20 @@ def apache_config_targets(
     return targets
 
 
-def apache_config_entries(targets: Sequence[Mapping[str, Any]], contents: Sequence[str]) -> list[dict[str, Any]]:
-    """The wsgi_files entries of one call of the config entry point: every file (root's, 0644, the file it
-    replaces backed up for a rollback), then the links that enable them, in one module run."""
+def apache_config_entries(targets: Sequence[Mapping[str, Any]], contents: Sequence[str],
+                          removed: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The wsgi_files entries of one call of the config entry point: every file (root's, 0644), then the
+    links that enable them, then the paths to remove (absolute, inside Apache's configuration), in one
+    module run, which puts them all back if configtest rejects the result."""
     if len(targets) != len(contents):
         raise AnsibleFilterError(f"apache_config_entries: {len(targets)} targets but {len(contents)} contents")
-    files = [{"path": target["dest"], "content": content, "owner": "root", "group": "root", "mode": "0644",
-              "backup": True} for target, content in zip(targets, contents)]
+    for path in removed:
+        if not posixpath.isabs(str(path)):
+            raise AnsibleFilterError(f"apache_config_remove: {path!r}; allowed: an absolute path")
+    files = [{"path": target["dest"], "content": content, "owner": "root", "group": "root", "mode": "0644"}
+             for target, content in zip(targets, contents)]
     links = [{"path": target["link"], "state": "link", "src": target["dest"]} for target in targets if "link" in target]
-    return files + links
+    return files + links + [{"path": str(path), "state": "absent"} for path in removed]
 
 
 class FilterModule:

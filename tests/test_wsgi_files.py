@@ -124,3 +124,88 @@ def test_a_dry_run_accepts_users_and_groups_an_earlier_task_would_create(tmp_pat
     assert [r["changed"] for r in results] == [True, True] and "(created in this run)" in diffs[0]["after"]
     with pytest.raises(MODULE.EntryError, match="group 'no-such-group-here' is not a group"):
         run(entries)
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every path under root as a user sees it: kind, owner, group, mode, and contents or link target."""
+    seen: dict[str, tuple] = {}
+    for path in sorted(root.rglob("*")):
+        info = os.lstat(path)
+        if path.is_symlink():
+            what: Any = ("link", os.readlink(path))
+        elif path.is_dir():
+            what = ("directory",)
+        else:
+            what = ("file", path.read_text())
+        seen[str(path.relative_to(root))] = (*what, info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode))
+    return seen
+
+
+@pytest.fixture()
+def live(tmp_path: Path, step) -> list[dict[str, Any]]:
+    """A step already in place, and a change to it of every kind: new contents, new modes, a file in a new
+    directory tree, a link pointed elsewhere, a file and a directory removed."""
+    run(step)
+    (tmp_path / "old.conf").write_text("old\n")
+    (tmp_path / "olddir").mkdir()
+    (tmp_path / "olddir" / "inside").write_text("kept\n")
+    return [
+        {**step[0], "mode": "0755"},
+        {**step[1], "content": "two\n"},
+        {"path": str(tmp_path / "new" / "deeper"), "state": "directory"},
+        {"path": str(tmp_path / "new" / "deeper" / "n.conf"), "content": "new\n"},
+        {"path": str(tmp_path / "link.conf"), "state": "link", "src": str(tmp_path / "new" / "deeper" / "n.conf")},
+        {"path": str(tmp_path / "old.conf"), "state": "absent"},
+        {"path": str(tmp_path / "olddir"), "state": "absent"},
+    ]
+
+
+def test_a_change_the_check_command_rejects_is_put_back_exactly(tmp_path: Path, live) -> None:
+    before = snapshot(tmp_path)
+    seen: list[dict] = []
+
+    def reject() -> tuple[bool, str]:
+        seen.append(snapshot(tmp_path))  # the command sees the whole change in place
+        return False, "AH00526: Syntax error"
+
+    results: list[dict] = []
+    rejection = MODULE.apply_checked(live, False, results, [], reject)
+    assert rejection == "AH00526: Syntax error"
+    assert seen[0]["d/f.conf"][1] == "two\n" and "old.conf" not in seen[0] and "new/deeper/n.conf" in seen[0]
+    assert snapshot(tmp_path) == before  # contents, owners, modes, links; nothing new, nothing left aside
+    assert all(r["changed"] for r in results)
+
+
+def test_an_accepted_change_stays_and_leaves_nothing_aside(tmp_path: Path, live) -> None:
+    rejection = MODULE.apply_checked(live, False, [], [], lambda: (True, ""))
+    assert rejection is None
+    assert snapshot(tmp_path) == {
+        "d": ("directory", 0, 65534, 0o755),
+        "d/f.conf": ("file", "two\n", 0, 0, 0o640),
+        "link.conf": ("link", str(tmp_path / "new" / "deeper" / "n.conf"), 0, 0, 0o777),
+        "new": ("directory", 0, 0, 0o755),
+        "new/deeper": ("directory", 0, 0, 0o755),
+        "new/deeper/n.conf": ("file", "new\n", 0, 0, 0o644),
+    }
+
+
+def test_the_check_command_runs_only_for_a_real_change(tmp_path: Path, step) -> None:
+    calls: list[int] = []
+
+    def count() -> tuple[bool, str]:
+        calls.append(1)
+        return True, ""
+
+    MODULE.apply_checked(step, True, [], [], count)  # a dry run
+    assert calls == [] and list(tmp_path.iterdir()) == []
+    MODULE.apply_checked(step, False, [], [], count)
+    MODULE.apply_checked(step, False, [], [], count)  # nothing to change
+    assert calls == [1]
+
+
+def test_with_a_check_command_a_failed_entry_puts_back_those_before_it(tmp_path: Path, live) -> None:
+    before = snapshot(tmp_path)
+    with pytest.raises(MODULE.EntryError, match="is not a directory"):
+        MODULE.apply_checked([*live, {"path": str(tmp_path / "link.conf"), "state": "directory"}], False, [], [],
+                             lambda: (True, ""))
+    assert snapshot(tmp_path) == before

@@ -5,8 +5,13 @@ a result sent back (about 0.3 CPU s on the host whatever the module does), so a 
 directories and five files as fifteen loop items pays fifteen times for nothing but start-up. This module
 takes the whole step's paths at once, in order, and changes only what differs, with the same checks and
 modes as ansible.builtin.file and ansible.builtin.copy: idempotent, a dry run that changes nothing, a diff
-per changed path, atomic file writes, and on request a backup of a file it replaces (the apache role puts
-the backups back when configtest rejects a change).
+per changed path, atomic file writes, and on request a backup of a file it replaces.
+
+Why the check command: the apache role must never leave a configuration Apache rejects. Writing the files,
+running `apachectl configtest` and putting everything back on a rejection took three or more module runs
+and a rescue block; with check_command the module does all of it in the same run: every path it changes
+is kept aside (a hard link to a replaced file, a removed path renamed, a link's old target, old owners and
+modes) until the command has accepted the result, and put back exactly as it was if it does not.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -47,6 +53,18 @@ options:
     type: list
     elements: dict
     required: true
+  check_command:
+    description:
+      - A command (argv, no shell) run after the entries when any of them changed, outside check mode; if it
+        exits non-zero, every path this run changed is put back as it was (contents, owner, mode, link
+        target; created paths removed, removed paths restored) and the module fails with
+        O(check_failed_msg) followed by the command's output. Nothing is left aside after a run.
+    type: list
+    elements: str
+  check_failed_msg:
+    description: The start of the failure message when O(check_command) rejects the change.
+    type: str
+    default: The check command rejected the change; every path was put back as it was. It said
 """
 
 RETURN = r"""
@@ -127,6 +145,70 @@ def _lstat(path: str) -> os.stat_result | None:
         return None
 
 
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+def _make_link(target: str, path: str) -> None:
+    """A link made under a temporary name and renamed over the path: never a moment without one."""
+    temporary = f"{path}.{os.getpid()}.new"
+    os.symlink(target, temporary)
+    os.rename(temporary, path)
+
+
+class Journal:
+    """What a run changed, kept so that a rejected change (check_command) can be put back as it was.
+
+    Each change records how to undo it before it is made; replaced and removed paths are kept aside under
+    a name of their own in the same directory (a rename, never a copy) until the run is accepted.
+    """
+
+    def __init__(self) -> None:
+        self._undo: list[Callable[[], None]] = []
+        self._aside: list[str] = []
+
+    def _aside_name(self, path: str) -> str:
+        return f"{path}.{os.getpid()}.{len(self._aside)}.aside~"
+
+    def created(self, path: str) -> None:
+        self._undo.append(lambda: _remove(path))
+
+    def attributes(self, path: str, info: os.stat_result) -> None:
+        self._undo.append(lambda: _set_attributes(path, info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)))
+
+    def replaced_file(self, path: str) -> None:
+        """Before a file is written over: its old inode keeps a name (a hard link), contents and all."""
+        aside = self._aside_name(path)
+        os.link(path, aside)
+        self._aside.append(aside)
+        self._undo.append(lambda: os.rename(aside, path))
+
+    def replaced_link(self, path: str, target: str) -> None:
+        self._undo.append(lambda: _make_link(target, path))
+
+    def remove(self, path: str) -> None:
+        """Removes the path by renaming it aside, so that it can come back."""
+        aside = self._aside_name(path)
+        os.rename(path, aside)
+        self._aside.append(aside)
+        self._undo.append(lambda: os.rename(aside, path))
+
+    def undo(self) -> None:
+        for step in reversed(self._undo):
+            step()
+        self._undo.clear()
+        self._aside.clear()
+
+    def commit(self) -> None:
+        for aside in self._aside:
+            _remove(aside)
+        self._undo.clear()
+        self._aside.clear()
+
+
 def _write_atomically(path: str, data: bytes, uid: int | None, gid: int | None, mode: int | None) -> None:
     """The new contents under a temporary name in the same directory, then renamed over the path: a reader
     sees the old file or the new one, never half of it."""
@@ -150,7 +232,7 @@ def _write_atomically(path: str, data: bytes, uid: int | None, gid: int | None, 
 
 
 def _file(entry: dict[str, Any], check: bool, result: dict[str, Any], diff: dict[str, Any],
-          planned: set[str]) -> None:
+          planned: set[str], journal: Journal | None) -> None:
     path = entry["path"]
     content = entry.get("content")
     if content is None:
@@ -172,6 +254,8 @@ def _file(entry: dict[str, Any], check: bool, result: dict[str, Any], diff: dict
             result["changed"] = True
             diff.update(before=_describe(info), after=_describe_wanted("file", uid, gid, mode, info))
             if not check:
+                if journal:
+                    journal.attributes(path, info)
                 _set_attributes(path, uid, gid, mode)
         return
     result.update(changed=True, created=info is None)
@@ -185,6 +269,11 @@ def _file(entry: dict[str, Any], check: bool, result: dict[str, Any], diff: dict
         backup = f"{path}.{os.getpid()}.{time.strftime('%Y-%m-%d@%H:%M:%S')}~"
         shutil.copy2(path, backup)
         result["backup_file"] = backup
+    if journal:
+        if info is None:
+            journal.created(path)
+        else:
+            journal.replaced_file(path)
     _write_atomically(path, data, uid, gid, mode)
 
 
@@ -210,7 +299,7 @@ def _describe_wanted(kind: str, uid: int | None, gid: int | None, mode: int | No
 
 
 def _directory(entry: dict[str, Any], check: bool, result: dict[str, Any], diff: dict[str, Any],
-               planned: set[str]) -> None:
+               planned: set[str], journal: Journal | None) -> None:
     path = entry["path"]
     uid, gid = _uid(entry.get("owner"), path, check), _gid(entry.get("group"), path, check)
     mode = _mode(entry.get("mode"), path)
@@ -224,13 +313,18 @@ def _directory(entry: dict[str, Any], check: bool, result: dict[str, Any], diff:
     if check:
         planned.add(path)  # a dry run: the files of later entries go in it
         return
+    if journal:
+        if info is None:
+            journal.created(_topmost_missing(path))
+        else:
+            journal.attributes(path, info)
     if info is None:
         os.makedirs(path, exist_ok=True)
     _set_attributes(path, uid, gid, mode)
 
 
 def _link(entry: dict[str, Any], check: bool, result: dict[str, Any], diff: dict[str, Any],
-          planned: set[str]) -> None:
+          planned: set[str], journal: Journal | None) -> None:
     path, target = entry["path"], entry.get("src")
     if not target:
         raise EntryError(f"{path}: state link needs src, the link's target")
@@ -244,13 +338,16 @@ def _link(entry: dict[str, Any], check: bool, result: dict[str, Any], diff: dict
     diff.update(before=_describe(info, current or ""), after=f"link -> {target}\n")
     if check:
         return
-    temporary = f"{path}.{os.getpid()}.new"
-    os.symlink(target, temporary)
-    os.rename(temporary, path)
+    if journal:
+        if current is None:
+            journal.created(path)
+        else:
+            journal.replaced_link(path, current)
+    _make_link(target, path)
 
 
 def _absent(entry: dict[str, Any], check: bool, result: dict[str, Any], diff: dict[str, Any],
-            planned: set[str]) -> None:
+            planned: set[str], journal: Journal | None) -> None:
     path = entry["path"]
     info = _lstat(path)
     if info is None:
@@ -259,19 +356,27 @@ def _absent(entry: dict[str, Any], check: bool, result: dict[str, Any], diff: di
     diff.update(before=_describe(info, os.readlink(path) if stat.S_ISLNK(info.st_mode) else ""), after="absent\n")
     if check:
         return
-    if stat.S_ISDIR(info.st_mode):
-        shutil.rmtree(path)
+    if journal:
+        journal.remove(path)
     else:
-        os.unlink(path)
+        _remove(path)
 
 
 APPLY = {"file": _file, "directory": _directory, "link": _link, "absent": _absent}
 
 
+def _topmost_missing(path: str) -> str:
+    """The highest missing directory of path: what os.makedirs creates, and so what undoing it removes."""
+    while not os.path.lexists(os.path.dirname(path)):
+        path = os.path.dirname(path)
+    return path
+
+
 def apply(files: list[dict[str, Any]], check: bool, results: list[dict[str, Any]],
-          diffs: list[dict[str, Any]]) -> None:
+          diffs: list[dict[str, Any]], journal: Journal | None = None) -> None:
     """Apply every entry in order, adding the result of each to results and the diff of each that changed
-    to diffs: after a failed entry, results holds what was done before it (a backup to put back)."""
+    to diffs: after a failed entry, results holds what was done before it. With a journal, every change
+    is recorded in it so that it can be undone."""
     planned: set[str] = set()  # the directories a dry run would have made
     for entry in files:
         path, state = entry.get("path"), entry.get("state") or "file"
@@ -281,21 +386,56 @@ def apply(files: list[dict[str, Any]], check: bool, results: list[dict[str, Any]
             raise EntryError(f"{path}: state {state!r}; allowed: one of {', '.join(STATES)}")
         result: dict[str, Any] = {"path": path, "state": state, "changed": False, "created": False}
         diff: dict[str, Any] = {}
-        APPLY[state](entry, check, result, diff, planned)
+        APPLY[state](entry, check, result, diff, planned, journal)
         results.append(result)
         if result["changed"]:
             diffs.append({"before_header": path, "after_header": path, **diff})
 
 
+def apply_checked(files: list[dict[str, Any]], check: bool, results: list[dict[str, Any]],
+                  diffs: list[dict[str, Any]], check_command: Callable[[], tuple[bool, str]] | None) -> str | None:
+    """apply(), then, when anything changed for real, check_command: None when the result stands, else the
+    command's output, with every change put back. A failed entry puts back those before it too."""
+    journal = Journal() if check_command and not check else None
+    try:
+        apply(files, check, results, diffs, journal)
+    except BaseException:
+        if journal:
+            journal.undo()
+        raise
+    if journal is None or not any(result["changed"] for result in results):
+        return None
+    accepted, output = check_command()
+    if accepted:
+        journal.commit()
+        return None
+    journal.undo()
+    return output
+
+
 def main() -> None:
-    module = AnsibleModule(argument_spec={"files": {"type": "list", "elements": "dict", "required": True}},
-                           supports_check_mode=True)
+    module = AnsibleModule(argument_spec={
+        "files": {"type": "list", "elements": "dict", "required": True},
+        "check_command": {"type": "list", "elements": "str"},
+        "check_failed_msg": {"type": "str",
+                             "default": "The check command rejected the change; every path was put back as it "
+                                        "was. It said"},
+    }, supports_check_mode=True)
+
+    def run_check() -> tuple[bool, str]:
+        rc, out, err = module.run_command(module.params["check_command"])
+        return rc == 0, "\n".join(part.strip() for part in (err, out) if part.strip())
+
     results: list[dict[str, Any]] = []
     diffs: list[dict[str, Any]] = []
     try:
-        apply(module.params["files"], module.check_mode, results, diffs)
+        rejection = apply_checked(module.params["files"], module.check_mode, results, diffs,
+                                  run_check if module.params["check_command"] else None)
     except (EntryError, OSError) as error:
         module.fail_json(msg=str(error), results=results)
+    if rejection is not None:
+        module.fail_json(msg=f"{module.params['check_failed_msg']}: {rejection}", results=results,
+                         stderr=rejection)
     module.exit_json(changed=any(r["changed"] for r in results), results=results,
                      diff=diffs if module._diff else [])
 

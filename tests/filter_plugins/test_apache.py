@@ -105,9 +105,17 @@ def test_one_call_is_one_module_run_files_first_then_their_links() -> None:
     targets = apache_config_targets([{"template": "/t/site.conf.j2", "kind": "site"},
                                      {"template": "/t/ports.conf.j2", "kind": "ports"}], LAYOUT, [])
     entries = apache_config_entries(targets, ["<VirtualHost *:80>\n", "Listen 80\n"])
-    files = [{"path": t["dest"], "content": c, "owner": "root", "group": "root", "mode": "0644", "backup": True}
+    files = [{"path": t["dest"], "content": c, "owner": "root", "group": "root", "mode": "0644"}
              for t, c in zip(targets, ["<VirtualHost *:80>\n", "Listen 80\n"])]
     assert entries == [*files, {"path": targets[0]["link"], "state": "link", "src": targets[0]["dest"]}]
     assert "link" not in targets[1]
     with pytest.raises(AnsibleFilterError, match="2 targets but 1 contents"):
         apache_config_entries(targets, ["x"])
+
+
+def test_removed_paths_come_last_and_must_be_absolute() -> None:
+    targets = apache_config_targets([{"template": "/t/ports.conf.j2", "kind": "ports"}], LAYOUT, [])
+    entries = apache_config_entries(targets, ["Listen 80\n"], ["/etc/apache2/sites-enabled/000-default.conf"])
+    assert entries[-1] == {"path": "/etc/apache2/sites-enabled/000-default.conf", "state": "absent"}
+    with pytest.raises(AnsibleFilterError, match="apache_config_remove: 'sites-enabled/x'; allowed: an absolute"):
+        apache_config_entries(targets, ["Listen 80\n"], ["sites-enabled/x"])
