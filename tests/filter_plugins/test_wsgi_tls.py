@@ -17,6 +17,7 @@ from wsgi_tls import (
     wsgi_tls_key_entries,
     wsgi_tls_key_spec,
     wsgi_tls_redirect_lines,
+    wsgi_tls_self_signed_entries,
     wsgi_tls_vhost_lines,
 )
 
@@ -166,3 +167,14 @@ def test_the_keys_are_root_only_and_never_diffed_in_the_sites_order():
 def test_a_key_count_other_than_the_files_sites_is_an_error():
     with pytest.raises(AnsibleFilterError, match="1 keys for 2 sites"):
         wsgi_tls_key_entries(SITES, ["KA"])
+
+
+def test_only_the_self_signed_sites_with_their_names_and_the_profiles_key():
+    site = {**_tls_site("b.example", "self_signed"), "server_aliases": ["www.b.example", "b.example"]}
+    spec = wsgi_tls_key_spec("modern")
+    assert wsgi_tls_self_signed_entries([SITES[0], site, SITES[2]], spec) == [
+        {"key_path": "/etc/wsgi-hosting/tls/b.example-443.key",
+         "certificate_path": "/etc/wsgi-hosting/tls/b.example-443.crt", "names": ["b.example", "www.b.example"],
+         "key": {"type": "ECC", "size": 256, "curve": "secp256r1"}, "days": spec["days"]},
+    ]
+    assert wsgi_tls_self_signed_entries([SITES[0]], spec) == []
