@@ -39,15 +39,17 @@ def make_wheel(directory: Path, greeting: str) -> Path:
     return wheel
 
 
-def install(venv: Path, wheel: Path, pip_wheel_glob: str = PIP_WHEEL_GLOB) -> subprocess.CompletedProcess:
-    return subprocess.run(["/bin/sh", "-c", SCRIPT.read_text(), "install.sh", PYTHON, str(venv), str(wheel),
-                           pip_wheel_glob], capture_output=True, text=True, check=False)
+def install(venv: Path, wheel: Path, pip_wheel_glob: str = PIP_WHEEL_GLOB, mode: str = "apply",
+            wheel_state: str = "new") -> subprocess.CompletedProcess:
+    return subprocess.run(["/bin/sh", "-c", SCRIPT.read_text(), "install.sh", mode, wheel_state, PYTHON, str(venv),
+                           str(wheel), pip_wheel_glob], capture_output=True, text=True, check=False)
 
 
 def test_a_venv_without_pip_gets_the_wheel_and_its_command(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     result = install(venv, make_wheel(tmp_path, "hello"))
     assert result.returncode == 0, result.stderr
+    assert result.stdout == "installed demo-1.0-py3-none-any.whl\n"
     assert subprocess.run([venv / "bin" / "demo"], capture_output=True, text=True, check=True).stdout == "hello\n"
     assert not (venv / "bin" / "pip").exists()
     without_pip = subprocess.run([venv / "bin" / "python", "-c", "import pip"], capture_output=True, check=False)
@@ -70,3 +72,33 @@ def test_without_a_pip_wheel_it_stops_and_says_what_brings_one(tmp_path: Path) -
     assert result.returncode == 1
     assert "python3-venv" in result.stderr
     assert not (tmp_path / "venv").exists()
+
+
+def test_a_kept_wheel_the_venv_has_is_left_alone_and_one_it_lacks_installed(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    wheel = make_wheel(tmp_path, "hello")
+    assert install(venv, wheel, wheel_state="kept").stdout == "installed demo-1.0-py3-none-any.whl\n"
+    again = install(venv, wheel, wheel_state="kept")
+    assert (again.returncode, again.stdout) == (0, "")
+    (venv / ".installed-wheel").write_text("demo-0.9-py3-none-any.whl\n")  # the venv has another build
+    assert install(venv, wheel, wheel_state="kept").stdout == "installed demo-1.0-py3-none-any.whl\n"
+
+
+def test_a_dry_run_says_what_it_would_install_and_changes_nothing(tmp_path: Path) -> None:
+    result = install(tmp_path / "venv", make_wheel(tmp_path, "x"), mode="dry-run")
+    assert (result.returncode, result.stdout) == (0, "installed demo-1.0-py3-none-any.whl\n")
+    assert not (tmp_path / "venv").exists()
+
+
+def test_the_wheels_of_earlier_builds_go_once_the_new_one_is_in(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "demo-0.9-py3-none-any.whl").write_bytes(b"old build")
+    wheel = make_wheel(wheels, "new")
+    assert install(tmp_path / "venv", wheel).returncode == 0
+    assert sorted(path.name for path in wheels.iterdir()) == ["demo-1.0-py3-none-any.whl"]
+
+
+def test_bad_arguments_are_refused() -> None:
+    result = install(Path("/nonexistent/venv"), Path("/x.whl"), mode="maybe")
+    assert (result.returncode, result.stderr) == (2, "install.sh: apply|dry-run new|kept ..., not: maybe new\n")

@@ -23,7 +23,7 @@ from plugin_loading import load
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 MODULE = load(PROJECT_DIR / "plugins" / "modules" / "wsgi_self_signed.py", "wsgi_self_signed_module")
-NOW = datetime.datetime(2026, 12, 5, 10, 0, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2026, 12, 5, 10, 0, tzinfo=datetime.UTC)
 ECC = {"type": "ECC", "size": 256, "curve": "secp256r1"}
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the module makes root's files")

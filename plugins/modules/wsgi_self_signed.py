@@ -82,7 +82,7 @@ class SiteError(Exception):
 
 
 def _utc(moment: datetime.datetime) -> datetime.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
 
 
 def _not_after(certificate: Any) -> datetime.datetime:
@@ -230,7 +230,7 @@ def main() -> None:
     if x509 is None:
         module.fail_json(msg="wsgi_self_signed needs the Python package cryptography on the host "
                              "(Debian: python3-cryptography)")
-    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
     results: list[dict[str, Any]] = []
     try:
         for index, entry in enumerate(module.params["sites"]):
