@@ -16,6 +16,7 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 from ansible_collections.wsgi_hosting.debian.plugins.module_utils.file_entries import (
     directory_entry,
+    nice_json,
 )
 
 REDACTED = "********"
@@ -179,6 +180,45 @@ def wsgi_release_listing(output: Any) -> dict[str, Any]:
     return {"live": live, "releases": releases, "venvs": venvs}
 
 
+def wsgi_release_env_files(apps: Any, env_dir: str, secrets: Mapping[str, Any] | None,
+                           apache_group: str) -> list[dict[str, Any]]:
+    """wsgi_files entries of the apps' environment files, <env_dir>/<app>.json: the app's env with its
+    secrets over it, as to_nice_json writes it; root's, readable by the app's own group (Apache's for an
+    embedded app, which runs inside Apache) and nobody else, never in a diff."""
+    entries = []
+    for app in apps or ():
+        values = {**(app.get("env") or {}), **((secrets or {}).get(app["name"]) or {})}
+        entries.append({"path": f"{env_dir}/{app['name']}.json", "content": nice_json(values), "owner": "root",
+                        "group": (app.get("release") or {}).get("user") or apache_group, "mode": "0640",
+                        "diff": False})
+    return entries
+
+
+def wsgi_release_switch_args(apps: Any, built: Mapping[str, Any]) -> list[str]:
+    """The arguments of files/switch.sh after its mode: name, app directory and release, for each app this
+    run built a release of (built: releases_built, by app name)."""
+    args: list[str] = []
+    for app in apps or ():
+        if app["name"] in built:
+            args += [app["name"], app["release"]["app_dir"], str(built[app["name"]]["release"])]
+    return args
+
+
+def _changed_paths(result: Any) -> set[str]:
+    """The paths a wsgi_files run changed, from its registered result (none when it was skipped)."""
+    return {entry["path"] for entry in (result or {}).get("results") or () if entry.get("changed")}
+
+
+def wsgi_release_restarts(apps: Any, env_dir: str, envs: Any, loaders: Any, switched: Iterable[str]) -> list[str]:
+    """The apps to restart (in the apps' order): those whose environment file (envs, the wsgi_files result)
+    or loader (loaders, idem; the app's script) changed, or which switched to another release (switched, the
+    names switch.sh printed)."""
+    changed = _changed_paths(envs) | _changed_paths(loaders)
+    names = set(switched or ())
+    return [app["name"] for app in apps or ()
+            if app["name"] in names or f"{env_dir}/{app['name']}.json" in changed or app.get("script") in changed]
+
+
 class FilterModule:
     """Ansible entry point: the filters of the releases role."""
 
@@ -193,4 +233,7 @@ class FilterModule:
             "wsgi_release_directories": wsgi_release_directories,
             "wsgi_release_listing_command": wsgi_release_listing_command,
             "wsgi_release_listing": wsgi_release_listing,
+            "wsgi_release_env_files": wsgi_release_env_files,
+            "wsgi_release_switch_args": wsgi_release_switch_args,
+            "wsgi_release_restarts": wsgi_release_restarts,
         }

@@ -6,6 +6,7 @@ remove is its path alone. Files differ more between callers (backups, hidden dif
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -17,3 +18,9 @@ def directory_entry(path: str, group: str = "root", mode: str = "0755") -> dict[
 def absent_entry(path: str) -> dict[str, Any]:
     """A path removed with everything under it."""
     return {"path": path, "state": "absent"}
+
+
+def nice_json(value: Any) -> str:
+    """value as Ansible's to_nice_json writes it, with a final newline: a file the roles wrote before with
+    to_nice_json keeps its bytes (and so does not count as changed) when a filter writes it instead."""
+    return json.dumps(value, indent=4, sort_keys=True, separators=(",", ": ")) + "\n"

@@ -7,13 +7,13 @@ Apache matches them, the ProxyPass lines of proxy-mode apps, the health check's 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.wsgi_hosting.debian.plugins.module_utils.file_entries import (
     directory_entry,
+    nice_json,
 )
 from ansible_collections.wsgi_hosting.debian.plugins.module_utils.wsgi_fields import (
     MODES,
@@ -85,11 +85,6 @@ def wsgi_script_files(apps: Any, contents: Any, scripts_group: str) -> list[dict
             for app, content in zip(apps, contents)]
 
 
-def _nice_json(value: Any) -> str:
-    """value as Ansible's to_nice_json writes it, with a final newline."""
-    return json.dumps(value, indent=4, sort_keys=True, separators=(",", ": "), ensure_ascii=False) + "\n"
-
-
 def wsgi_layout_files(sites: Any, base_dir: str, scripts_group: str, health_dir: str = "",
                       health_script: str = "", health_checks: Any = ()) -> list[dict[str, Any]]:
     """The host's layout as wsgi_files entries, for one module run: the base directory, the document roots
@@ -104,7 +99,7 @@ def wsgi_layout_files(sites: Any, base_dir: str, scripts_group: str, health_dir:
         readable = {"owner": "root", "group": scripts_group, "mode": "0640"}
         entries += [directory_entry(health_dir, scripts_group, "0750"),
                     {"path": f"{health_dir}/healthz.wsgi", "content": health_script, **readable},
-                    {"path": f"{health_dir}/checks.json", "content": _nice_json(list(health_checks)), **readable}]
+                    {"path": f"{health_dir}/checks.json", "content": nice_json(list(health_checks)), **readable}]
     return entries
 
 

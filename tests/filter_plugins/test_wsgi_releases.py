@@ -15,8 +15,11 @@ from wsgi_releases import (
     wsgi_migration_plan,
     wsgi_redact,
     wsgi_release_directories,
+    wsgi_release_env_files,
     wsgi_release_listing,
     wsgi_release_listing_command,
+    wsgi_release_restarts,
+    wsgi_release_switch_args,
     wsgi_releases_to_remove,
     wsgi_unused_venvs,
 )
@@ -200,4 +203,41 @@ def test_filters_are_registered() -> None:
     assert set(FilterModule().filters()) == {"wsgi_build_environment", "wsgi_redact", "wsgi_migration_plan",
                                              "wsgi_releases_to_remove", "wsgi_unused_venvs",
                                              "wsgi_release_listing_command", "wsgi_release_listing",
-                                             "wsgi_release_directories"}
+                                             "wsgi_release_directories", "wsgi_release_env_files",
+                                             "wsgi_release_switch_args", "wsgi_release_restarts"}
+
+
+LIVE_APPS = [
+    {"name": "shop", "env": {"DEBUG": "0", "ZONE": "é"}, "release": {"user": "shop", "app_dir": "/srv/apps/shop"},
+     "script": "/srv/wsgi-scripts/shop.wsgi"},
+    {"name": "blog", "env": {}, "release": {"user": None, "app_dir": "/srv/apps/blog"},
+     "script": "/srv/wsgi-scripts/blog.wsgi"},
+]
+
+
+def test_env_files_hold_env_and_secrets_as_to_nice_json_readable_by_the_apps_group_only() -> None:
+    from ansible.plugins.filter.core import to_nice_json
+
+    entries = wsgi_release_env_files(LIVE_APPS, "/etc/env", {"shop": {"SECRET_KEY": "s3"}}, "www-data")
+    values = {"DEBUG": "0", "ZONE": "é", "SECRET_KEY": "s3"}
+    assert entries == [
+        {"path": "/etc/env/shop.json", "content": to_nice_json(values) + "\n", "owner": "root", "group": "shop",
+         "mode": "0640", "diff": False},
+        {"path": "/etc/env/blog.json", "content": "{}\n", "owner": "root", "group": "www-data", "mode": "0640",
+         "diff": False},
+    ]
+
+
+def test_the_switch_takes_the_apps_this_run_built() -> None:
+    assert wsgi_release_switch_args(LIVE_APPS, {"shop": {"release": "abc123"}}) == ["shop", "/srv/apps/shop", "abc123"]
+    assert wsgi_release_switch_args(LIVE_APPS, {}) == []
+
+
+def test_the_apps_to_restart_are_those_whose_env_loader_or_release_changed() -> None:
+    envs = {"results": [{"path": "/etc/env", "changed": True}, {"path": "/etc/env/blog.json", "changed": True},
+                        {"path": "/etc/env/shop.json", "changed": False}]}
+    loaders = {"results": [{"path": "/srv/wsgi-scripts/shop.wsgi", "changed": False}]}
+    assert wsgi_release_restarts(LIVE_APPS, "/etc/env", envs, loaders, []) == ["blog"]
+    assert wsgi_release_restarts(LIVE_APPS, "/etc/env", {}, loaders, ["shop"]) == ["shop"]
+    loaders["results"][0]["changed"] = True
+    assert wsgi_release_restarts(LIVE_APPS, "/etc/env", envs, loaders, ["shop"]) == ["shop", "blog"]
