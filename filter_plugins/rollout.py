@@ -42,16 +42,40 @@ def rollout_state_command(paths: Iterable[Any], services: Iterable[str] = (),
     return "\n".join(lines) + "\n"
 
 
-def rollout_read_command(record_path: str, release: str, state_command: str = "") -> str:
-    """A bash command that prints what the plan needs from a host in service, in one module run.
+# Asks a URL from the host itself, as the uri module did (no proxy, redirects followed), and prints the
+# status: an HTTP error's code, -1 when nothing answered.
+_HEALTH_SCRIPT = """import sys, urllib.error, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+try:
+    print(opener.open(sys.argv[1], timeout=10).status)
+except urllib.error.HTTPError as error:
+    print(error.code)
+except Exception:
+    print(-1)
+"""
 
-    It prints three lines: the release and the live state recorded at record_path after the host's last
-    good deploy (empty when there is no record), then the live state now, from state_command
-    (rollout_state_command's), run only when given and when the recorded release is release: the live
-    state reads every file of the host's releases, which is worth doing only for a host that may be
-    skipped. Reading the record and the state apart cost two module runs per host on every run.
+
+def rollout_read_command(record_path: str, release: str, state_command: str = "", health_url: str = "",
+                         read_record: bool = True) -> str:
+    """A bash command that prints what the plan needs from a host, in one module run.
+
+    With health_url it first prints the status the host's own health check answers (asked from the host,
+    -1 when nothing answers); only a host in service (200) goes on. Then three lines (unless read_record is
+    false: a forced rollout needs no record): the release and the live state recorded at record_path after
+    the host's last good deploy (empty when there is no record), then the live state now, from
+    state_command (rollout_state_command's), run only when given and when the recorded release is
+    release: the live state reads every file of the host's releases, which is worth doing only for a host
+    that may be skipped. Asking the health check, reading the record and reading the state apart cost
+    three module runs per host on every run.
     """
-    lines = [
+    lines = []
+    if health_url:
+        lines += [f"health=$(python3 -c {shlex.quote(_HEALTH_SCRIPT)} {shlex.quote(str(health_url))})",
+                  'echo "$health"']
+        if not read_record:
+            return "\n".join(lines) + "\n"
+        lines.append('[ "$health" = 200 ] || exit 0')
+    lines += [
         f"record=$(cat {shlex.quote(str(record_path))} 2>/dev/null || true)",
         'recorded_release=$(sed -n 1p <<<"$record")',
         'printf \'%s\\n%s\\n\' "$recorded_release" "$(sed -n 2p <<<"$record")"',

@@ -123,6 +123,58 @@ def test_the_live_state_is_not_read_for_another_release_nor_without_its_command(
     assert read(rollout_read_command(tmp_path / "release", "old", state)) == ["old", "S", "digest"]
 
 
+@pytest.fixture()
+def health_server():
+    """A health check on 127.0.0.1 answering /ok 200, /down 503 and /moved 302 to /ok, like the host's own."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status = {"/ok": 200, "/down": 503, "/moved": 302}.get(self.path, 404)
+            self.send_response(status)
+            if status == 302:
+                self.send_header("Location", "/ok")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def lines(command: str) -> list[str]:
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True)
+    return result.stdout.splitlines()
+
+
+@needs_gnu_tools
+def test_a_host_in_service_prints_its_health_then_its_record(tmp_path: Path, health_server: str) -> None:
+    (tmp_path / "release").write_text("R\nS\n")
+    record = tmp_path / "release"
+    assert lines(rollout_read_command(record, "R", "echo live\n", f"{health_server}/ok")) == ["200", "R", "S", "live"]
+    # Redirects are followed, as the uri module did.
+    assert lines(rollout_read_command(record, "R", "", f"{health_server}/moved")) == ["200", "R", "S", ""]
+    # A forced rollout needs no record.
+    assert lines(rollout_read_command(record, "R", "echo live\n", f"{health_server}/ok", read_record=False)) == ["200"]
+
+
+@needs_gnu_tools
+def test_a_host_out_of_service_prints_only_its_health(tmp_path: Path, health_server: str) -> None:
+    marker = tmp_path / "state-was-read"
+    (tmp_path / "release").write_text("R\nS\n")
+    assert lines(rollout_read_command(tmp_path / "release", "R", f"touch {marker}\n", f"{health_server}/down")) == ["503"]
+    nothing = "http://127.0.0.1:9/healthz"  # the discard port: nothing listens there
+    assert lines(rollout_read_command(tmp_path / "release", "R", f"touch {marker}\n", nothing)) == ["-1"]
+    assert not marker.exists()
+
+
 @needs_gnu_tools
 def test_a_host_without_a_record_reads_empty_lines(tmp_path: Path) -> None:
     state = "echo digest\n"
