@@ -18,6 +18,10 @@ from ansible_collections.wsgi_hosting.debian.plugins.module_utils.file_entries i
     directory_entry,
     nice_json,
 )
+from ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules import (
+    PROCESS_RUN_DIR,
+    process_unit,
+)
 
 REDACTED = "********"
 # The database settings an app gets with its secrets (wsgi_database_secrets) that are names, not secrets:
@@ -219,6 +223,51 @@ def wsgi_release_restarts(apps: Any, env_dir: str, envs: Any, loaders: Any, swit
             if app["name"] in names or f"{env_dir}/{app['name']}.json" in changed or app.get("script") in changed]
 
 
+def _systemd_quoted(word: str) -> str:
+    """One word of an ExecStart= line, as systemd reads it back: double-quoted, with its own escapes."""
+    escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    return f'"{escaped}"'
+
+
+def wsgi_process_units(apps: Any, unit_dir: str, env_dir: str, apache_user: str,
+                       apache_group: str) -> list[dict[str, Any]]:
+    """The systemd template unit of each process type of each project app (processes), in the apps' order.
+
+    Each names its unit (wsgi-<app>-<process>@.service) and its path in unit_dir, the app and the process,
+    its instance count and stop timeout, the user and group it runs as (the app's own; Apache's for an
+    embedded app, which runs as Apache), its state directory, where a running instance keeps its mark for
+    the health check (run_dir), and the arguments of app-exec: the app's environment file, its `current`
+    link, its state directory and the command's words, each quoted for ExecStart=.
+    """
+    units = []
+    for app in apps or ():
+        release = app.get("release") or {}
+        for process, spec in (app.get("processes") or {}).items():
+            unit = process_unit(app["name"], process)
+            words = [f"{env_dir}/{app['name']}.json", release["current"], release["state_dir"], *spec["argv"]]
+            units.append({
+                "unit": unit, "path": f"{unit_dir}/{unit}", "app": app["name"], "process": process,
+                "count": int(spec["count"]), "stop_timeout": int(spec["stop_timeout"]),
+                "user": release.get("user") or apache_user, "group": release.get("user") or apache_group,
+                "state_dir": release["state_dir"], "run_dir": PROCESS_RUN_DIR,
+                "exec_args": " ".join(map(_systemd_quoted, words)),
+            })
+    return units
+
+
+def wsgi_process_args(units: Any, restarted: Iterable[str], files: Any) -> list[str]:
+    """The arguments of files/processes.sh after its unit directory: reload when a unit's file changed
+    (files is the registered wsgi_files result that wrote them), then per unit its template, count and
+    whether to restart the running instances (yes when the app is among restarted, or its file changed)."""
+    changed = _changed_paths(files)
+    apps = set(restarted or ())
+    args = ["reload" if any(unit["path"] in changed for unit in units or ()) else "no-reload"]
+    for unit in units or ():
+        again = unit["app"] in apps or unit["path"] in changed
+        args += [unit["unit"], str(unit["count"]), "yes" if again else "no"]
+    return args
+
+
 class FilterModule:
     """Ansible entry point: the filters of the releases role."""
 
@@ -236,4 +285,6 @@ class FilterModule:
             "wsgi_release_env_files": wsgi_release_env_files,
             "wsgi_release_switch_args": wsgi_release_switch_args,
             "wsgi_release_restarts": wsgi_release_restarts,
+            "wsgi_process_units": wsgi_process_units,
+            "wsgi_process_args": wsgi_process_args,
         }

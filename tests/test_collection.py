@@ -109,8 +109,8 @@ def test_valid_sites_are_normalized_by_the_installed_role(installed: Installed) 
     assert (site["port"], site["config_name"], site["document_root"]) == (
         80, "www.example.com-80", "/usr/local/www/documents")
     app = site["apps"][0]
-    assert {key: app[key] for key in ("name", "mode", "process_group", "processes", "threads", "script")} == {
-        "name": "myapp", "mode": "daemon", "process_group": "myapp", "processes": 2, "threads": 15,
+    assert {key: app[key] for key in ("name", "mode", "process_group", "wsgi_processes", "threads", "script")} == {
+        "name": "myapp", "mode": "daemon", "process_group": "myapp", "wsgi_processes": 2, "threads": 15,
         "script": "/usr/local/www/wsgi-scripts/myapp.wsgi",
     }
     # The default source is the installed role's hello-world, not the checkout's.

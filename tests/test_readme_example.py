@@ -89,7 +89,7 @@ def test_a_misspelled_field_in_the_example_would_fail(example, wsgi_sites_module
     """The check above is not vacuous: the same example with one key misspelled is rejected."""
     from ansible.errors import AnsibleFilterError
 
-    text = README.read_text().replace("        processes: 2\n", "        proceses: 2\n", 1)
+    text = README.read_text().replace("        threads: 15\n", "        thread: 15\n", 1)
     assert text != README.read_text()
-    with pytest.raises(AnsibleFilterError, match="did you mean 'processes'"):
+    with pytest.raises(AnsibleFilterError, match="did you mean 'threads'"):
         normalize(wsgi_sites_module, readme_example(text), tmp_path)

@@ -58,21 +58,21 @@ def _targets(copies: dict[str, Path]) -> tuple:
 def test_a_changed_field_makes_both_files_stale(copies: dict[str, Path]) -> None:
     plugin = copies["plugin"]
     text = plugin.read_text()
-    changed = text.replace('doc="Daemon processes, 1-256."', 'doc="Daemon processes, 1 to 256."')
+    changed = text.replace('doc="Threads per daemon process, 1-1000."', 'doc="Threads per daemon process, 1 to 1000."')
     assert changed != text
     plugin.write_text(changed)
     before = {name: path.read_text() for name, path in copies.items()}
     diffs = gen.run(check=True, targets=_targets(copies), plugin_path=plugin)
-    assert len(diffs) == 2 and all("1 to 256" in diff for diff in diffs), diffs
+    assert len(diffs) == 2 and all("1 to 1000" in diff for diff in diffs), diffs
     assert {name: path.read_text() for name, path in copies.items()} == before, "--check must change nothing"
     gen.run(check=False, targets=_targets(copies), plugin_path=plugin)
     assert gen.run(check=True, targets=_targets(copies), plugin_path=plugin) == []
-    assert "1 to 256" in copies["spec"].read_text() and "1 to 256" in copies["readme"].read_text()
+    assert "1 to 1000" in copies["spec"].read_text() and "1 to 1000" in copies["readme"].read_text()
 
 
 def test_a_hand_edit_of_a_generated_block_is_stale(copies: dict[str, Path]) -> None:
     readme = copies["readme"]
-    readme.write_text(readme.read_text().replace("| `processes` | app | daemon | `2` |", "| `processes` | app | daemon | `3` |"))
+    readme.write_text(readme.read_text().replace("| `wsgi_processes` | app | daemon | `2` |", "| `wsgi_processes` | app | daemon | `3` |"))
     spec = copies["spec"]
     spec.write_text(spec.read_text().replace("            port:\n              type: raw\n",
                                                  "            port:\n              type: int\n"))
@@ -91,7 +91,7 @@ def test_spec_types_are_as_permissive_as_the_filter() -> None:
     """Ansible checks suboptions only under dict or list/elements dict; raw keeps the filter's messages."""
     spec = gen.argument_spec(PLUGIN)
     assert spec["type"] == "raw" and spec["options"]["apps"]["type"] == "raw"
-    for name in ("port", "processes", "threads", "workers"):
+    for name in ("port", "processes", "wsgi_processes", "threads", "workers"):
         options = spec["options"] if name == "port" else spec["options"]["apps"]["options"]
         assert options[name]["type"] == "raw", name
 

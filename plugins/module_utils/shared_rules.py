@@ -30,3 +30,22 @@ def is_database_name(name: Any) -> bool:
 # Mozilla's server-side TLS guidelines in every profile (tests/filter_plugins/test_wsgi_tls.py checks it
 # against them).
 HSTS_DEFAULT = 63072000
+
+
+# A project app's long-running processes: the releases role runs each process type as a systemd template
+# unit, instances @1 to @count, and each running instance keeps a mark in PROCESS_RUN_DIR (its unit's
+# ExecStartPost/ExecStopPost), which the wsgi role's health check reads without asking systemd (its
+# unprivileged daemon user cannot).
+PROCESS_RUN_DIR = "/run/wsgi-hosting/processes"
+
+
+def process_unit(app: str, process: str) -> str:
+    """The template unit of a process type of a project app."""
+    return f"wsgi-{app}-{process}@.service"
+
+
+def process_instances(app: Any) -> list[str]:
+    """The unit instances a normalized app runs for its processes, in order."""
+    return [process_unit(app["name"], process).replace("@.", f"@{number}.")
+            for process, spec in (app.get("processes") or {}).items()
+            for number in range(1, int(spec["count"]) + 1)]

@@ -96,7 +96,7 @@ def _check_static_urls(errors: Errors, entry: SiteEntry) -> None:
 
 def _daemon_signature(app: Mapping) -> tuple:
     """What must agree for two apps to share one WSGIDaemonProcess definition."""
-    return (app["processes"], app["threads"], app["display_name"],
+    return (app["wsgi_processes"], app["threads"], app["display_name"],
             tuple(sorted(app["daemon_options"].items())), app["user"])
 
 

@@ -15,6 +15,10 @@ from ansible_collections.wsgi_hosting.debian.plugins.module_utils.file_entries i
     directory_entry,
     nice_json,
 )
+from ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules import (
+    PROCESS_RUN_DIR,
+    process_instances,
+)
 from ansible_collections.wsgi_hosting.debian.plugins.module_utils.wsgi_fields import (
     MODES,
     show,
@@ -90,16 +94,21 @@ def wsgi_layout_files(sites: Any, base_dir: str, scripts_group: str, health_dir:
     """The host's layout as wsgi_files entries, for one module run: the base directory, the document roots
     (static files, served by Apache), the script directory (Python source, never served: only root writes
     it, the scripts group reads it) and, with a health check (health_dir), its directory, its script (the
-    text given) and the list of apps it asks (health_checks, as JSON: the way to_nice_json writes it).
-    Parents come before what they hold."""
+    text given), the list of apps it asks (health_checks, as JSON: the way to_nice_json writes it) and the
+    processes it expects running (processes.json: each project app's process instances, and where their
+    marks are). Parents come before what they hold."""
     roots = list(dict.fromkeys(site["document_root"] for site in sites or []))
     entries = [directory_entry(base_dir), *map(directory_entry, roots),
                directory_entry(f"{base_dir}/wsgi-scripts", scripts_group, "0750")]
     if health_dir:
         readable = {"owner": "root", "group": scripts_group, "mode": "0640"}
+        processes = {"run_dir": PROCESS_RUN_DIR,
+                     "units": [{"app": app["name"], "unit": unit}
+                               for site in sites or [] for app in site["apps"] for unit in process_instances(app)]}
         entries += [directory_entry(health_dir, scripts_group, "0750"),
                     {"path": f"{health_dir}/healthz.wsgi", "content": health_script, **readable},
-                    {"path": f"{health_dir}/checks.json", "content": nice_json(list(health_checks)), **readable}]
+                    {"path": f"{health_dir}/checks.json", "content": nice_json(list(health_checks)), **readable},
+                    {"path": f"{health_dir}/processes.json", "content": nice_json(processes), **readable}]
     return entries
 
 
@@ -115,7 +124,7 @@ def wsgi_daemon_directive_options(app: Mapping, group: str = "wsgi", home: str |
         raise AnsibleFilterError(f"wsgi_daemon_directive_options: app {show(name)} is not a daemon-mode app")
     release = app.get("release")
     parts = [
-        f"processes={app['processes']}",
+        f"processes={app['wsgi_processes']}",
         f"threads={app['threads']}",
         f"display-name={app['display_name']}",
         f"user={app['user']}",

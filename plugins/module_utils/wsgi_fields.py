@@ -17,8 +17,10 @@ import keyword
 import os
 import posixpath
 import re
+import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules import (
@@ -49,7 +51,7 @@ DAEMON_OPTIONS = (
 )
 # Options the role renders itself from a dedicated field (or, for group, fixes).
 OPTION_FIELDS = {
-    "processes": "processes",
+    "processes": "wsgi_processes",
     "threads": "threads",
     "display-name": "display_name",
     "user": "user",
@@ -84,6 +86,9 @@ UNIX_PREFIX = "unix:"
 APPS_SUBDIR = "apps"
 STATE_BASE = "/var/lib/wsgi-apps"
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A process type of a project app: part of its systemd unit's name and of its journal identifier.
+PROCESS_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+PROCESS_KEYS = ("command", "count", "stop_timeout")
 ENTRY_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Set by the roles themselves in every mode; an app may not override them.
 RESERVED_ENV = frozenset({"STATE_DIRECTORY", "VIRTUAL_ENV", "PATH", "PYTHONPATH", "PYTHONHOME"})
@@ -243,6 +248,7 @@ class Given:
     field: Field
     present: bool
     done: Mapping[str, Any]
+    raw: Mapping[str, Any] = dataclass_field(default_factory=dict)  # the entry as given, for fields that read another
 
     def reject(self, value: Any, allowed: str, problem: str = "invalid value", hint: str = "") -> None:
         """Record a problem with this field, in the one message form."""
@@ -823,6 +829,84 @@ def _commands(value: Any, given: Given) -> list[str]:
     return [str(command) for command in value]
 
 
+def _is_int_like(value: Any) -> bool:
+    return not isinstance(value, bool) and _to_int(value) is not None
+
+
+def _processes(value: Any, given: Given) -> dict[str, dict[str, Any]]:
+    """A project app's long-running processes besides the web one (a queue's workers), by type.
+
+    In daemon mode an integer here is the older spelling of wsgi_processes (mod_wsgi's process count), which
+    that field reads; it is no process type.
+    """
+    allowed = ("a mapping of process types, name ([a-z][a-z0-9-]*, at most 32) to {command: a command line, "
+               "count: 1-16 (1), stop_timeout: seconds 1-3600 (30)}; in daemon mode also an integer 1-256, the "
+               "older spelling of wsgi_processes")
+    if value is None or value == {}:
+        return {}
+    if _is_int_like(value):
+        if given.done.get("mode") != "daemon":
+            given.reject(value, allowed, "an integer only in daemon mode (mod_wsgi's processes):")
+        return {}
+    if not isinstance(value, Mapping):
+        given.reject(value, allowed)
+        return {}
+    project = given.done.get("project")
+    if project is None:
+        given.reject(value, "only for an app with project (a project directory)", "field does not apply without project:")
+        return {}
+    good: dict[str, dict[str, Any]] = {}
+    for name, spec in value.items():
+        where = f"processes.{name}"
+        if not isinstance(name, str) or not PROCESS_NAME_RE.match(name):
+            given.errors.add(given.where, "processes", name, "a name of [a-z][a-z0-9-]*, at most 32 characters",
+                             "invalid process name")
+            continue
+        if not isinstance(spec, Mapping):
+            given.errors.add(given.where, where, spec, allowed)
+            continue
+        for key in spec:
+            if key not in PROCESS_KEYS:
+                given.errors.add(given.where, f"{where}.{key}", key, "one of " + ", ".join(PROCESS_KEYS),
+                                 "unknown process key")
+        command, argv = spec.get("command"), None
+        try:
+            argv = shlex.split(command) if isinstance(command, str) and not set(command) & {"\0", "\n"} else None
+        except ValueError:
+            argv = None
+        if not argv:
+            given.errors.add(given.where, f"{where}.command", command,
+                             "a command line on one line, quotes balanced, run (without a shell) in the live "
+                             "release with its venv first on PATH")
+            command = None
+        numbers = {}
+        for key, low, high, default in (("count", 1, 16, 1), ("stop_timeout", 1, 3600, 30)):
+            number = spec.get(key, default)
+            if not _is_int_like(number) or not low <= _to_int(number) <= high:
+                given.errors.add(given.where, f"{where}.{key}", number, f"an integer from {low} to {high}")
+                number = None
+            numbers[key] = None if number is None else _to_int(number)
+        if command is not None and None not in numbers.values():
+            good[name] = {"command": command, "argv": argv, **numbers}
+    return good
+
+
+def _wsgi_processes(value: Any, given: Given) -> int | None:
+    """mod_wsgi's daemon processes; `processes: <integer>` is its older spelling, still read here (and a
+    problem with it named as the user wrote it)."""
+    older = given.raw.get("processes")
+    if not _is_int_like(older):
+        return _bounded(1, 256)(value, given)
+    if given.present:
+        given.reject(value, "wsgi_processes or an integer processes, not both", "also given as processes:")
+        return None
+    number = _to_int(older)
+    if not 1 <= number <= 256:
+        given.errors.add(given.where, "processes", older, "an integer from 1 to 256")
+        return None
+    return number
+
+
 # --------------------------------------------------------------------------- daemon options
 
 
@@ -950,10 +1034,14 @@ FIELDS: tuple[Field, ...] = (
           doc="Project apps: commands run on each host in a new release, venv active, before it goes live."),
     Field("migrate", "app", "list", _project_only(_commands), default=[], elements="str",
           doc="Project apps: commands run once per new release, on one host, before any host switches."),
+    Field("processes", "app", "raw", _processes, default={},
+          doc="Project apps: long-running processes besides the web one, {worker: {command, count (1), "
+              "stop_timeout (30)}}, under systemd on the app's hosts; in daemon mode an integer is the older "
+              "spelling of wsgi_processes."),
     Field("process_group", "app", "str", _process_group, modes=DAEMON, default_doc="the app name",
           doc="WSGIDaemonProcess name; apps of one site may share it when their daemon settings agree."),
-    Field("processes", "app", "raw", _bounded(1, 256), modes=DAEMON, default=2,
-          doc="Daemon processes, 1-256."),
+    Field("wsgi_processes", "app", "raw", _wsgi_processes, modes=DAEMON, default=2,
+          doc="mod_wsgi daemon processes, 1-256 (formerly processes: an integer)."),
     Field("threads", "app", "raw", _bounded(1, 1000), modes=DAEMON, default=15,
           doc="Threads per daemon process, 1-1000."),
     Field("display_name", "app", "str", _display_name, modes=DAEMON, default="%{GROUP}",
@@ -1053,7 +1141,7 @@ def normalize_fields(errors: Errors, where: Where, raw: Mapping, ctx: Context, r
                done: dict[str, Any]) -> dict[str, Any]:
     """Check each row's value (or its default) in table order, adding the result to done."""
     for field in rows:
-        given = Given(errors, where, ctx, field, field.name in raw, done)
+        given = Given(errors, where, ctx, field, field.name in raw, done, raw)
         done[field.name] = field.check(raw.get(field.name, field.default), given)
     return done
 

@@ -290,3 +290,38 @@ def test_given_database_passwords_are_handed_apart_by_app_name() -> None:
     ]}]
     assert wsgi_database_password_values(sites) == {"shop": "s3cret"}
     assert wsgi_database_password_values(None) == {}
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def test_process_types_get_their_defaults_in_every_mode(playbook: Path) -> None:
+    for mode in ("daemon", "embedded", "proxy"):
+        processes = {"worker": {"command": "celery -A shop worker"},
+                     "beat-2": {"command": "python -m shop.clock", "count": "2", "stop_timeout": 60}}
+        app = normalize(playbook, [project(mode=mode, processes=processes)])[0]["apps"][0]
+        assert app["processes"] == {
+            "worker": {"command": "celery -A shop worker", "argv": ["celery", "-A", "shop", "worker"], "count": 1,
+                       "stop_timeout": 30},
+            "beat-2": {"command": "python -m shop.clock", "argv": ["python", "-m", "shop.clock"], "count": 2,
+                       "stop_timeout": 60}}
+
+
+@pytest.mark.parametrize(("processes", "fragments"), [
+    ({"Worker": {"command": "x"}}, ("field 'processes': invalid process name 'Worker'", "[a-z][a-z0-9-]*")),
+    ({"1st": {"command": "x"}}, ("invalid process name '1st'",)),
+    ({"worker": {"command": ""}}, ("field 'processes.worker.command'", "a command line on one line")),
+    ({"worker": {"command": "celery 'unbalanced"}}, ("field 'processes.worker.command'", "quotes balanced")),
+    ({"worker": {"command": "a\nb"}}, ("field 'processes.worker.command'",)),
+    ({"worker": {}}, ("field 'processes.worker.command'",)),
+    ({"worker": {"command": "x", "count": 0}}, ("field 'processes.worker.count'", "an integer from 1 to 16")),
+    ({"worker": {"command": "x", "count": 17}}, ("field 'processes.worker.count'",)),
+    ({"worker": {"command": "x", "stop_timeout": 0}}, ("field 'processes.worker.stop_timeout'", "from 1 to 3600")),
+    ({"worker": {"command": "x", "stop_timeout": True}}, ("field 'processes.worker.stop_timeout'",)),
+    ({"worker": {"command": "x", "cmd": "y"}}, ("field 'processes.worker.cmd'", "unknown process key",
+                                                "one of command, count, stop_timeout")),
+    ({"worker": "celery worker"}, ("field 'processes.worker'", "a mapping of process types")),
+    (["worker"], ("field 'processes'", "a mapping of process types")),
+])
+def test_bad_process_types_are_named(playbook: Path, processes: Any, fragments: tuple[str, ...]) -> None:
+    assert_names(error(playbook, [project(processes=processes)]), APP0, *fragments)

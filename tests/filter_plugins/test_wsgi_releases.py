@@ -13,6 +13,8 @@ from wsgi_releases import (
     FilterModule,
     wsgi_build_environment,
     wsgi_migration_plan,
+    wsgi_process_args,
+    wsgi_process_units,
     wsgi_redact,
     wsgi_release_directories,
     wsgi_release_env_files,
@@ -204,7 +206,8 @@ def test_filters_are_registered() -> None:
                                              "wsgi_releases_to_remove", "wsgi_unused_venvs",
                                              "wsgi_release_listing_command", "wsgi_release_listing",
                                              "wsgi_release_directories", "wsgi_release_env_files",
-                                             "wsgi_release_switch_args", "wsgi_release_restarts"}
+                                             "wsgi_release_switch_args", "wsgi_release_restarts",
+                                             "wsgi_process_units", "wsgi_process_args"}
 
 
 LIVE_APPS = [
@@ -241,3 +244,39 @@ def test_the_apps_to_restart_are_those_whose_env_loader_or_release_changed() -> 
     assert wsgi_release_restarts(LIVE_APPS, "/etc/env", {}, loaders, ["shop"]) == ["shop"]
     loaders["results"][0]["changed"] = True
     assert wsgi_release_restarts(LIVE_APPS, "/etc/env", envs, loaders, ["shop"]) == ["shop", "blog"]
+
+
+PROCESS_APPS = [
+    {"name": "shop", "release": {"user": "wsgi-shop", "current": "/a/shop/current", "state_dir": "/var/lib/wsgi-apps/shop"},
+     "processes": {"worker": {"argv": ["celery", "-A", "shop", "worker", "--queues=100%", 'say "hi" $HOME\\'],
+                              "count": 2, "stop_timeout": 60}}},
+    {"name": "blog", "release": {"user": None, "current": "/a/blog/current", "state_dir": "/var/lib/wsgi-apps/blog"},
+     "processes": {}},
+    {"name": "wiki", "release": {"user": None, "current": "/a/wiki/current", "state_dir": "/var/lib/wsgi-apps/wiki"},
+     "processes": {"clock": {"argv": ["python", "-m", "wiki.clock"], "count": 1, "stop_timeout": 30}}},
+]
+
+
+def test_each_process_type_is_a_template_unit_run_through_app_exec() -> None:
+    units = wsgi_process_units(PROCESS_APPS, "/etc/systemd/system", "/etc/wsgi-apps", "www-data", "www-data")
+    assert [(u["unit"], u["path"], u["count"], u["stop_timeout"], u["user"], u["group"]) for u in units] == [
+        ("wsgi-shop-worker@.service", "/etc/systemd/system/wsgi-shop-worker@.service", 2, 60, "wsgi-shop", "wsgi-shop"),
+        ("wsgi-wiki-clock@.service", "/etc/systemd/system/wsgi-wiki-clock@.service", 1, 30, "www-data", "www-data"),
+    ]
+    # Each word quoted the way systemd reads ExecStart= back: quotes and backslashes escaped, % and $ doubled.
+    assert units[0]["exec_args"] == (
+        '"/etc/wsgi-apps/shop.json" "/a/shop/current" "/var/lib/wsgi-apps/shop" "celery" "-A" "shop" "worker" '
+        '"--queues=100%%" "say \\"hi\\" $$HOME\\\\"')
+    assert units[0]["run_dir"] == "/run/wsgi-hosting/processes"
+
+
+def test_the_process_script_restarts_the_apps_restarted_and_the_units_changed() -> None:
+    units = wsgi_process_units(PROCESS_APPS, "/etc/systemd/system", "/etc/wsgi-apps", "www-data", "www-data")
+    nothing = {"results": [{"path": "/x", "changed": True}]}
+    assert wsgi_process_args(units, [], nothing) == [
+        "no-reload", "wsgi-shop-worker@.service", "2", "no", "wsgi-wiki-clock@.service", "1", "no"]
+    assert wsgi_process_args(units, ["shop"], nothing)[:4] == ["no-reload", "wsgi-shop-worker@.service", "2", "yes"]
+    written = {"results": [{"path": "/etc/systemd/system/wsgi-wiki-clock@.service", "changed": True}]}
+    assert wsgi_process_args(units, [], written) == [
+        "reload", "wsgi-shop-worker@.service", "2", "no", "wsgi-wiki-clock@.service", "1", "yes"]
+    assert wsgi_process_args([], ["shop"], None) == ["no-reload"]

@@ -85,7 +85,7 @@ def one_app(**fields: Any) -> list[dict[str, Any]]:
 
 # The project fields of an app without project: defaults that say "a single script".
 NO_PROJECT = {"project": None, "entry": None, "requirements": None, "env": {}, "secrets": [], "database": None, "static": [],
-              "build": [], "migrate": [], "release": None}
+              "build": [], "migrate": [], "processes": {}, "release": None}
 
 
 def assert_names(message: str, *fragments: str) -> None:
@@ -150,7 +150,7 @@ def test_full_daemon_site_is_normalized_exactly(normalize, paths) -> None:
             "script": "/usr/local/www/wsgi-scripts/myapp.wsgi",
             **NO_PROJECT,
             "process_group": "example.com",
-            "processes": 4,
+            "wsgi_processes": 4,
             "threads": 5,
             "display_name": "wsgi-myapp",
             "daemon_options": {"lang": "en_US.UTF-8", "maximum-requests": "1000"},
@@ -165,7 +165,7 @@ def test_daemon_defaults(normalize, paths) -> None:
     assert result == {
         "name": "myapp", "mount": "/myapp", "mode": "daemon", "source": paths["hello"],
         "callable": "application", "script": "/usr/local/www/wsgi-scripts/myapp.wsgi", **NO_PROJECT,
-        "process_group": "myapp", "processes": 2, "threads": 15, "display_name": "%{GROUP}",
+        "process_group": "myapp", "wsgi_processes": 2, "threads": 15, "display_name": "%{GROUP}",
         "daemon_options": {}, "user": "wsgi",
     }
 
@@ -426,12 +426,31 @@ def test_process_group_in_two_sites(error) -> None:
 
 
 @pytest.mark.parametrize(("field", "value", "allowed"), [
-    ("processes", 0, "from 1 to 256"), ("processes", -1, "from 1 to 256"), ("processes", True, "from 1 to 256"),
-    ("processes", 257, "from 1 to 256"), ("processes", "two", "from 1 to 256"), ("processes", 2.5, "from 1 to 256"),
+    ("wsgi_processes", 0, "from 1 to 256"), ("wsgi_processes", -1, "from 1 to 256"),
+    ("wsgi_processes", True, "from 1 to 256"), ("wsgi_processes", 257, "from 1 to 256"),
+    ("wsgi_processes", "two", "from 1 to 256"), ("wsgi_processes", 2.5, "from 1 to 256"),
+    ("processes", 0, "from 1 to 256"), ("processes", -1, "from 1 to 256"), ("processes", 257, "from 1 to 256"),
     ("threads", 0, "from 1 to 1000"), ("threads", 1001, "from 1 to 1000"), ("threads", False, "from 1 to 1000"),
 ])
 def test_daemon_sizing(error, field: str, value: Any, allowed: str) -> None:
     assert_names(error(one_app(**{field: value})), APP0, f"field '{field}'", "an integer " + allowed)
+
+
+def test_an_integer_processes_is_the_older_spelling_of_wsgi_processes(normalize) -> None:
+    app = normalize(one_app(processes="3"))[0]["apps"][0]
+    assert (app["processes"], app["wsgi_processes"]) == ({}, 3)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"processes": 3, "wsgi_processes": 3}, ("field 'wsgi_processes': also given as processes: 3; allowed: "
+                                            "wsgi_processes or an integer processes, not both")),
+    ({"processes": "two"}, "field 'processes'"),
+    ({"mode": "embedded", "mount": "/", "processes": 2}, "an integer only in daemon mode"),
+    ({"processes": {"worker": {"command": "celery worker"}}}, ("field 'processes': field does not apply without "
+                                                              "project")),
+])
+def test_processes_that_are_neither_a_count_nor_process_types(error, fields: dict, message: str) -> None:
+    assert_names(error(one_app(**fields)), APP0, message)
 
 
 @pytest.mark.parametrize("value", [0, 257, "x", True])
@@ -456,7 +475,7 @@ def test_proxy_listen(error, listen: Any) -> None:
 
 
 @pytest.mark.parametrize(("field", "value", "mode", "owner"), [
-    ("processes", 2, "embedded", "daemon"), ("threads", 2, "embedded", "daemon or proxy"),
+    ("wsgi_processes", 2, "embedded", "daemon"), ("threads", 2, "embedded", "daemon or proxy"),
     ("workers", 2, "daemon", "proxy"), ("listen", "127.0.0.1:80", "daemon", "proxy"),
     ("user", "web", "proxy", "daemon"), ("daemon_options", {}, "embedded", "daemon"),
     ("process_group", "g", "proxy", "daemon"),
@@ -482,7 +501,7 @@ def test_misspelled_daemon_option_suggests_the_documented_one(error) -> None:
 
 
 @pytest.mark.parametrize(("option", "field"), [
-    ("processes", "processes"), ("threads", "threads"), ("display-name", "display_name"), ("user", "user"),
+    ("processes", "wsgi_processes"), ("threads", "threads"), ("display-name", "display_name"), ("user", "user"),
 ])
 def test_daemon_options_with_their_own_field(error, option: str, field: str) -> None:
     assert_names(error(one_app(daemon_options={option: "x"})), APP0, f"field 'daemon_options.{option}'",
@@ -783,11 +802,12 @@ def test_known_keys_come_from_the_table() -> None:
     assert wsgi_sites.SITE_KEYS == ("server_name", "server_aliases", "port", "tls", "log_level", "document_root",
                                     "static_aliases", "apps")
     assert wsgi_sites.APP_KEYS == ("name", "mount", "mode", "project", "source", "callable", "entry", "requirements",
-                                   "env", "secrets", "database", "static", "build", "migrate", "process_group", "processes",
-                                   "threads", "display_name", "daemon_options", "user", "workers", "listen")
+                                   "env", "secrets", "database", "static", "build", "migrate", "processes",
+                                   "process_group", "wsgi_processes", "threads", "display_name", "daemon_options",
+                                   "user", "workers", "listen")
     assert wsgi_sites.MODE_KEYS == {
         "embedded": (),
-        "daemon": ("process_group", "processes", "threads", "display_name", "daemon_options", "user"),
+        "daemon": ("process_group", "wsgi_processes", "threads", "display_name", "daemon_options", "user"),
         "proxy": ("workers", "threads", "listen"),
     }
 
@@ -1097,9 +1117,22 @@ def test_the_layout_is_one_list_of_paths_parents_first(normalize) -> None:
         (f"{BASE}/wsgi-scripts/health", "directory", "wsgi", "0750"),
         (f"{BASE}/wsgi-scripts/health/healthz.wsgi", "file", "wsgi", "0640"),
         (f"{BASE}/wsgi-scripts/health/checks.json", "file", "wsgi", "0640"),
+        (f"{BASE}/wsgi-scripts/health/processes.json", "file", "wsgi", "0640"),
     ]
     # checks.json as to_nice_json writes it (sorted keys, four spaces), with a final newline.
-    assert [e.get("content") for e in entries[-2:]] == [
+    assert [e.get("content") for e in entries[-3:-1]] == [
         "script\n", '[\n    {\n        "app": "myapp",\n        "port": 80\n    }\n]\n']
+    # No app has processes: none is expected running.
+    assert json.loads(entries[-1]["content"]) == {"run_dir": "/run/wsgi-hosting/processes", "units": []}
     assert all(e["owner"] == "root" for e in entries)
     assert len(wsgi_layout_files(sites, BASE, "wsgi")) == 4  # no health check
+
+
+def test_the_health_check_expects_each_instance_of_each_process_type() -> None:
+    sites = [{"document_root": "/d", "apps": [
+        {"name": "shop", "processes": {"worker": {"count": 2}, "clock": {"count": 1}}},
+        {"name": "blog", "processes": {}}]}]
+    entries = wsgi_layout_files(sites, BASE, "wsgi", f"{BASE}/wsgi-scripts/health", "script\n", [])
+    assert json.loads(entries[-1]["content"])["units"] == [
+        {"app": "shop", "unit": "wsgi-shop-worker@1.service"}, {"app": "shop", "unit": "wsgi-shop-worker@2.service"},
+        {"app": "shop", "unit": "wsgi-shop-clock@1.service"}]

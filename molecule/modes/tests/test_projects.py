@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import ONE_BATCH, Load, Member
+from conftest import ONE_BATCH, Load, Member, wait_for
 
 testinfra_hosts = ["webservers"]
 
@@ -299,6 +299,19 @@ class Released:
         return self.member.lab.name
 
 
+def assert_processes_on(host, app: dict, version: str, stopped_version: str) -> None:
+    """Every instance of the app's processes beats on version, and the one before stopped gracefully on
+    stopped_version (SIGTERM reached the program, which finished its beat: test_processes.py)."""
+    for process, spec in app.get("processes", {}).items():
+        for number in range(1, spec.get("count", 1) + 1):
+            def beat(number: int = number) -> dict | None:
+                seen = json.loads(host.file(f"{STATE_BASE}/{app['name']}/heartbeat-{number}.json").content_string)
+                return seen if seen["version"] == version and time.time() - seen["time"] < 5 else None
+            wait_for(beat, 30, f"{app['name']} {process} {number} beating on version {version}")
+            stopped = json.loads(host.file(f"{STATE_BASE}/{app['name']}/stopped-{number}.json").content_string)
+            assert (stopped["graceful"], stopped["version"]) == (True, stopped_version), (app["name"], number)
+
+
 def notes(lab, site: dict, app: dict) -> list[str]:
     """What the Django project's /notes view lists: rows its migrations wrote into its state directory."""
     response = lab.request(url(app, "/notes"), site["server_name"])
@@ -358,6 +371,8 @@ def test_a_new_release_and_a_rollback_under_load_fail_no_request_and_rebuild_not
                 == host.file(f"{each.directory}/{each.before}/.venv").linked_to), each.name
         # The state directory (its SQLite database) is the one of the release before.
         assert notes(each.member.lab, each.site, each.app) == each.notes, each.name
+        # Its processes stopped gracefully on the old release and run on the new one.
+        assert_processes_on(host, each.app, "2", stopped_version="1")
     assert ("releases : Create the venv and install the requirements from the shipped wheels"
             not in result.ran_tasks())
     assert_no_secret(lab, result)
@@ -381,6 +396,7 @@ def test_a_new_release_and_a_rollback_under_load_fail_no_request_and_rebuild_not
         assert load.results["retried"] <= 3, (each.name, load.results)
         assert live_release(host, each.member.lab, each.app) == each.before
         assert notes(each.member.lab, each.site, each.app) == each.notes, each.name
+        assert_processes_on(host, each.app, "1", stopped_version="2")  # the rollback took them back too
         assert (sorted(host.file(f"{each.directory}/releases").listdir()),
                 sorted(host.file(f"{each.directory}/venvs").listdir())) == listing[each.name]
         listed = [m for m in rollback.messages(each.name) if m.startswith(f"{each.app['name']} on {each.name}")]

@@ -5,9 +5,13 @@ own Apache on the loopback address with the site's Host header, the way a client
 (Apache, then mod_wsgi's daemon processes, embedded interpreters or the app's headrace instance); over
 HTTPS for a site with TLS, the way its clients come (its plain port may only redirect). A status
 below 500 means the app's code loaded and answered; a 5xx, a timeout or a refused connection means it did
-not. The answer is 200 when every app answered and 503 naming the apps that did not.
+not. The project apps' long-running processes (workers) count too: each running instance keeps a mark in
+a run directory (its unit's ExecStartPost, removed by ExecStopPost when it stops or crashes), read here
+without asking systemd, which this unprivileged process could not. The answer is 200 when every app
+answered and every process runs, and 503 naming the apps and processes that did not.
 
-The apps to ask are in checks.json next to this file, written by the wsgi role with the sites.
+The apps to ask are in checks.json next to this file, the processes expected in processes.json, written
+by the wsgi role with the sites.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import ssl
 from concurrent.futures import ThreadPoolExecutor
 
 CHECKS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "checks.json")
+PROCESSES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "processes.json")
 
 
 class LoopbackHTTPSConnection(http.client.HTTPSConnection):
@@ -60,12 +65,24 @@ def probe(check: dict) -> str | None:
     return None if status < 500 else f"status {status}"
 
 
+def processes_down() -> list[str]:
+    """The expected process instances that have no mark of a running one, as lines naming app and unit."""
+    try:
+        with open(PROCESSES_FILE, encoding="utf-8") as handle:
+            expected = json.load(handle)
+    except FileNotFoundError:
+        return []
+    return [f"{entry['app']}: process {entry['unit']} is down" for entry in expected["units"]
+            if not os.path.exists(os.path.join(expected["run_dir"], entry["unit"]))]
+
+
 def application(environ, start_response):
     with open(CHECKS_FILE, encoding="utf-8") as handle:
         checks = json.load(handle)
     with ThreadPoolExecutor(max_workers=max(1, min(len(checks), 8))) as pool:
         problems = list(pool.map(probe, checks))
     failed = [f"{check['app']}: {problem}" for check, problem in zip(checks, problems) if problem]
+    failed += processes_down()
     lines = failed or [f"{check['app']}: ok" for check in checks]
     body = ("\n".join(["fail" if failed else "ok", *lines]) + "\n").encode()
     start_response(
