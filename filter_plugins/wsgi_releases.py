@@ -10,6 +10,7 @@ values from the output shown when a build fails.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -268,6 +269,35 @@ def wsgi_process_args(units: Any, restarted: Iterable[str], files: Any) -> list[
     return args
 
 
+def wsgi_run_target(hosts: Iterable[str], hostvars: Mapping[str, Any], app_name: Any, host: Any = "",
+                    command: Any = "") -> dict[str, Any]:
+    """Where playbooks/run.yml runs command for app app_name, checked before any host changes: the host
+    given, or the first of hosts (the play's, in inventory order) with a project app of that name.
+
+    Returns the host, the app (as that host's releases_apps has it) and the command's words (split like a
+    shell line: quotes work; no shell runs it). Raises an error naming the variable and what is allowed.
+    """
+    having = [name for name in hosts or () if any(app["name"] == app_name
+                                                   for app in hostvars[name].get("releases_apps") or ())]
+    known = sorted({app["name"] for name in hosts or () for app in hostvars[name].get("releases_apps") or ()})
+    if not isinstance(app_name, str) or not having:
+        raise AnsibleFilterError(f"wsgi_run_app is {app_name!r}; allowed: the name of a project app of the web "
+                                 f"servers ({', '.join(known) or 'they have none'}), e.g. -e wsgi_run_app=shop")
+    if host and host not in having:
+        raise AnsibleFilterError(f"wsgi_run_host is {host!r}; allowed: a web server with the app {app_name} "
+                                 f"({', '.join(having)}), or none for the first of them")
+    try:
+        words = shlex.split(command) if isinstance(command, str) and "\n" not in command else []
+    except ValueError:
+        words = []
+    if not words:
+        raise AnsibleFilterError(f"wsgi_run_command is {command!r}; allowed: a command line on one line, quotes "
+                                 "balanced, e.g. -e 'wsgi_run_command=\"python manage.py migrate --plan\"'")
+    target = host or having[0]
+    app = next(app for app in hostvars[target]["releases_apps"] if app["name"] == app_name)
+    return {"host": target, "app": app, "argv": words}
+
+
 class FilterModule:
     """Ansible entry point: the filters of the releases role."""
 
@@ -287,4 +317,5 @@ class FilterModule:
             "wsgi_release_restarts": wsgi_release_restarts,
             "wsgi_process_units": wsgi_process_units,
             "wsgi_process_args": wsgi_process_args,
+            "wsgi_run_target": wsgi_run_target,
         }

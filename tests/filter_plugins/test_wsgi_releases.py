@@ -23,6 +23,7 @@ from wsgi_releases import (
     wsgi_release_restarts,
     wsgi_release_switch_args,
     wsgi_releases_to_remove,
+    wsgi_run_target,
     wsgi_unused_venvs,
 )
 
@@ -207,7 +208,7 @@ def test_filters_are_registered() -> None:
                                              "wsgi_release_listing_command", "wsgi_release_listing",
                                              "wsgi_release_directories", "wsgi_release_env_files",
                                              "wsgi_release_switch_args", "wsgi_release_restarts",
-                                             "wsgi_process_units", "wsgi_process_args"}
+                                             "wsgi_process_units", "wsgi_process_args", "wsgi_run_target"}
 
 
 LIVE_APPS = [
@@ -280,3 +281,30 @@ def test_the_process_script_restarts_the_apps_restarted_and_the_units_changed() 
     assert wsgi_process_args(units, [], written) == [
         "reload", "wsgi-shop-worker@.service", "2", "no", "wsgi-wiki-clock@.service", "1", "yes"]
     assert wsgi_process_args([], ["shop"], None) == ["no-reload"]
+
+
+RUN_HOSTVARS = {"web1": {"releases_apps": [{"name": "blog"}]},
+                "web2": {"releases_apps": [{"name": "shop", "release": {"user": "wsgi-shop"}}]},
+                "web3": {"releases_apps": [{"name": "shop", "release": {"user": "wsgi-shop"}}]}}
+
+
+def test_the_command_runs_on_the_first_host_with_the_app_or_the_one_named() -> None:
+    hosts = ["web1", "web2", "web3"]
+    target = wsgi_run_target(hosts, RUN_HOSTVARS, "shop", "", 'python manage.py shell -c "print(1)"')
+    assert target == {"host": "web2", "app": RUN_HOSTVARS["web2"]["releases_apps"][0],
+                      "argv": ["python", "manage.py", "shell", "-c", "print(1)"]}
+    assert wsgi_run_target(hosts, RUN_HOSTVARS, "shop", "web3", "true")["host"] == "web3"
+
+
+@pytest.mark.parametrize(("app", "host", "command", "message"), [
+    ("wiki", "", "true", "wsgi_run_app is 'wiki'; allowed: the name of a project app of the web servers (blog, shop)"),
+    ("", "", "true", "wsgi_run_app is ''"),
+    ("shop", "web1", "true", "wsgi_run_host is 'web1'; allowed: a web server with the app shop (web2, web3)"),
+    ("shop", "", "", "wsgi_run_command is ''; allowed: a command line on one line"),
+    ("shop", "", "echo 'open", "wsgi_run_command is \"echo 'open\""),
+    ("shop", "", "a\nb", "wsgi_run_command is 'a\\nb'"),
+])
+def test_a_bad_app_host_or_command_is_named(app: str, host: str, command: str, message: str) -> None:
+    with pytest.raises(AnsibleFilterError) as info:
+        wsgi_run_target(["web1", "web2", "web3"], RUN_HOSTVARS, app, host, command)
+    assert message in str(info.value.message)

@@ -449,3 +449,32 @@ def assert_no_secret(lab, result) -> None:
     """No secret value in a run's output (the json callback's: every task result, more than -v shows)."""
     for value in secret_values(lab):
         assert value not in result.stdout and value not in result.stderr, value[:6]
+
+
+# --------------------------------------------------------------------------- one-off commands
+
+
+def test_run_yml_runs_a_command_in_the_live_release_and_fails_with_it(group):
+    """playbooks/run.yml on the daemon hosts (their Django project is `shop`): the first runs the command as
+    the app's user in its live release with its environment; the secret it prints is starred and in no
+    output; a failing command fails the play with its output and exit status."""
+    members = sorted((member for member in group if member.lab.name.startswith("daemon-")),
+                     key=lambda member: member.lab.name)
+    lab, hosts = members[0].lab, [member.lab.name for member in members]
+    first = hosts[0]  # the first in the inventory's order, as the play picks it
+    (app,) = [a for _, a in projects(lab) if a["name"] == "shop"]
+    release = members[0].host.check_output(f"readlink -f {app_dir(lab, app)}/current")
+    ran = lab.playbook(playbook="playbooks/run.yml", limit=hosts,
+                       extra_vars={"wsgi_run_app": "shop", "wsgi_run_command": "python manage.py whoami"})
+    assert ran.returncode == 0, ran.summary()
+    said = "\n".join(ran.messages(first))
+    assert f"user wsgi-shop\nrelease {release}\ngreeting {app['env']['SHOP_GREETING']}\nsecret ********" in said, said
+    assert ran.messages(hosts[1]) == []  # one host ran it
+    assert_no_secret(lab, ran)
+
+    failed = lab.playbook(playbook="playbooks/run.yml", limit=hosts,
+                          extra_vars={"wsgi_run_app": "shop", "wsgi_run_command": "python manage.py whoami --fail"})
+    assert failed.returncode != 0
+    said = "\n".join(failed.messages(first))
+    assert "failing on purpose" in said and "python manage.py whoami --fail exited with 3" in said, said
+    assert_no_secret(lab, failed)
