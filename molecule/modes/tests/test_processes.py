@@ -103,3 +103,31 @@ def test_a_process_that_dies_is_restarted_and_the_health_check_names_one_that_is
         host.run(f"systemctl start {second}")
     wait_for(lambda: lab.request("/healthz", site["server_name"], port=site.get("port", 80)).status == 200, 30,
              "the health check answering 200 again")
+
+
+def test_status_yml_shows_every_host_app_and_process_and_a_stopped_one(group):
+    """playbooks/status.yml over the daemon and proxy hosts: one table, a row per host, app and process
+    instance; an instance stopped by hand shows inactive, and its app's web column names it as down."""
+    members = sorted((m for m in group if m.lab.name.startswith(("daemon-", "proxy-"))), key=lambda m: m.lab.name)
+    lab, hosts = members[0].lab, [m.lab.name for m in members]
+    (_, app), = [(s, a) for s, a in with_processes(lab)]
+    _, _, stopped = instances(app)[1]
+    members[0].host.run(f"systemctl stop {stopped}")
+    try:
+        shown = lab.playbook(playbook="playbooks/status.yml", limit=hosts)
+    finally:
+        members[0].host.run(f"systemctl start {stopped}")
+    assert shown.returncode == 0, shown.summary()
+    assert shown.host_stats(hosts[0])["changed"] == 0
+    (table,) = [m for m in shown.messages() if m.startswith("host ")]
+    rows = table.splitlines()[1:]
+    for member in members:
+        for _, other in with_processes(member.lab):
+            release = member.host.check_output(
+                f"readlink {member.lab.variables['wsgi_base_dir']}/apps/{other['name']}/current").split("/")[-1]
+            mine = [row for row in rows if row.startswith(member.lab.name + " ") and f" {other['name']} " in row]
+            assert len(mine) == 2 and all(release in row for row in mine), (member.lab.name, table)
+    (row,) = [row for row in rows if row.startswith(hosts[0] + " ") and stopped in row]
+    assert "inactive" in row and f"process {stopped} is down" in row, table
+    running = [row for row in rows if "active (running)" in row]
+    assert len(running) == 2 * len(members) - 1, table

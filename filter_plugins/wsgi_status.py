@@ -1,0 +1,118 @@
+"""The fleet's status at a glance (playbooks/status.yml): what each web server's status command reads, and
+the one table made of every host's answer.
+
+A status must be fast, so each host is read in one module run (roles/releases/files/status.py) and the
+table is made here, on the controller, where a test pins its columns; no host is asked twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules import (
+    process_instances,
+)
+
+COLUMNS = ("host", "app", "release", "live for", "web", "process", "state", "up for", "restarts")
+
+
+def wsgi_status_spec(sites: Any, health_url: str) -> dict[str, Any]:
+    """What the status command reads on a host with these sites (wsgi_model's): the health check, and per
+    app its `current` link (none for a single-file app) and the unit instances of its processes."""
+    apps = [{"name": app["name"], "current": (app.get("release") or {}).get("current", ""),
+             "units": process_instances(app)}
+            for site in sites or () for app in site.get("apps") or ()]
+    return {"health_url": str(health_url), "apps": apps}
+
+
+def _duration(seconds: Any) -> str:
+    """A duration as a person reads it at a glance: 3d 04h, 2h 03m, 5m 02s, 40s."""
+    if seconds is None or seconds < 0:
+        return "-"
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {seconds:02d}s"
+    return f"{seconds}s"
+
+
+def _web(health: Mapping[str, Any], app: str) -> str:
+    """An app's web health from the health check's answer: the problem its body names, else ok, or what
+    kept the check from answering."""
+    lines = str(health.get("body") or "").splitlines()[1:]
+    said = [line.split(":", 1)[1].strip() for line in lines if line.startswith(f"{app}:")]
+    problems = [text for text in said if text != "ok"]
+    if problems:
+        return problems[0]
+    if health.get("status") == -1:
+        return "no answer"
+    return "ok"
+
+
+def _reports(hosts: Iterable[str], hostvars: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each host's status command's answer (wsgi_status_read), parsed, or what kept it from answering."""
+    reports: list[dict[str, Any]] = []
+    for host in hosts or ():
+        read = (hostvars.get(host) or {}).get("wsgi_status_read") or {}
+        if read.get("rc") == 0:
+            try:
+                reports.append({"host": host, "report": json.loads(read.get("stdout") or "")})
+                continue
+            except ValueError:
+                pass
+        error = read.get("msg") or read.get("stderr") or "not reached"
+        reports.append({"host": host, "error": " ".join(str(error).split())[:120]})
+    return reports
+
+
+def wsgi_status_table(hosts: Iterable[str], hostvars: Mapping[str, Any]) -> str:
+    """The table of the fleet: a row per host and app (per process instance of it), columns COLUMNS, from
+    each host's registered wsgi_status_read (status.py's JSON; a host that did not answer is a row that says
+    why), in the hosts' order."""
+    return status_table(_reports(hosts, hostvars))
+
+
+def status_table(reports: Iterable[Mapping[str, Any]]) -> str:
+    """The table of reports: each a `host` with its `report` (status.py's JSON, parsed) or an `error`."""
+    rows: list[tuple[str, ...]] = []
+    for entry in reports or ():
+        host = str(entry.get("host", ""))
+        report = entry.get("report")
+        if not isinstance(report, Mapping):
+            rows.append((host, "-", "-", "-", f"unreadable: {entry.get('error') or 'no answer'}", "-", "-", "-", "-"))
+            continue
+        now = report.get("now") or 0
+        for app in report.get("apps") or ():
+            since = app.get("live_since")
+            base = (host, app["name"], app.get("release") or "-", _duration(now - since if since else None),
+                    _web(report.get("health") or {}, app["name"]))
+            units = app.get("units") or []
+            if not units:
+                rows.append((*base, "-", "-", "-", "-"))
+            for unit in units:
+                up = unit.get("since")
+                running = str(unit.get("state", "")).startswith("active")
+                rows.append((*base, unit["unit"], unit.get("state", "?"),
+                             _duration(now - up if up and running else None), str(unit.get("restarts", 0))))
+    if not rows:
+        raise AnsibleFilterError("wsgi_status_table: no host reported; allowed: the reports of the web servers")
+    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(COLUMNS)]
+    lines = ["  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)).rstrip()
+             for row in [COLUMNS, *rows]]
+    return "\n".join(lines) + "\n"
+
+
+class FilterModule:
+    """Ansible entry point: the filters of playbooks/status.yml."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        return {"wsgi_status_spec": wsgi_status_spec, "wsgi_status_table": wsgi_status_table}

@@ -1,0 +1,55 @@
+"""Tests for the status filters: what a host's status command reads, and the fleet's table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from wsgi_status import COLUMNS, FilterModule, wsgi_status_spec, wsgi_status_table
+
+SITES = [{"apps": [{"name": "hello", "release": None},
+                   {"name": "shop", "release": {"current": "/srv/apps/shop/current"},
+                    "processes": {"beat": {"count": 2}}}]}]
+
+
+def test_the_spec_names_each_app_its_live_link_and_its_process_instances() -> None:
+    assert wsgi_status_spec(SITES, "http://127.0.0.1:80/healthz") == {
+        "health_url": "http://127.0.0.1:80/healthz",
+        "apps": [{"name": "hello", "current": "", "units": []},
+                 {"name": "shop", "current": "/srv/apps/shop/current",
+                  "units": ["wsgi-shop-beat@1.service", "wsgi-shop-beat@2.service"]}]}
+
+
+def read(report: dict) -> dict:
+    return {"wsgi_status_read": {"rc": 0, "stdout": json.dumps(report)}}
+
+
+REPORT = {"now": 100_000, "health": {"status": 503, "body": "fail\nshop: process wsgi-shop-beat@2.service is down\n"},
+          "apps": [{"name": "hello", "release": "", "live_since": None, "units": []},
+                   {"name": "shop", "release": "5f0c3e1a", "live_since": 100_000 - 7_380, "units": [
+                       {"unit": "wsgi-shop-beat@1.service", "state": "active (running)", "since": 100_000 - 65,
+                        "restarts": 1},
+                       {"unit": "wsgi-shop-beat@2.service", "state": "inactive (dead)", "since": None,
+                        "restarts": 0}]}]}
+
+
+def test_one_row_per_host_app_and_process_instance_with_what_went_wrong() -> None:
+    hostvars = {"web1": read(REPORT), "web2": {"wsgi_status_read": {"unreachable": True, "msg": "Failed to\nconnect"}}}
+    lines = wsgi_status_table(["web1", "web2"], hostvars).splitlines()
+    assert lines[0].split("  ")[0] == "host" and all(column in lines[0] for column in COLUMNS)
+    cells = [line.split() for line in lines[1:]]
+    assert cells[0] == ["web1", "hello", "-", "-", "ok", "-", "-", "-", "-"]  # not named by the check: ok
+    assert lines[2].split()[:6] == ["web1", "shop", "5f0c3e1a", "2h", "03m", "process"]
+    assert "wsgi-shop-beat@1.service  active (running)  1m 05s" in lines[2] and lines[2].endswith("1")
+    assert "inactive (dead)" in lines[3] and lines[3].split()[-2:] == ["-", "0"]
+    assert lines[4].startswith("web2") and "unreadable: Failed to connect" in lines[4]
+
+
+def test_a_host_without_any_report_is_an_error() -> None:
+    with pytest.raises(AnsibleFilterError, match="no host reported"):
+        wsgi_status_table([], {})
+
+
+def test_filter_module_exports_the_filters() -> None:
+    assert FilterModule().filters() == {"wsgi_status_spec": wsgi_status_spec, "wsgi_status_table": wsgi_status_table}
