@@ -230,6 +230,20 @@ def _systemd_quoted(word: str) -> str:
     return f'"{escaped}"'
 
 
+def _runs_as(app: Mapping[str, Any], apache_user: str, apache_group: str) -> dict[str, str]:
+    """Who an app's processes and jobs run as: its own user, or Apache's for an embedded app (its
+    environment file is readable by Apache's group then)."""
+    release = app.get("release") or {}
+    return {"user": release.get("user") or apache_user, "group": release.get("user") or apache_group}
+
+
+def _launch_words(app: Mapping[str, Any], env_dir: str) -> list[str]:
+    """The arguments app-exec and job-run take before the command: the app's environment file, its
+    `current` link and its state directory."""
+    release = app["release"]
+    return [f"{env_dir}/{app['name']}.json", release["current"], release["state_dir"]]
+
+
 def wsgi_process_units(apps: Any, unit_dir: str, env_dir: str, apache_user: str,
                        apache_group: str) -> list[dict[str, Any]]:
     """The systemd template unit of each process type of each project app (processes), in the apps' order.
@@ -242,31 +256,57 @@ def wsgi_process_units(apps: Any, unit_dir: str, env_dir: str, apache_user: str,
     """
     units = []
     for app in apps or ():
-        release = app.get("release") or {}
         for process, spec in (app.get("processes") or {}).items():
             unit = process_unit(app["name"], process)
-            words = [f"{env_dir}/{app['name']}.json", release["current"], release["state_dir"], *spec["argv"]]
+            words = [*_launch_words(app, env_dir), *spec["argv"]]
             units.append({
                 "unit": unit, "path": f"{unit_dir}/{unit}", "app": app["name"], "process": process,
                 "count": int(spec["count"]), "stop_timeout": int(spec["stop_timeout"]),
-                "user": release.get("user") or apache_user, "group": release.get("user") or apache_group,
-                "state_dir": release["state_dir"], "run_dir": PROCESS_RUN_DIR,
+                **_runs_as(app, apache_user, apache_group), "state_dir": app["release"]["state_dir"],
+                "run_dir": PROCESS_RUN_DIR, "exec_args": " ".join(map(_systemd_quoted, words)),
+            })
+    return units
+
+
+def wsgi_job_units(apps: Any, unit_dir: str, env_dir: str, apache_user: str,
+                   apache_group: str) -> list[dict[str, Any]]:
+    """The timer and service of each scheduled job of each project app (schedule), in the apps' order.
+
+    Each names its timer (wsgi-<app>-job-<name>.timer) and service, their paths in unit_dir, the app, the
+    job, its calendar and timeout, the user and group it runs as (as the app's processes), its state
+    directory and the arguments of job-run: app, job, calendar and timeout, then those of app-exec (the
+    environment file, `current`, the state directory) and the command's words, each quoted for ExecStart=.
+    """
+    units = []
+    for app in apps or ():
+        for job in app.get("schedule") or ():
+            base = f"wsgi-{app['name']}-job-{job['name']}"
+            words = [app["name"], job["name"], job["on_calendar"], str(job["timeout"]),
+                     *_launch_words(app, env_dir), *job["argv"]]
+            units.append({
+                "timer": f"{base}.timer", "service": f"{base}.service", "timer_path": f"{unit_dir}/{base}.timer",
+                "service_path": f"{unit_dir}/{base}.service", "app": app["name"], "job": job["name"],
+                "on_calendar": job["on_calendar"], "timeout": int(job["timeout"]),
+                **_runs_as(app, apache_user, apache_group), "state_dir": app["release"]["state_dir"],
                 "exec_args": " ".join(map(_systemd_quoted, words)),
             })
     return units
 
 
-def wsgi_process_args(units: Any, restarted: Iterable[str], files: Any) -> list[str]:
+def wsgi_process_args(units: Any, restarted: Iterable[str], files: Any, jobs: Any = ()) -> list[str]:
     """The arguments of files/processes.sh after its unit directory: reload when a unit's file changed
-    (files is the registered wsgi_files result that wrote them), then per unit its template, count and
-    whether to restart the running instances (yes when the app is among restarted, or its file changed)."""
+    (files is the registered wsgi_files result that wrote them), then per process unit its template, count
+    and whether to restart the running instances (yes when the app is among restarted, or its file
+    changed), then, after "--", the timers of the jobs (wsgi_job_units)."""
     changed = _changed_paths(files)
     apps = set(restarted or ())
-    args = ["reload" if any(unit["path"] in changed for unit in units or ()) else "no-reload"]
+    paths = [unit["path"] for unit in units or ()]
+    paths += [path for job in jobs or () for path in (job["timer_path"], job["service_path"])]
+    args = ["reload" if any(path in changed for path in paths) else "no-reload"]
     for unit in units or ():
         again = unit["app"] in apps or unit["path"] in changed
         args += [unit["unit"], str(unit["count"]), "yes" if again else "no"]
-    return args
+    return [*args, "--", *(job["timer"] for job in jobs or ())]
 
 
 def wsgi_run_target(hosts: Iterable[str], hostvars: Mapping[str, Any], app_name: Any, host: Any = "",
@@ -317,5 +357,6 @@ class FilterModule:
             "wsgi_release_restarts": wsgi_release_restarts,
             "wsgi_process_units": wsgi_process_units,
             "wsgi_process_args": wsgi_process_args,
+            "wsgi_job_units": wsgi_job_units,
             "wsgi_run_target": wsgi_run_target,
         }

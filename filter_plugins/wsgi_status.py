@@ -8,6 +8,7 @@ table is made here, on the controller, where a test pins its columns; no host is
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -17,13 +18,16 @@ from ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules i
 )
 
 COLUMNS = ("host", "app", "release", "live for", "web", "process", "state", "up for", "restarts")
+# A job's row says its last run across the fleet in "state" and its next time in "up for"; times are UTC.
 
 
-def wsgi_status_spec(sites: Any, health_url: str) -> dict[str, Any]:
+def wsgi_status_spec(sites: Any, health_url: str, env_dir: str = "") -> dict[str, Any]:
     """What the status command reads on a host with these sites (wsgi_model's): the health check, and per
-    app its `current` link (none for a single-file app) and the unit instances of its processes."""
+    app its `current` link (none for a single-file app), the unit instances of its processes, its jobs and
+    its environment file in env_dir (its database's settings: where its jobs' runs are recorded)."""
     apps = [{"name": app["name"], "current": (app.get("release") or {}).get("current", ""),
-             "units": process_instances(app)}
+             "units": process_instances(app), "jobs": [job["name"] for job in app.get("schedule") or ()],
+             "env_file": f"{env_dir}/{app['name']}.json" if env_dir else ""}
             for site in sites or () for app in site.get("apps") or ()]
     return {"health_url": str(health_url), "apps": apps}
 
@@ -43,6 +47,26 @@ def _duration(seconds: Any) -> str:
     if minutes:
         return f"{minutes}m {seconds:02d}s"
     return f"{seconds}s"
+
+
+def _clock(moment: Any) -> str:
+    """A unix time as the UTC time of day (with the date when it is not today's)."""
+    if moment is None:
+        return "-"
+    return time.strftime("%H:%M:%S", time.gmtime(int(moment)))
+
+
+def _job_row(job: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """A job's process, state, up-for and restarts cells: its last run across the fleet, its next time."""
+    last = job.get("last")
+    if not last:
+        state = "not run yet"
+    else:
+        status = last.get("status")
+        result = "running" if status is None else ("ok" if status == 0 else f"failed (exit {status})")
+        took = "" if last.get("seconds") is None else f", {last['seconds']:.1f} s"
+        state = f"{result}: {_clock(last.get('scheduled'))} on {last.get('host')}{took}"
+    return f"job {job['job']}", state, f"next {_clock(job.get('next'))}", "-"
 
 
 def _web(health: Mapping[str, Any], app: str) -> str:
@@ -95,9 +119,11 @@ def status_table(reports: Iterable[Mapping[str, Any]]) -> str:
             since = app.get("live_since")
             base = (host, app["name"], app.get("release") or "-", _duration(now - since if since else None),
                     _web(report.get("health") or {}, app["name"]))
-            units = app.get("units") or []
-            if not units:
+            units, jobs = app.get("units") or [], app.get("jobs") or []
+            if not units and not jobs:
                 rows.append((*base, "-", "-", "-", "-"))
+            for job in jobs:
+                rows.append((*base, *_job_row(job)))
             for unit in units:
                 up = unit.get("since")
                 running = str(unit.get("state", "")).startswith("active")

@@ -109,3 +109,20 @@ def test_app_exec_runs_the_program_in_the_live_release_with_the_apps_environment
     missing = subprocess.run([sys.executable, str(FILES / "app-exec"), str(env_file), str(tmp_path / "current"),
                               "/x", "no-such-program"], capture_output=True, text=True, check=False)
     assert missing.returncode == 127 and "no-such-program" in missing.stderr
+
+
+def test_timers_after_the_dashes_start_once_and_a_timer_no_longer_wanted_goes_with_its_service(host: Path) -> None:
+    units = host / "units"
+    for name in ("wsgi-shop-job-clean.timer", "wsgi-shop-job-clean.service", "wsgi-shop-job-old.timer",
+                 "wsgi-shop-job-old.service"):
+        (units / name).write_text(MARK)
+    first = run(host, "apply", str(units), "reload", "wsgi-shop-worker@.service", "1", "no", "--",
+                "wsgi-shop-job-clean.timer")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == ["started wsgi-shop-worker@1.service", "started wsgi-shop-job-clean.timer",
+                                         "stopped wsgi-shop-job-old.timer", f"removed {units}/wsgi-shop-job-old.timer"]
+    assert sorted(path.name for path in units.iterdir()) == [
+        "wsgi-shop-job-clean.service", "wsgi-shop-job-clean.timer", "wsgi-shop-worker@.service"]
+    again = run(host, "apply", str(units), "no-reload", "wsgi-shop-worker@.service", "1", "no", "--",
+                "wsgi-shop-job-clean.timer")
+    assert (again.returncode, again.stdout) == (0, "")

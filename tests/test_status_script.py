@@ -12,8 +12,13 @@ import threading
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "roles" / "wsgi" / "files" / "status.py"
+FAKE_PSQL = """#!/bin/sh
+[ "$PGDATABASE" = shop ] || exit 2
+printf 'clean\\t1700000000\\tweb2\\t0\\t1.5\\n'
+"""
 FAKE_SYSTEMCTL = """#!/bin/sh
 case $4 in
+  wsgi-shop-job-clean.timer) printf 'NextElapseUSecRealtime=@1700003600\\n' ;;
   wsgi-shop-beat@1.service) printf 'ActiveState=active\\nSubState=running\\nActiveEnterTimestamp=@1700000000\\nNRestarts=2\\n' ;;
   *) printf 'ActiveState=inactive\\nSubState=dead\\nActiveEnterTimestamp=\\nNRestarts=0\\n' ;;
 esac
@@ -38,12 +43,16 @@ def test_it_reads_the_health_check_the_live_release_and_the_units(tmp_path: Path
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "systemctl").write_text(FAKE_SYSTEMCTL)
     (tmp_path / "bin" / "systemctl").chmod(0o755)
+    (tmp_path / "bin" / "psql").write_text(FAKE_PSQL)
+    (tmp_path / "bin" / "psql").chmod(0o755)
+    (tmp_path / "shop.json").write_text(json.dumps({"PGDATABASE": "shop"}))
     (tmp_path / "releases" / "r1").mkdir(parents=True)
     (tmp_path / "current").symlink_to("releases/r1")
     spec = {"health_url": f"http://127.0.0.1:{server.server_address[1]}/healthz",
             "apps": [{"name": "hello", "current": "", "units": []},
                      {"name": "shop", "current": str(tmp_path / "current"),
-                      "units": ["wsgi-shop-beat@1.service", "wsgi-shop-beat@2.service"]}]}
+                      "units": ["wsgi-shop-beat@1.service", "wsgi-shop-beat@2.service"], "jobs": ["clean"],
+                      "env_file": str(tmp_path / "shop.json")}]}
     env = {**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}"}
     try:
         done = subprocess.run([sys.executable, "-c", SCRIPT.read_text(), json.dumps(spec)], capture_output=True,
@@ -54,7 +63,10 @@ def test_it_reads_the_health_check_the_live_release_and_the_units(tmp_path: Path
     report = json.loads(done.stdout)
     assert report["health"] == {"status": 503, "body": "fail\\nshop: process wsgi-shop-beat@2.service is down\\n"}
     hello, shop = report["apps"]
-    assert (hello["release"], hello["live_since"], hello["units"]) == ("", None, [])
+    assert (hello["release"], hello["live_since"], hello["units"], hello["jobs"]) == ("", None, [], [])
+    # The job's last run across the fleet comes from the app's database (its environment's settings).
+    assert shop["jobs"] == [{"job": "clean", "next": 1700003600,
+                             "last": {"scheduled": 1700000000, "host": "web2", "status": 0, "seconds": 1.5}}]
     assert shop["release"] == "r1" and shop["live_since"] == int(os.lstat(tmp_path / "current").st_mtime)
     assert shop["units"] == [
         {"unit": "wsgi-shop-beat@1.service", "state": "active (running)", "since": 1700000000, "restarts": 2},

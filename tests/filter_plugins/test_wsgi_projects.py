@@ -6,6 +6,7 @@ the value and what is allowed (issue "real applications", validation).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -325,3 +326,46 @@ def test_process_types_get_their_defaults_in_every_mode(playbook: Path) -> None:
 ])
 def test_bad_process_types_are_named(playbook: Path, processes: Any, fragments: tuple[str, ...]) -> None:
     assert_names(error(playbook, [project(processes=processes)]), APP0, *fragments)
+
+
+# --------------------------------------------------------------------------- schedule
+
+
+def test_jobs_get_their_defaults(playbook: Path) -> None:
+    schedule = [{"name": "clearsessions", "command": "python manage.py clearsessions", "on_calendar": "*-*-* 03:00:00"},
+                {"name": "report", "command": "python manage.py report --all", "on_calendar": "hourly", "timeout": 60}]
+    app = normalize(playbook, [project(database={"name": "shop"}, schedule=schedule)])[0]["apps"][0]
+    assert app["schedule"] == [
+        {"name": "clearsessions", "command": "python manage.py clearsessions",
+         "argv": ["python", "manage.py", "clearsessions"], "on_calendar": "*-*-* 03:00:00", "timeout": 3600},
+        {"name": "report", "command": "python manage.py report --all",
+         "argv": ["python", "manage.py", "report", "--all"], "on_calendar": "hourly", "timeout": 60}]
+
+
+JOB = {"name": "clean", "command": "python manage.py clean", "on_calendar": "daily"}
+
+
+@pytest.mark.parametrize(("schedule", "fragments"), [
+    ([{**JOB, "name": "Clean"}], ("field 'schedule[0].name'", "[a-z][a-z0-9-]*")),
+    ([JOB, JOB], ("field 'schedule[1].name'", "duplicate", "each job name once")),
+    ([{**JOB, "command": " "}], ("field 'schedule[0].command'", "a command line on one line")),
+    ([{**JOB, "timeout": 0}], ("field 'schedule[0].timeout'", "from 1 to 86400")),
+    ([{**JOB, "every": "day"}], ("field 'schedule[0].every'", "unknown job key", "one of name, command, on_calendar")),
+    ([{**JOB, "on_calendar": ""}], ("field 'schedule[0].on_calendar'", "a systemd OnCalendar specification")),
+    ({"clean": JOB}, ("field 'schedule'", "a list of jobs")),
+])
+def test_bad_jobs_are_named(playbook: Path, schedule: Any, fragments: tuple[str, ...]) -> None:
+    assert_names(error(playbook, [project(database={"name": "shop"}, schedule=schedule)]), APP0, *fragments)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="the controller cannot ask systemd here")
+def test_a_calendar_systemd_rejects_is_named_with_what_it_said(playbook: Path) -> None:
+    message = error(playbook, [project(database={"name": "shop"}, schedule=[{**JOB, "on_calendar": "every tuesday"}])])
+    assert_names(message, APP0, "field 'schedule[0].on_calendar'", "'every tuesday'",
+                 "Failed to parse calendar specification")
+
+
+def test_a_schedule_needs_the_apps_database_and_a_project(playbook: Path) -> None:
+    assert_names(error(playbook, [project(schedule=[JOB])]), APP0, "field 'schedule'", "a schedule needs a database")
+    assert_names(error(playbook, [{"name": "s", "mount": "/", "mode": "daemon", "schedule": [JOB]}]),
+                 "field 'schedule'", "field does not apply without project")

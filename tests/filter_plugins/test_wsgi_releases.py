@@ -12,6 +12,7 @@ from ansible.errors import AnsibleFilterError
 from wsgi_releases import (
     FilterModule,
     wsgi_build_environment,
+    wsgi_job_units,
     wsgi_migration_plan,
     wsgi_process_args,
     wsgi_process_units,
@@ -208,7 +209,8 @@ def test_filters_are_registered() -> None:
                                              "wsgi_release_listing_command", "wsgi_release_listing",
                                              "wsgi_release_directories", "wsgi_release_env_files",
                                              "wsgi_release_switch_args", "wsgi_release_restarts",
-                                             "wsgi_process_units", "wsgi_process_args", "wsgi_run_target"}
+                                             "wsgi_process_units", "wsgi_process_args", "wsgi_run_target",
+                                             "wsgi_job_units"}
 
 
 LIVE_APPS = [
@@ -275,12 +277,31 @@ def test_the_process_script_restarts_the_apps_restarted_and_the_units_changed() 
     units = wsgi_process_units(PROCESS_APPS, "/etc/systemd/system", "/etc/wsgi-apps", "www-data", "www-data")
     nothing = {"results": [{"path": "/x", "changed": True}]}
     assert wsgi_process_args(units, [], nothing) == [
-        "no-reload", "wsgi-shop-worker@.service", "2", "no", "wsgi-wiki-clock@.service", "1", "no"]
+        "no-reload", "wsgi-shop-worker@.service", "2", "no", "wsgi-wiki-clock@.service", "1", "no", "--"]
     assert wsgi_process_args(units, ["shop"], nothing)[:4] == ["no-reload", "wsgi-shop-worker@.service", "2", "yes"]
     written = {"results": [{"path": "/etc/systemd/system/wsgi-wiki-clock@.service", "changed": True}]}
     assert wsgi_process_args(units, [], written) == [
-        "reload", "wsgi-shop-worker@.service", "2", "no", "wsgi-wiki-clock@.service", "1", "yes"]
-    assert wsgi_process_args([], ["shop"], None) == ["no-reload"]
+        "reload", "wsgi-shop-worker@.service", "2", "no", "wsgi-wiki-clock@.service", "1", "yes", "--"]
+    assert wsgi_process_args([], ["shop"], None) == ["no-reload", "--"]
+
+
+JOB_APPS = [{"name": "shop", "release": {"user": "wsgi-shop", "current": "/a/shop/current",
+                                         "state_dir": "/var/lib/wsgi-apps/shop"},
+             "schedule": [{"name": "clean", "argv": ["python", "manage.py", "clean"], "on_calendar": "*-*-* 03:00:00",
+                           "timeout": 600}]}]
+
+
+def test_each_job_is_a_timer_and_a_service_run_through_job_run() -> None:
+    (job,) = wsgi_job_units(JOB_APPS, "/etc/systemd/system", "/etc/wsgi-apps", "www-data", "www-data")
+    assert {key: job[key] for key in ("timer", "service", "timer_path", "on_calendar", "timeout", "user")} == {
+        "timer": "wsgi-shop-job-clean.timer", "service": "wsgi-shop-job-clean.service",
+        "timer_path": "/etc/systemd/system/wsgi-shop-job-clean.timer", "on_calendar": "*-*-* 03:00:00",
+        "timeout": 600, "user": "wsgi-shop"}
+    assert job["exec_args"] == ('"shop" "clean" "*-*-* 03:00:00" "600" "/etc/wsgi-apps/shop.json" "/a/shop/current" '
+                                '"/var/lib/wsgi-apps/shop" "python" "manage.py" "clean"')
+    # Its timer follows the processes' arguments; a changed service file reloads systemd.
+    written = {"results": [{"path": "/etc/systemd/system/wsgi-shop-job-clean.service", "changed": True}]}
+    assert wsgi_process_args([], [], written, [job]) == ["reload", "--", "wsgi-shop-job-clean.timer"]
 
 
 RUN_HOSTVARS = {"web1": {"releases_apps": [{"name": "blog"}]},

@@ -85,7 +85,7 @@ def one_app(**fields: Any) -> list[dict[str, Any]]:
 
 # The project fields of an app without project: defaults that say "a single script".
 NO_PROJECT = {"project": None, "entry": None, "requirements": None, "env": {}, "secrets": [], "database": None, "static": [],
-              "build": [], "migrate": [], "processes": {}, "release": None}
+              "build": [], "migrate": [], "processes": {}, "schedule": [], "release": None}
 
 
 def assert_names(message: str, *fragments: str) -> None:
@@ -803,7 +803,7 @@ def test_known_keys_come_from_the_table() -> None:
                                     "static_aliases", "apps")
     assert wsgi_sites.APP_KEYS == ("name", "mount", "mode", "project", "source", "callable", "entry", "requirements",
                                    "env", "secrets", "database", "static", "build", "migrate", "processes",
-                                   "process_group", "wsgi_processes", "threads", "display_name", "daemon_options",
+                                   "schedule", "process_group", "wsgi_processes", "threads", "display_name", "daemon_options",
                                    "user", "workers", "listen")
     assert wsgi_sites.MODE_KEYS == {
         "embedded": (),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from ansible.errors import AnsibleFilterError
@@ -10,15 +11,16 @@ from wsgi_status import COLUMNS, FilterModule, wsgi_status_spec, wsgi_status_tab
 
 SITES = [{"apps": [{"name": "hello", "release": None},
                    {"name": "shop", "release": {"current": "/srv/apps/shop/current"},
-                    "processes": {"beat": {"count": 2}}}]}]
+                    "processes": {"beat": {"count": 2}}, "schedule": [{"name": "clean"}]}]}]
 
 
-def test_the_spec_names_each_app_its_live_link_and_its_process_instances() -> None:
-    assert wsgi_status_spec(SITES, "http://127.0.0.1:80/healthz") == {
+def test_the_spec_names_each_app_its_live_link_its_process_instances_and_its_jobs() -> None:
+    assert wsgi_status_spec(SITES, "http://127.0.0.1:80/healthz", "/etc/wsgi-apps") == {
         "health_url": "http://127.0.0.1:80/healthz",
-        "apps": [{"name": "hello", "current": "", "units": []},
+        "apps": [{"name": "hello", "current": "", "units": [], "jobs": [], "env_file": "/etc/wsgi-apps/hello.json"},
                  {"name": "shop", "current": "/srv/apps/shop/current",
-                  "units": ["wsgi-shop-beat@1.service", "wsgi-shop-beat@2.service"]}]}
+                  "units": ["wsgi-shop-beat@1.service", "wsgi-shop-beat@2.service"], "jobs": ["clean"],
+                  "env_file": "/etc/wsgi-apps/shop.json"}]}
 
 
 def read(report: dict) -> dict:
@@ -44,6 +46,17 @@ def test_one_row_per_host_app_and_process_instance_with_what_went_wrong() -> Non
     assert "wsgi-shop-beat@1.service  active (running)  1m 05s" in lines[2] and lines[2].endswith("1")
     assert "inactive (dead)" in lines[3] and lines[3].split()[-2:] == ["-", "0"]
     assert lines[4].startswith("web2") and "unreadable: Failed to connect" in lines[4]
+
+
+def test_a_job_row_says_its_last_run_across_the_fleet_and_its_next_time() -> None:
+    report = {"now": 100_000, "health": {"status": 200, "body": "ok\nshop: ok\n"}, "apps": [
+        {"name": "shop", "release": "r1", "live_since": 99_000, "units": [], "jobs": [
+            {"job": "clean", "next": 86_400 + 3 * 3600, "last": {"scheduled": 86_400 + 2 * 3600, "host": "web2",
+                                                                  "status": 3, "seconds": 1.25}},
+            {"job": "report", "next": None, "last": None}]}]}
+    lines = wsgi_status_table(["web1"], {"web1": read(report)}).splitlines()
+    assert re.search(r"  job clean +failed \(exit 3\): 02:00:00 on web2, 1\.2 s +next 03:00:00 +-$", lines[1]), lines
+    assert "job report" in lines[2] and "not run yet" in lines[2] and "next -" in lines[2], lines
 
 
 def test_a_host_without_any_report_is_an_error() -> None:
