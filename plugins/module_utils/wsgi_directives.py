@@ -57,11 +57,12 @@ def wsgi_health_checks(sites: Any, timeout: Any = 3, acme_live_dir: Any = "") ->
     return checks
 
 
-def wsgi_host_packages(model: Any, base: Any, tls_tools: Any = (), venv: Any = ()) -> list[str]:
+def wsgi_host_packages(model: Any, base: Any, tls_tools: Any = (), venv: Any = (), jobs: Any = ()) -> list[str]:
     """Every package the web server roles install on a host with this model (wsgi_host_model's), for one apt
     transaction before the first role asks for its own: base (Apache's and mod_wsgi's) always; tls_tools
     (the tls role's) when a site whose TLS ends here has a self-signed certificate; venv (the releases and
-    headrace roles') when an app is a project or runs in proxy mode. Each name once, in that order.
+    headrace roles') when an app is a project or runs in proxy mode; jobs (the releases role's, for its
+    scheduled jobs) when an app has a schedule. Each name once, in that order.
 
     Why: each apt run of a fresh host costs its own dpkg run and triggers, about 1 CPU s; the roles still
     ask for their own packages (a host run without this gets them all the same), and find them installed.
@@ -73,6 +74,8 @@ def wsgi_host_packages(model: Any, base: Any, tls_tools: Any = (), venv: Any = (
         names += list(tls_tools or [])
     if any(app.get("project") or app.get("mode") == "proxy" for app in apps):
         names += list(venv or [])
+    if any(app.get("schedule") for app in apps):
+        names += list(jobs or [])
     return list(dict.fromkeys(str(name) for name in names))
 
 

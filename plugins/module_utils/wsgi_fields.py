@@ -18,6 +18,8 @@ import os
 import posixpath
 import re
 import shlex
+import shutil
+import subprocess
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -89,6 +91,7 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A process type of a project app: part of its systemd unit's name and of its journal identifier.
 PROCESS_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 PROCESS_KEYS = ("command", "count", "stop_timeout")
+JOB_KEYS = ("name", "command", "on_calendar", "timeout")
 ENTRY_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Set by the roles themselves in every mode; an app may not override them.
 RESERVED_ENV = frozenset({"STATE_DIRECTORY", "VIRTUAL_ENV", "PATH", "PYTHONPATH", "PYTHONHOME"})
@@ -869,11 +872,7 @@ def _processes(value: Any, given: Given) -> dict[str, dict[str, Any]]:
             if key not in PROCESS_KEYS:
                 given.errors.add(given.where, f"{where}.{key}", key, "one of " + ", ".join(PROCESS_KEYS),
                                  "unknown process key")
-        command, argv = spec.get("command"), None
-        try:
-            argv = shlex.split(command) if isinstance(command, str) and not set(command) & {"\0", "\n"} else None
-        except ValueError:
-            argv = None
+        command, argv = spec.get("command"), _command_words(spec.get("command"))
         if not argv:
             given.errors.add(given.where, f"{where}.command", command,
                              "a command line on one line, quotes balanced, run (without a shell) in the live "
@@ -888,6 +887,77 @@ def _processes(value: Any, given: Given) -> dict[str, dict[str, Any]]:
             numbers[key] = None if number is None else _to_int(number)
         if command is not None and None not in numbers.values():
             good[name] = {"command": command, "argv": argv, **numbers}
+    return good
+
+
+def _command_words(command: Any) -> list[str] | None:
+    """A command line's words, split like a shell's (quotes work); None for anything else than one line."""
+    if not isinstance(command, str) or set(command) & {"\0", "\n"}:
+        return None
+    try:
+        return shlex.split(command) or None
+    except ValueError:
+        return None
+
+
+def calendar_problem(spec: str) -> str | None:
+    """What systemd says of an OnCalendar= specification, where the controller has systemd-analyze (None
+    when it accepts it, or when it cannot be asked here: the host's systemd still checks it)."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        return None
+    done = subprocess.run([analyze, "calendar", spec], capture_output=True, text=True, check=False)
+    return None if done.returncode == 0 else (done.stderr.strip() or "rejected by systemd-analyze calendar")
+
+
+def _schedule(value: Any, given: Given) -> list[dict[str, Any]]:
+    """A project app's scheduled jobs: each runs once per fleet at each time of its calendar, which the app's
+    database decides (so it needs `database`)."""
+    allowed = ("a list of jobs {name: [a-z][a-z0-9-]* (at most 32), command: a command line, on_calendar: a "
+               "systemd OnCalendar specification, timeout: seconds 1-86400 (3600)}")
+    if value is None or value == []:
+        return []
+    if not is_list(value):
+        given.reject(value, allowed)
+        return []
+    if given.done.get("database") is None:
+        given.reject("(a schedule)", "database: {name: ...} too: which host runs a scheduled time is decided in "
+                     "the app's database", "a schedule needs a database:")
+        return []
+    good: list[dict[str, Any]] = []
+    for index, job in enumerate(value):
+        where = f"schedule[{index}]"
+        if not isinstance(job, Mapping):
+            given.errors.add(given.where, where, job, allowed)
+            continue
+        for key in job:
+            if key not in JOB_KEYS:
+                given.errors.add(given.where, f"{where}.{key}", key, "one of " + ", ".join(JOB_KEYS), "unknown job key")
+        name, argv = job.get("name"), _command_words(job.get("command"))
+        if not isinstance(name, str) or not PROCESS_NAME_RE.match(name):
+            given.errors.add(given.where, f"{where}.name", name, "a name of [a-z][a-z0-9-]*, at most 32 characters")
+            name = None
+        elif any(other["name"] == name for other in good):
+            given.errors.add(given.where, f"{where}.name", name, "each job name once in an app", "duplicate")
+            name = None
+        if argv is None:
+            given.errors.add(given.where, f"{where}.command", job.get("command"),
+                             "a command line on one line, quotes balanced, run (without a shell) in the live "
+                             "release with its venv first on PATH")
+        calendar = job.get("on_calendar")
+        problem = (calendar_problem(calendar) if isinstance(calendar, str) and calendar.strip()
+                   and "\n" not in calendar else "not a one-line string")
+        if problem:
+            given.errors.add(given.where, f"{where}.on_calendar", calendar,
+                             "a systemd OnCalendar specification such as '*-*-* 03:00:00' or 'hourly'",
+                             f"invalid ({problem}):")
+        timeout = job.get("timeout", 3600)
+        if not _is_int_like(timeout) or not 1 <= _to_int(timeout) <= 86400:
+            given.errors.add(given.where, f"{where}.timeout", timeout, "an integer from 1 to 86400")
+            timeout = None
+        if name and argv and not problem and timeout is not None:
+            good.append({"name": name, "command": job["command"], "argv": argv, "on_calendar": calendar,
+                         "timeout": _to_int(timeout)})
     return good
 
 
@@ -1038,6 +1108,9 @@ FIELDS: tuple[Field, ...] = (
           doc="Project apps: long-running processes besides the web one, {worker: {command, count (1), "
               "stop_timeout (30)}}, under systemd on the app's hosts; in daemon mode an integer is the older "
               "spelling of wsgi_processes."),
+    Field("schedule", "app", "list", _project_only(_schedule, empty=[]), default=[], elements="dict",
+          doc="Project apps with a database: jobs [{name, command, on_calendar (systemd OnCalendar), timeout "
+              "(3600)}], each run once per fleet at each scheduled time, on one of the app's hosts."),
     Field("process_group", "app", "str", _process_group, modes=DAEMON, default_doc="the app name",
           doc="WSGIDaemonProcess name; apps of one site may share it when their daemon settings agree."),
     Field("wsgi_processes", "app", "raw", _wsgi_processes, modes=DAEMON, default=2,

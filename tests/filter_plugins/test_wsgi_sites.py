@@ -1085,6 +1085,14 @@ def test_a_host_gets_the_packages_its_roles_would_ask_for(model, expected) -> No
     assert wsgi_host_packages(model, BASE_PACKAGES, ["python3-cryptography"], ["python3-venv"]) == expected
 
 
+def test_a_host_with_a_scheduled_job_gets_what_jobs_need() -> None:
+    model = host({"name": "a", "mode": "daemon", "project": "/p", "schedule": [{"name": "clean"}]})
+    assert wsgi_host_packages(model, BASE_PACKAGES, [], ["python3-venv"], ["postgresql-client"]) == [
+        *BASE_PACKAGES, "python3-venv", "postgresql-client"]
+    without = host({"name": "a", "mode": "daemon", "project": "/p", "schedule": []})
+    assert "postgresql-client" not in wsgi_host_packages(without, BASE_PACKAGES, [], [], ["postgresql-client"])
+
+
 def test_each_package_once_in_the_order_given() -> None:
     model = host({"name": "a", "mode": "proxy", "project": "/p"}, certificate="self_signed")
     assert wsgi_host_packages(model, ["apache2", "openssl"], ["openssl", "python3-cryptography"],
