@@ -4,30 +4,18 @@ output (the units it changed, the configurations on the host) and what systemd i
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from fake_systemctl import asked, install, run_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "roles" / "headrace" / "files" / "instances.sh"
-FAKE_SYSTEMCTL = """#!/bin/sh
-echo "$*" >> "$STATE/calls"
-case $1 in
-  is-enabled) [ -e "$STATE/enabled-$3" ] ;;
-  show) if [ -e "$STATE/active-$4" ]; then echo active; else echo inactive; fi ;;
-  enable) shift 2; for u in "$@"; do touch "$STATE/enabled-$u" "$STATE/active-$u"; done ;;
-  disable) shift 2; for u in "$@"; do rm -f "$STATE/enabled-$u" "$STATE/active-$u"; done ;;
-  daemon-reload) ;;
-esac
-"""
 
 
 @pytest.fixture()
 def host(tmp_path: Path) -> Path:
-    (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "systemctl").write_text(FAKE_SYSTEMCTL)
-    (tmp_path / "bin" / "systemctl").chmod(0o755)
+    install(tmp_path)
     (tmp_path / "conf").mkdir()
     for name in ("shop.toml", "gone.toml", "notes.txt"):
         (tmp_path / "conf" / name).write_text("")
@@ -35,16 +23,7 @@ def host(tmp_path: Path) -> Path:
 
 
 def run(host: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{host / 'bin'}:{os.environ['PATH']}", "STATE": str(host)}
-    return subprocess.run(["/bin/sh", "-c", SCRIPT.read_text(), "instances.sh", *args], capture_output=True,
-                          text=True, check=False, env=env)
-
-
-def calls(host: Path) -> list[str]:
-    """What was asked of systemd besides looking."""
-    path = host / "calls"
-    lines = path.read_text().splitlines() if path.exists() else []
-    return [line for line in lines if line.split()[0] not in ("is-enabled", "show")]
+    return run_script(SCRIPT, host, *args)
 
 
 def test_start_names_the_units_it_starts_then_the_configurations(host: Path) -> None:
@@ -53,20 +32,20 @@ def test_start_names_the_units_it_starts_then_the_configurations(host: Path) -> 
     assert started.returncode == 0, started.stderr
     assert started.stdout.splitlines() == ["headrace@shop.socket", "headrace@shop.service",
                                            f"config {conf}/gone.toml", f"config {conf}/shop.toml"]
-    assert calls(host) == ["daemon-reload", "enable --now headrace@shop.socket headrace@shop.service"]
+    assert asked(host) == ["daemon-reload", "enable --now headrace@shop.socket headrace@shop.service"]
     again = run(host, "start", "apply", "no-reload", str(conf), "shop")
     assert again.stdout.splitlines() == [f"config {conf}/gone.toml", f"config {conf}/shop.toml"]
-    assert len(calls(host)) == 2  # nothing more was asked of systemd
+    assert len(asked(host)) == 2  # nothing more was asked of systemd
 
 
 def test_a_dry_run_only_looks_and_stop_lists_no_configurations(host: Path) -> None:
     dry = run(host, "start", "dry-run", "reload", str(host / "conf"), "shop")
     assert dry.stdout.splitlines()[:2] == ["headrace@shop.socket", "headrace@shop.service"]
-    assert calls(host) == []
+    assert asked(host) == []
     run(host, "start", "apply", "no-reload", str(host / "conf"), "gone")
     stopped = run(host, "stop", "apply", "no-reload", str(host / "conf"), "gone")
     assert stopped.stdout.splitlines() == ["headrace@gone.socket", "headrace@gone.service"]
-    assert calls(host)[-1] == "disable --now headrace@gone.socket headrace@gone.service"
+    assert asked(host)[-1] == "disable --now headrace@gone.socket headrace@gone.service"
 
 
 def test_bad_arguments_are_refused(host: Path) -> None:

@@ -10,50 +10,27 @@ nothing. app-exec runs a program in a release directory with an environment file
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fake_systemctl import asked, install, run_script
 
 FILES = Path(__file__).resolve().parents[1] / "roles" / "releases" / "files"
 MARK = "# wsgi-hosting: a process of a project app\n"
-FAKE_SYSTEMCTL = """#!/bin/sh
-echo "$*" >> "$STATE/calls"
-case $1 in
-  is-enabled) [ -e "$STATE/enabled-$3" ] ;;
-  show) if [ -e "$STATE/active-$4" ]; then echo active; else echo inactive; fi ;;
-  list-units) for f in "$STATE"/active-*; do [ -e "$f" ] || continue; u=${f##*/active-};
-              case $u in $5) echo "$u loaded active running x";; esac; done ;;
-  enable) shift 2; for u in "$@"; do touch "$STATE/enabled-$u" "$STATE/active-$u"; done ;;
-  disable) shift 2; for u in "$@"; do rm -f "$STATE/enabled-$u" "$STATE/active-$u"; done ;;
-  restart) shift; for u in "$@"; do touch "$STATE/active-$u"; done ;;
-esac
-"""
 
 
 @pytest.fixture()
 def host(tmp_path: Path) -> Path:
-    (tmp_path / "bin").mkdir()
-    (tmp_path / "bin" / "systemctl").write_text(FAKE_SYSTEMCTL)
-    (tmp_path / "bin" / "systemctl").chmod(0o755)
+    install(tmp_path)
     (tmp_path / "units").mkdir()
     (tmp_path / "units" / "wsgi-shop-worker@.service").write_text(MARK)
     return tmp_path
 
 
 def run(host: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{host / 'bin'}:{os.environ['PATH']}", "STATE": str(host)}
-    return subprocess.run(["/bin/sh", "-c", (FILES / "processes.sh").read_text(), "processes.sh", *args],
-                          capture_output=True, text=True, check=False, env=env)
-
-
-def asked(host: Path) -> list[str]:
-    """What was asked of systemd besides looking."""
-    path = host / "calls"
-    lines = path.read_text().splitlines() if path.exists() else []
-    return [line for line in lines if line.split()[0] not in ("is-enabled", "show", "list-units")]
+    return run_script(FILES / "processes.sh", host, *args)
 
 
 def test_instances_start_once_then_restart_only_when_asked(host: Path) -> None:
