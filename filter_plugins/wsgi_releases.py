@@ -309,33 +309,44 @@ def wsgi_process_args(units: Any, restarted: Iterable[str], files: Any, jobs: An
     return [*args, "--", *(job["timer"] for job in jobs or ())]
 
 
+def _project_apps_of(hostvars: Mapping[str, Any], host: str) -> list[Mapping[str, Any]]:
+    """The project apps of a host's model (wsgi_model, the validation's fact: play variables such as
+    releases_apps are not in hostvars)."""
+    model = hostvars[host].get("wsgi_model") or {}
+    return [app for site in model.get("sites") or () for app in site.get("apps") or () if app.get("project")]
+
+
 def wsgi_run_target(hosts: Iterable[str], hostvars: Mapping[str, Any], app_name: Any, host: Any = "",
                     command: Any = "") -> dict[str, Any]:
     """Where playbooks/run.yml runs command for app app_name, checked before any host changes: the host
     given, or the first of hosts (the play's, in inventory order) with a project app of that name.
 
-    Returns the host, the app (as that host's releases_apps has it) and the command's words (split like a
-    shell line: quotes work; no shell runs it). Raises an error naming the variable and what is allowed.
+    Returns the host, the app (as that host's model has it) and the command's words (split like a shell
+    line: quotes work; no shell runs it). Raises an error naming the variable and what is allowed.
     """
-    having = [name for name in hosts or () if any(app["name"] == app_name
-                                                   for app in hostvars[name].get("releases_apps") or ())]
-    known = sorted({app["name"] for name in hosts or () for app in hostvars[name].get("releases_apps") or ()})
+    apps = {name: _project_apps_of(hostvars, name) for name in hosts or ()}
+    having = [name for name, own in apps.items() if any(app["name"] == app_name for app in own)]
+    known = sorted({app["name"] for own in apps.values() for app in own})
     if not isinstance(app_name, str) or not having:
         raise AnsibleFilterError(f"wsgi_run_app is {app_name!r}; allowed: the name of a project app of the web "
                                  f"servers ({', '.join(known) or 'they have none'}), e.g. -e wsgi_run_app=shop")
     if host and host not in having:
         raise AnsibleFilterError(f"wsgi_run_host is {host!r}; allowed: a web server with the app {app_name} "
                                  f"({', '.join(having)}), or none for the first of them")
-    try:
-        words = shlex.split(command) if isinstance(command, str) and "\n" not in command else []
-    except ValueError:
-        words = []
+    words = None if not isinstance(command, str) or "\n" in command else _split(command)
     if not words:
         raise AnsibleFilterError(f"wsgi_run_command is {command!r}; allowed: a command line on one line, quotes "
                                  "balanced, e.g. -e 'wsgi_run_command=\"python manage.py migrate --plan\"'")
     target = host or having[0]
-    app = next(app for app in hostvars[target]["releases_apps"] if app["name"] == app_name)
+    app = next(app for app in apps[target] if app["name"] == app_name)
     return {"host": target, "app": app, "argv": words}
+
+
+def _split(command: str) -> list[str]:
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return []
 
 
 class FilterModule:

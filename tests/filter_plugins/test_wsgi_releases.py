@@ -304,15 +304,18 @@ def test_each_job_is_a_timer_and_a_service_run_through_job_run() -> None:
     assert wsgi_process_args([], [], written, [job]) == ["reload", "--", "wsgi-shop-job-clean.timer"]
 
 
-RUN_HOSTVARS = {"web1": {"releases_apps": [{"name": "blog"}]},
-                "web2": {"releases_apps": [{"name": "shop", "release": {"user": "wsgi-shop"}}]},
-                "web3": {"releases_apps": [{"name": "shop", "release": {"user": "wsgi-shop"}}]}}
+def model(*apps: dict) -> dict:
+    return {"wsgi_model": {"sites": [{"apps": [{"name": "hello", "project": None}, *apps]}]}}
+
+
+SHOP = {"name": "shop", "project": "/p/shop", "release": {"user": "wsgi-shop"}}
+RUN_HOSTVARS = {"web1": model({"name": "blog", "project": "/p/blog"}), "web2": model(SHOP), "web3": model(SHOP)}
 
 
 def test_the_command_runs_on_the_first_host_with_the_app_or_the_one_named() -> None:
     hosts = ["web1", "web2", "web3"]
     target = wsgi_run_target(hosts, RUN_HOSTVARS, "shop", "", 'python manage.py shell -c "print(1)"')
-    assert target == {"host": "web2", "app": RUN_HOSTVARS["web2"]["releases_apps"][0],
+    assert target == {"host": "web2", "app": SHOP,
                       "argv": ["python", "manage.py", "shell", "-c", "print(1)"]}
     assert wsgi_run_target(hosts, RUN_HOSTVARS, "shop", "web3", "true")["host"] == "web3"
 

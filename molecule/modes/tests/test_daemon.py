@@ -7,6 +7,13 @@ from collections import Counter
 
 from conftest import apache_main_pid
 
+
+def wsgi_processes(app: dict) -> int:
+    """mod_wsgi's process count of a daemon app as the inventory gives it: wsgi_processes, or its older
+    spelling, an integer processes (a mapping there is the app's other processes, not mod_wsgi's)."""
+    older = app.get("processes")
+    return app.get("wsgi_processes", older if isinstance(older, int) else 2)
+
 # The hosts of this mode in the modes scenario (their group in molecule.yml), one per Debian version.
 testinfra_hosts = ["daemon"]
 
@@ -30,7 +37,7 @@ def test_exactly_the_configured_processes_per_group(host, lab):
     processes = daemon_processes(host)
     expected = Counter()
     for group, entry in daemon_groups(lab).items():
-        expected[(entry["user"], f"(wsgi:{group})")] = entry["app"].get("processes", 2)
+        expected[(entry["user"], f"(wsgi:{group})")] = wsgi_processes(entry["app"])
     # And the health check's own small group (roles/wsgi, wsgi_health_path), one process.
     expected[("wsgi", "(wsgi:wsgi-health)")] = 1
     assert {key: count for key, count in processes.items()} == dict(expected)
@@ -41,7 +48,7 @@ def test_directives(host, lab):
     for group, entry in daemon_groups(lab).items():
         app = entry["app"]
         line = next(line for line in conf.splitlines() if line.strip().startswith(f"WSGIDaemonProcess {group} "))
-        assert f"processes={app.get('processes', 2)}" in line
+        assert f"processes={wsgi_processes(app)}" in line
         assert f"threads={app.get('threads', 15)}" in line
         assert f"display-name={app.get('display_name', '%{GROUP}')}" in line
         for option, value in app.get("daemon_options", {}).items():
@@ -78,7 +85,7 @@ def test_a_changed_script_is_picked_up_without_restarting_apache(host, lab):
     host.check_output(f"sed -i 's/^VERSION = \"1\"/VERSION = \"2\"/' {script}")
     try:
         assert wait_for_version(lab, site, app, "2")["version"] == "2"
-        for _ in range(2 * app.get("processes", 2)):
+        for _ in range(2 * wsgi_processes(app)):
             assert lab.request(app["mount"], site["server_name"], port=site.get("port", 80)).json()["version"] == "2"
         assert apache_main_pid(host) == apache_pid
     finally:
@@ -107,7 +114,7 @@ def test_touching_the_script_restarts_the_daemon_processes(host, lab):
     assert loaded not in group_pids(host, group)
     # Apache's parent replaces the process that exited; the group is whole again shortly.
     deadline = time.monotonic() + 20
-    while len(group_pids(host, group)) != app.get("processes", 2) and time.monotonic() < deadline:
+    while len(group_pids(host, group)) != wsgi_processes(app) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert len(group_pids(host, group)) == app.get("processes", 2)
+    assert len(group_pids(host, group)) == wsgi_processes(app)
     assert apache_main_pid(host) == apache_pid
