@@ -8,6 +8,7 @@ the command whose output is compared are here, where unit tests pin them, rather
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -88,6 +89,31 @@ def rollout_read_command(record_path: str, release: str, state_command: str = ""
     return "\n".join(lines) + "\n"
 
 
+def rollout_record_command(record_path: str, release: str, state_command: str, dry_run: bool = False) -> str:
+    """A bash command that records at record_path the release and the live state now (state_command's), in one
+    module run, where reading the state and writing the record took two after every deploy.
+
+    The record is the release, then the state, a line each (what rollout_read_command reads back), root's,
+    0644, in a 0755 directory, written under a temporary name and renamed. It prints "recorded" when the
+    record changes (with dry_run: would change, and writes nothing); a record already saying the same is
+    left alone.
+    """
+    path = shlex.quote(str(record_path))
+    directory = shlex.quote(posixpath.dirname(str(record_path)))
+    lines = [
+        f"state=$({state_command.rstrip(chr(10))}\n)",
+        f"release={shlex.quote(release)}",
+        f'if [ "$(cat {path} 2>/dev/null)" = "$(printf \'%s\\n%s\' "$release" "$state")" ]; then exit 0; fi',
+        "echo recorded",
+    ]
+    if dry_run:
+        lines.append("exit 0")
+    lines += [f"install -d -m 0755 -o root -g root {directory}",
+              f"printf '%s\\n%s\\n' \"$release\" \"$state\" > {path}.new",
+              f"chmod 0644 {path}.new && mv {path}.new {path}"]
+    return "\n".join(lines) + "\n"
+
+
 def rollout_http_checks(app_checks: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The checks of the wsgi_http_checks module for the apps verify asks (wsgi_health_checks' list).
 
@@ -147,5 +173,5 @@ class FilterModule:
     def filters(self) -> dict[str, Callable[..., Any]]:
         """Map filter names to functions."""
         return {"rollout_state_command": rollout_state_command, "rollout_read_command": rollout_read_command,
-                "rollout_http_checks": rollout_http_checks, "rollout_group": rollout_group,
-                "rollout_release_settings": rollout_release_settings}
+                "rollout_record_command": rollout_record_command, "rollout_http_checks": rollout_http_checks,
+                "rollout_group": rollout_group, "rollout_release_settings": rollout_release_settings}

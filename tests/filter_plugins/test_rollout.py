@@ -93,6 +93,29 @@ def test_the_digest_follows_what_the_paths_hold(tmp_path: Path) -> None:
     assert run(command) != before
 
 
+# --------------------------------------------------------------------------- rollout_record_command
+
+
+def test_the_record_is_written_once_then_left_alone_and_read_back_by_the_plan(tmp_path: Path) -> None:
+    record = tmp_path / "state" / "release"
+    state = "echo digest-1\n"
+    command = rollout.rollout_record_command(str(record), "R1", state)
+    dry = subprocess.run(["bash", "-c", rollout.rollout_record_command(str(record), "R1", state, True)],
+                         capture_output=True, text=True, check=True)
+    assert dry.stdout == "recorded\n" and not record.parent.exists()  # a dry run writes nothing
+    first = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True)
+    assert first.stdout == "recorded\n" and record.read_text() == "R1\ndigest-1\n"
+    assert oct(record.stat().st_mode & 0o777) == "0o644" and oct(record.parent.stat().st_mode & 0o777) == "0o755"
+    again = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True)
+    assert again.stdout == ""  # the same release and state: nothing written
+    changed = subprocess.run(["bash", "-c", rollout.rollout_record_command(str(record), "R1", "echo digest-2\n")],
+                             capture_output=True, text=True, check=True)
+    assert changed.stdout == "recorded\n" and record.read_text() == "R1\ndigest-2\n"
+    assert list(record.parent.iterdir()) == [record]  # no temporary file left
+    # What the plan reads back: the release and the state it recorded.
+    assert read(rollout_read_command(record, "R1")) == ["R1", "digest-2", ""]
+
+
 # --------------------------------------------------------------------------- rollout_read_command
 
 
@@ -312,6 +335,7 @@ def test_the_live_state_covers_the_same_paths_as_before() -> None:
 
 def test_filter_module_exposes_the_filters() -> None:
     assert FilterModule().filters() == {"rollout_state_command": rollout.rollout_state_command,
+                                        "rollout_record_command": rollout.rollout_record_command,
                                         "rollout_read_command": rollout.rollout_read_command,
                                         "rollout_http_checks": rollout.rollout_http_checks,
                                         "rollout_group": rollout.rollout_group,
