@@ -67,6 +67,15 @@ def test_a_fresh_site_gets_a_key_and_a_certificate_for_its_names_then_nothing_ch
     assert Path(site["certificate_path"]).read_bytes() == before
 
 
+def test_a_missing_directory_is_made_root_only(tmp_path: Path) -> None:
+    site = {"key_path": str(tmp_path / "tls" / "a.key"), "certificate_path": str(tmp_path / "tls" / "a.pem"),
+            "names": ["a.example"], "key": ECC, "days": 90}
+    assert keep(site, check=True)["directory"] == "made" and not (tmp_path / "tls").exists()
+    assert keep(site)["directory"] == "made"
+    assert mode(str(tmp_path / "tls")) == 0o700 and (tmp_path / "tls" / "a.pem").exists()
+    assert "directory" not in keep(site)
+
+
 def test_new_names_or_a_near_expiry_make_a_new_certificate_with_the_same_key(site) -> None:
     keep(site)
     old_key = Path(site["key_path"]).read_bytes()

@@ -39,7 +39,7 @@ description:
   - For each entry of O(sites), makes the key when there is none or it is not of the type and size asked,
     and the certificate when there is none, or it is not for exactly the names given, not made with the key,
     or expires within O(renew_before_days). Key and certificate are root's; the key mode 0600, the
-    certificate 0644.
+    certificate 0644; a missing directory of either is made, root's, 0700.
   - Needs the Python package cryptography on the host (Debian's python3-cryptography).
   - Supports check mode (the result says what would be made) and diff mode. A key is never shown.
 options:
@@ -186,11 +186,28 @@ def _site(entry: Mapping[str, Any], index: int) -> tuple[str, str, list[str], Ma
     return key_path, certificate_path, names, spec, days
 
 
+def _directories(paths: Sequence[str], check: bool) -> list[str]:
+    """The directories of the key and the certificate, made where missing: root's, 0700 (the key's is the
+    tls role's root-only directory; a host with only self-signed sites has no other step making it)."""
+    made = []
+    for directory in dict.fromkeys(os.path.dirname(path) for path in paths):
+        if os.path.isdir(directory):
+            continue
+        made.append(directory)
+        if not check:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            os.chown(directory, 0, 0)
+            os.chmod(directory, 0o700)
+    return made
+
+
 def keep(entry: Mapping[str, Any], index: int, check: bool, now: datetime.datetime,
          renew_before_days: int) -> dict[str, Any]:
     """One site: what was kept and what was made (or would be, in check mode), and why."""
     key_path, certificate_path, names, spec, days = _site(entry, index)
     result: dict[str, Any] = {"certificate_path": certificate_path, "key": "kept", "certificate": "kept"}
+    if _directories([key_path, certificate_path], check):
+        result["directory"] = "made"
     key_data = _read(key_path)
     key = serialization.load_pem_private_key(key_data, password=None) if key_data else None
     if key is None or not key_fits(key, spec):
@@ -237,7 +254,7 @@ def main() -> None:
             results.append(keep(entry, index, module.check_mode, now, module.params["renew_before_days"]))
     except (SiteError, OSError, ValueError) as error:
         module.fail_json(msg=str(error), sites=results)
-    changed = [r for r in results if (r["key"], r["certificate"]) != ("kept", "kept")]
+    changed = [r for r in results if (r["key"], r["certificate"]) != ("kept", "kept") or "directory" in r]
     diff = [{"before_header": r["certificate_path"], "after_header": r["certificate_path"], "before": "",
              "after": f"key: {r['key']}\ncertificate: {r['certificate']}\n"} for r in changed]
     module.exit_json(changed=bool(changed), sites=results, diff=diff if module._diff else [])
