@@ -92,6 +92,8 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PROCESS_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 PROCESS_KEYS = ("command", "count", "stop_timeout")
 JOB_KEYS = ("name", "command", "on_calendar", "timeout")
+COMMAND_ALLOWED = ("a command line on one line, quotes balanced, run (without a shell) in the live release with its "
+                   "venv first on PATH")
 ENTRY_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Set by the roles themselves in every mode; an app may not override them.
 RESERVED_ENV = frozenset({"STATE_DIRECTORY", "VIRTUAL_ENV", "PATH", "PYTHONPATH", "PYTHONHOME"})
@@ -219,11 +221,13 @@ def _suggest(word: str, choices: Iterable[str]) -> str:
     return f"did you mean '{close[0]}'?" if close else ""
 
 
-def report_unknown_keys(errors: Errors, where: Where, raw: Mapping, known: tuple[str, ...], what: str) -> None:
-    """Unknown keys are usually misspellings (proceses) that would otherwise be ignored silently."""
+def report_unknown_keys(errors: Errors, where: Where, raw: Mapping, known: tuple[str, ...], what: str,
+                        prefix: str = "") -> None:
+    """Unknown keys are usually misspellings (proceses) that would otherwise be ignored silently. prefix
+    names the mapping inside a field (processes.worker.) whose keys these are."""
     for key in raw:
         if key not in known:
-            errors.add(where, str(key), key, "one of " + ", ".join(known), f"unknown {what} key",
+            errors.add(where, f"{prefix}{key}", key, "one of " + ", ".join(known), f"unknown {what} key",
                        _suggest(str(key), known))
 
 
@@ -293,15 +297,21 @@ class Derived:
     modes: tuple[str, ...] = MODES
 
 
+def _integer_in(given: Given, field: str, value: Any, low: int, high: int) -> int | None:
+    """value as an integer (or a string of digits) in low..high; None when it is not, the problem recorded
+    under field: a field's own name, or a key inside it such as processes.worker.count."""
+    number = _to_int(value)
+    if number is None or not low <= number <= high:
+        given.errors.add(given.where, field, value, f"an integer from {low} to {high}")
+        return None
+    return number
+
+
 def _bounded(low: int, high: int) -> Checker:
     """A checker for an integer (or a string of digits) in low..high; None when invalid."""
 
     def check(value: Any, given: Given) -> int | None:
-        number = _to_int(value)
-        if number is None or not low <= number <= high:
-            given.reject(value, f"an integer from {low} to {high}")
-            return None
-        return number
+        return _integer_in(given, given.field.name, value, low, high)
 
     check.__doc__ = f"An integer from {low} to {high}."
     return check
@@ -832,10 +842,6 @@ def _commands(value: Any, given: Given) -> list[str]:
     return [str(command) for command in value]
 
 
-def _is_int_like(value: Any) -> bool:
-    return not isinstance(value, bool) and _to_int(value) is not None
-
-
 def _processes(value: Any, given: Given) -> dict[str, dict[str, Any]]:
     """A project app's long-running processes besides the web one (a queue's workers), by type.
 
@@ -847,7 +853,7 @@ def _processes(value: Any, given: Given) -> dict[str, dict[str, Any]]:
                "older spelling of wsgi_processes")
     if value is None or value == {}:
         return {}
-    if _is_int_like(value):
+    if _to_int(value) is not None:
         if given.done.get("mode") != "daemon":
             given.reject(value, allowed, "an integer only in daemon mode (mod_wsgi's processes):")
         return {}
@@ -868,23 +874,13 @@ def _processes(value: Any, given: Given) -> dict[str, dict[str, Any]]:
         if not isinstance(spec, Mapping):
             given.errors.add(given.where, where, spec, allowed)
             continue
-        for key in spec:
-            if key not in PROCESS_KEYS:
-                given.errors.add(given.where, f"{where}.{key}", key, "one of " + ", ".join(PROCESS_KEYS),
-                                 "unknown process key")
+        report_unknown_keys(given.errors, given.where, spec, PROCESS_KEYS, "process", f"{where}.")
         command, argv = spec.get("command"), _command_words(spec.get("command"))
         if not argv:
-            given.errors.add(given.where, f"{where}.command", command,
-                             "a command line on one line, quotes balanced, run (without a shell) in the live "
-                             "release with its venv first on PATH")
+            given.errors.add(given.where, f"{where}.command", command, COMMAND_ALLOWED)
             command = None
-        numbers = {}
-        for key, low, high, default in (("count", 1, 16, 1), ("stop_timeout", 1, 3600, 30)):
-            number = spec.get(key, default)
-            if not _is_int_like(number) or not low <= _to_int(number) <= high:
-                given.errors.add(given.where, f"{where}.{key}", number, f"an integer from {low} to {high}")
-                number = None
-            numbers[key] = None if number is None else _to_int(number)
+        numbers = {key: _integer_in(given, f"{where}.{key}", spec.get(key, default), low, high)
+                   for key, low, high, default in (("count", 1, 16, 1), ("stop_timeout", 1, 3600, 30))}
         if command is not None and None not in numbers.values():
             good[name] = {"command": command, "argv": argv, **numbers}
     return good
@@ -930,9 +926,7 @@ def _schedule(value: Any, given: Given) -> list[dict[str, Any]]:
         if not isinstance(job, Mapping):
             given.errors.add(given.where, where, job, allowed)
             continue
-        for key in job:
-            if key not in JOB_KEYS:
-                given.errors.add(given.where, f"{where}.{key}", key, "one of " + ", ".join(JOB_KEYS), "unknown job key")
+        report_unknown_keys(given.errors, given.where, job, JOB_KEYS, "job", f"{where}.")
         name, argv = job.get("name"), _command_words(job.get("command"))
         if not isinstance(name, str) or not PROCESS_NAME_RE.match(name):
             given.errors.add(given.where, f"{where}.name", name, "a name of [a-z][a-z0-9-]*, at most 32 characters")
@@ -941,9 +935,7 @@ def _schedule(value: Any, given: Given) -> list[dict[str, Any]]:
             given.errors.add(given.where, f"{where}.name", name, "each job name once in an app", "duplicate")
             name = None
         if argv is None:
-            given.errors.add(given.where, f"{where}.command", job.get("command"),
-                             "a command line on one line, quotes balanced, run (without a shell) in the live "
-                             "release with its venv first on PATH")
+            given.errors.add(given.where, f"{where}.command", job.get("command"), COMMAND_ALLOWED)
         calendar = job.get("on_calendar")
         problem = (calendar_problem(calendar) if isinstance(calendar, str) and calendar.strip()
                    and "\n" not in calendar else "not a one-line string")
@@ -951,13 +943,10 @@ def _schedule(value: Any, given: Given) -> list[dict[str, Any]]:
             given.errors.add(given.where, f"{where}.on_calendar", calendar,
                              "a systemd OnCalendar specification such as '*-*-* 03:00:00' or 'hourly'",
                              f"invalid ({problem}):")
-        timeout = job.get("timeout", 3600)
-        if not _is_int_like(timeout) or not 1 <= _to_int(timeout) <= 86400:
-            given.errors.add(given.where, f"{where}.timeout", timeout, "an integer from 1 to 86400")
-            timeout = None
+        timeout = _integer_in(given, f"{where}.timeout", job.get("timeout", 3600), 1, 86400)
         if name and argv and not problem and timeout is not None:
             good.append({"name": name, "command": job["command"], "argv": argv, "on_calendar": calendar,
-                         "timeout": _to_int(timeout)})
+                         "timeout": timeout})
     return good
 
 
@@ -965,16 +954,12 @@ def _wsgi_processes(value: Any, given: Given) -> int | None:
     """mod_wsgi's daemon processes; `processes: <integer>` is its older spelling, still read here (and a
     problem with it named as the user wrote it)."""
     older = given.raw.get("processes")
-    if not _is_int_like(older):
-        return _bounded(1, 256)(value, given)
+    if _to_int(older) is None:
+        return _integer_in(given, given.field.name, value, 1, 256)
     if given.present:
         given.reject(value, "wsgi_processes or an integer processes, not both", "also given as processes:")
         return None
-    number = _to_int(older)
-    if not 1 <= number <= 256:
-        given.errors.add(given.where, "processes", older, "an integer from 1 to 256")
-        return None
-    return number
+    return _integer_in(given, "processes", older, 1, 256)
 
 
 # --------------------------------------------------------------------------- daemon options
