@@ -10,7 +10,6 @@ values from the output shown when a build fails.
 from __future__ import annotations
 
 import os
-import shlex
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -21,6 +20,7 @@ from ansible_collections.wsgi_hosting.debian.plugins.module_utils.file_entries i
 )
 from ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules import (
     PROCESS_RUN_DIR,
+    command_words,
     process_unit,
 )
 
@@ -333,20 +333,13 @@ def wsgi_run_target(hosts: Iterable[str], hostvars: Mapping[str, Any], app_name:
     if host and host not in having:
         raise AnsibleFilterError(f"wsgi_run_host is {host!r}; allowed: a web server with the app {app_name} "
                                  f"({', '.join(having)}), or none for the first of them")
-    words = None if not isinstance(command, str) or "\n" in command else _split(command)
+    words = command_words(command)
     if not words:
         raise AnsibleFilterError(f"wsgi_run_command is {command!r}; allowed: a command line on one line, quotes "
                                  "balanced, e.g. -e 'wsgi_run_command=\"python manage.py migrate --plan\"'")
     target = host or having[0]
     app = next(app for app in apps[target] if app["name"] == app_name)
     return {"host": target, "app": app, "argv": words}
-
-
-def _split(command: str) -> list[str]:
-    try:
-        return shlex.split(command)
-    except ValueError:
-        return []
 
 
 class FilterModule:

@@ -9,6 +9,7 @@ collections); the unit tests put collections/ on sys.path (tests/filter_plugins/
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 
 # An app's database on the `databases` host (and its owner role): an unquoted PostgreSQL identifier
@@ -49,3 +50,14 @@ def process_instances(app: Any) -> list[str]:
     return [process_unit(app["name"], process).replace("@.", f"@{number}.")
             for process, spec in (app.get("processes") or {}).items()
             for number in range(1, int(spec["count"]) + 1)]
+
+
+def command_words(command: Any) -> list[str] | None:
+    """The words of a command line the roles run without a shell (an app's processes and jobs, run.yml's
+    command), split like a shell's (quotes work); None for anything but one non-empty line."""
+    if not isinstance(command, str) or set(command) & {"\0", "\n"}:
+        return None
+    try:
+        return shlex.split(command) or None
+    except ValueError:
+        return None

@@ -17,7 +17,6 @@ import keyword
 import os
 import posixpath
 import re
-import shlex
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
@@ -27,6 +26,7 @@ from typing import Any
 
 from ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules import (
     HSTS_DEFAULT,
+    command_words,
     is_database_name,
 )
 
@@ -875,7 +875,7 @@ def _processes(value: Any, given: Given) -> dict[str, dict[str, Any]]:
             given.errors.add(given.where, where, spec, allowed)
             continue
         report_unknown_keys(given.errors, given.where, spec, PROCESS_KEYS, "process", f"{where}.")
-        command, argv = spec.get("command"), _command_words(spec.get("command"))
+        command, argv = spec.get("command"), command_words(spec.get("command"))
         if not argv:
             given.errors.add(given.where, f"{where}.command", command, COMMAND_ALLOWED)
             command = None
@@ -884,16 +884,6 @@ def _processes(value: Any, given: Given) -> dict[str, dict[str, Any]]:
         if command is not None and None not in numbers.values():
             good[name] = {"command": command, "argv": argv, **numbers}
     return good
-
-
-def _command_words(command: Any) -> list[str] | None:
-    """A command line's words, split like a shell's (quotes work); None for anything else than one line."""
-    if not isinstance(command, str) or set(command) & {"\0", "\n"}:
-        return None
-    try:
-        return shlex.split(command) or None
-    except ValueError:
-        return None
 
 
 def calendar_problem(spec: str) -> str | None:
@@ -927,7 +917,7 @@ def _schedule(value: Any, given: Given) -> list[dict[str, Any]]:
             given.errors.add(given.where, where, job, allowed)
             continue
         report_unknown_keys(given.errors, given.where, job, JOB_KEYS, "job", f"{where}.")
-        name, argv = job.get("name"), _command_words(job.get("command"))
+        name, argv = job.get("name"), command_words(job.get("command"))
         if not isinstance(name, str) or not PROCESS_NAME_RE.match(name):
             given.errors.add(given.where, f"{where}.name", name, "a name of [a-z][a-z0-9-]*, at most 32 characters")
             name = None
