@@ -21,12 +21,16 @@ import os
 import pwd
 import shutil
 import stat
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.wsgi_hosting.debian.plugins.module_utils.file_attributes import (
+    attributes_differ,
+    set_attributes,
+    write_atomically,
+)
 
 DOCUMENTATION = r"""
 module: wsgi_files
@@ -117,17 +121,6 @@ def _gid(group: Any, path: str, check: bool) -> int | None:
     return _ident(group, path, check, grp.getgrnam, "group")
 
 
-def _attributes_differ(info: os.stat_result, uid: int | None, gid: int | None, mode: int | None) -> bool:
-    return ((uid is not None and info.st_uid != uid) or (gid is not None and info.st_gid != gid)
-            or (mode is not None and stat.S_IMODE(info.st_mode) != mode))
-
-
-def _set_attributes(path: str, uid: int | None, gid: int | None, mode: int | None) -> None:
-    os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid, follow_symlinks=False)
-    if mode is not None:
-        os.chmod(path, mode)
-
-
 def _describe(info: os.stat_result | None, target: str = "") -> str:
     """A path's kind and attributes, for a diff."""
     if info is None:
@@ -177,7 +170,7 @@ class Journal:
         self._undo.append(lambda: _remove(path))
 
     def attributes(self, path: str, info: os.stat_result) -> None:
-        self._undo.append(lambda: _set_attributes(path, info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)))
+        self._undo.append(lambda: set_attributes(path, info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)))
 
     def replaced_file(self, path: str) -> None:
         """Before a file is written over: its old inode keeps a name (a hard link), contents and all."""
@@ -210,25 +203,18 @@ class Journal:
 
 
 def _write_atomically(path: str, data: bytes, uid: int | None, gid: int | None, mode: int | None) -> None:
-    """The new contents under a temporary name in the same directory, then renamed over the path: a reader
-    sees the old file or the new one, never half of it."""
-    directory = os.path.dirname(path)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
+    """The new contents renamed over the path (write_atomically): a reader sees the old file or the new one,
+    never half of it. Attributes not asked for stay as they were, as with ansible.builtin.copy."""
+
+    def prepare(temporary: str) -> None:
         current = _lstat(path)
         if current is not None and not stat.S_ISLNK(current.st_mode):
-            # Attributes not asked for stay as they were, as with ansible.builtin.copy.
-            _set_attributes(temporary, current.st_uid, current.st_gid, stat.S_IMODE(current.st_mode))
+            set_attributes(temporary, current.st_uid, current.st_gid, stat.S_IMODE(current.st_mode))
         else:
             os.chmod(temporary, 0o644 if mode is None else mode)
-        _set_attributes(temporary, uid, gid, mode)
-        os.rename(temporary, path)
-    except BaseException:
-        if os.path.lexists(temporary):
-            os.unlink(temporary)
-        raise
+        set_attributes(temporary, uid, gid, mode)
+
+    write_atomically(path, data, prepare)
 
 
 def _file(entry: dict[str, Any], check: bool, result: dict[str, Any], diff: dict[str, Any],
@@ -250,13 +236,13 @@ def _file(entry: dict[str, Any], check: bool, result: dict[str, Any], diff: dict
         with open(path, "rb") as stream:
             old = stream.read()
     if info is not None and old == data:
-        if _attributes_differ(info, uid, gid, mode):
+        if attributes_differ(info, uid, gid, mode):
             result["changed"] = True
             diff.update(before=_describe(info), after=_describe_wanted("file", uid, gid, mode, info))
             if not check:
                 if journal:
                     journal.attributes(path, info)
-                _set_attributes(path, uid, gid, mode)
+                set_attributes(path, uid, gid, mode)
         return
     result.update(changed=True, created=info is None)
     if entry.get("diff", True):
@@ -306,7 +292,7 @@ def _directory(entry: dict[str, Any], check: bool, result: dict[str, Any], diff:
     info = _lstat(path)
     if info is not None and not stat.S_ISDIR(info.st_mode):
         raise EntryError(f"{path}: is not a directory; allowed: a directory or no path")
-    if info is not None and not _attributes_differ(info, uid, gid, mode):
+    if info is not None and not attributes_differ(info, uid, gid, mode):
         return
     result.update(changed=True, created=info is None)
     diff.update(before=_describe(info), after=_describe_wanted("directory", uid, gid, mode, info))
@@ -320,7 +306,7 @@ def _directory(entry: dict[str, Any], check: bool, result: dict[str, Any], diff:
             journal.attributes(path, info)
     if info is None:
         os.makedirs(path, exist_ok=True)
-    _set_attributes(path, uid, gid, mode)
+    set_attributes(path, uid, gid, mode)
 
 
 def _link(entry: dict[str, Any], check: bool, result: dict[str, Any], diff: dict[str, Any],

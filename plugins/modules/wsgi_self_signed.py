@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import datetime
 import os
-import stat
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.wsgi_hosting.debian.plugins.module_utils.file_attributes import (
+    attributes_differ,
+    set_attributes,
+    write_atomically,
+)
 
 try:
     from cryptography import x509
@@ -147,25 +150,10 @@ def _read(path: str) -> bytes | None:
         return None
 
 
-def _write(path: str, data: bytes, mode: int) -> None:
-    """Root's file with mode, written under a temporary name and renamed over the path (never half a key,
-    never a key readable by others for a moment: the temporary file is made 0600)."""
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chown(temporary, 0, 0)
-        os.chmod(temporary, mode)
-        os.rename(temporary, path)
-    except BaseException:
-        if os.path.lexists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def _attributes_wrong(path: str, mode: int) -> bool:
-    info = os.stat(path)
-    return (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) != (0, 0, mode)
+def _write_root_file(path: str, data: bytes, mode: int) -> None:
+    """Root's file with mode, owner and mode set before it takes the path's name (never a key readable by
+    others for a moment)."""
+    write_atomically(path, data, lambda temporary: set_attributes(temporary, 0, 0, mode))
 
 
 def _site(entry: Mapping[str, Any], index: int) -> tuple[str, str, list[str], Mapping[str, Any], int]:
@@ -214,13 +202,13 @@ def keep(entry: Mapping[str, Any], index: int, check: bool, now: datetime.dateti
         result["key"] = "made: there was none" if key is None else "made: the profile asks another type or size"
         key = new_key(spec)
         if not check:
-            _write(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()), 0o600)
-    elif _attributes_wrong(key_path, 0o600):
+            _write_root_file(key_path, key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()), 0o600)
+    elif attributes_differ(os.stat(key_path), 0, 0, 0o600):
         result["key"] = "owner or mode set"
         if not check:
-            os.chown(key_path, 0, 0)
-            os.chmod(key_path, 0o600)
+            set_attributes(key_path, 0, 0, 0o600)
     certificate_data = _read(certificate_path)
     problem = "there was none"
     if certificate_data:
@@ -229,13 +217,12 @@ def keep(entry: Mapping[str, Any], index: int, check: bool, now: datetime.dateti
     if problem:
         result["certificate"] = f"made: {problem}"
         if not check:
-            _write(certificate_path, new_certificate(key, names, days, now).public_bytes(serialization.Encoding.PEM),
-                   0o644)
-    elif _attributes_wrong(certificate_path, 0o644):
+            _write_root_file(certificate_path,
+                             new_certificate(key, names, days, now).public_bytes(serialization.Encoding.PEM), 0o644)
+    elif attributes_differ(os.stat(certificate_path), 0, 0, 0o644):
         result["certificate"] = "owner or mode set"
         if not check:
-            os.chown(certificate_path, 0, 0)
-            os.chmod(certificate_path, 0o644)
+            set_attributes(certificate_path, 0, 0, 0o644)
     return result
 
 
