@@ -5,7 +5,6 @@ database would), and the job run in the release through app-exec with the app's 
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import shutil
 import subprocess
@@ -14,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from live_release import make_live_release
 
 FILES = Path(__file__).resolve().parents[1] / "roles" / "releases" / "files"
 FAKE_PSQL = """#!/bin/sh
@@ -35,13 +35,8 @@ def host(tmp_path: Path) -> Path:
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "psql").write_text(FAKE_PSQL)
     (tmp_path / "bin" / "psql").chmod(0o755)
-    release = tmp_path / "releases" / "r1"
-    (release / ".venv" / "bin").mkdir(parents=True)
-    program = release / ".venv" / "bin" / "show-job"
-    program.write_text('#!/bin/sh\necho "ran $PWD|$WSGI_JOB_NAME|$WSGI_JOB_SCHEDULED_FOR|$SECRET"\nexit 3\n')
-    program.chmod(0o755)
-    (tmp_path / "current").symlink_to("releases/r1")
-    (tmp_path / "shop.json").write_text(json.dumps({"SECRET": "s3", "PGDATABASE": "shop"}))
+    make_live_release(tmp_path, "show-job", 'echo "ran $PWD|$WSGI_JOB_NAME|$WSGI_JOB_SCHEDULED_FOR|$SECRET"\nexit 3\n',
+                      {"SECRET": "s3", "PGDATABASE": "shop"})
     return tmp_path
 
 

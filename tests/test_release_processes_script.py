@@ -9,13 +9,13 @@ nothing. app-exec runs a program in a release directory with an environment file
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from fake_systemctl import asked, install, run_script
+from live_release import make_live_release
 
 FILES = Path(__file__).resolve().parents[1] / "roles" / "releases" / "files"
 MARK = "# wsgi-hosting: a process of a project app\n"
@@ -70,14 +70,9 @@ def test_bad_arguments_are_refused(host: Path) -> None:
 
 
 def test_app_exec_runs_the_program_in_the_live_release_with_the_apps_environment(tmp_path: Path) -> None:
-    release = tmp_path / "releases" / "r1"
-    (release / ".venv" / "bin").mkdir(parents=True)
-    program = release / ".venv" / "bin" / "show-env"
-    program.write_text("#!/bin/sh\necho \"$PWD|$VIRTUAL_ENV|$SECRET_KEY|$STATE_DIRECTORY|$1\"\n")
-    program.chmod(0o755)
-    (tmp_path / "current").symlink_to("releases/r1")
+    release = make_live_release(tmp_path, "show-env", 'echo "$PWD|$VIRTUAL_ENV|$SECRET_KEY|$STATE_DIRECTORY|$1"\n',
+                                {"SECRET_KEY": "s3cret"})
     env_file = tmp_path / "shop.json"
-    env_file.write_text(json.dumps({"SECRET_KEY": "s3cret"}))
     done = subprocess.run([sys.executable, str(FILES / "app-exec"), str(env_file), str(tmp_path / "current"),
                            "/var/lib/wsgi-apps/shop", "show-env", "two words"], capture_output=True, text=True,
                           check=False)
