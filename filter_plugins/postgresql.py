@@ -7,14 +7,15 @@ and nowhere else.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules import (
     DATABASE_NAME_ALLOWED,
+    client_problems,
     is_database_name,
+    is_password,
 )
 
 ALLOWED = (f"a list of {{name: {DATABASE_NAME_ALLOWED}, password: a string or null (generated), clients: a list "
@@ -48,18 +49,9 @@ def postgresql_database_problems(databases: Any) -> str:
         elif name in seen:
             problems.append(f"{where}: name {name!r} twice; allowed: each database once")
         seen.add(name)
-        password = entry.get("password")
-        if password is not None and not (isinstance(password, str) and password and "\0" not in password):
+        if entry.get("password") is not None and not is_password(entry["password"]):
             problems.append(f"{where}: password (hidden) is not a non-empty string; allowed: {ALLOWED}")
-        clients = entry.get("clients") or []
-        if not isinstance(clients, (list, tuple)):
-            problems.append(f"{where}: clients {clients!r}; allowed: {ALLOWED}")
-            continue
-        for client in clients:
-            try:
-                ipaddress.ip_network(str(client), strict=True)
-            except ValueError:
-                problems.append(f"{where}: client {client!r}; allowed: an address with a mask, 10.0.0.11/32")
+        problems.extend(client_problems(where, entry.get("clients") or []))
     return "\n".join(problems)
 
 

@@ -1,10 +1,12 @@
-"""Filters that join the web servers' apps to the database host: which databases, for whom, with what.
+"""Filters that join the web servers' apps to their data services: which databases and Redis instances,
+for whom, with what.
 
 An app with `database` (wsgi_sites) gets a PostgreSQL database and an owner role of that name on the
-host of the inventory group `databases`. The web servers know the apps; the database host knows the
-passwords it generated. These filters carry what each side needs across, so that neither role reads the
-other's variables: the playbook hands the database host the list of databases (wsgi_databases) and the
-web servers the connection settings (wsgi_database_secrets).
+host of the inventory group `databases`; an app with `redis` a Redis instance of its own on the host of the
+group `redis`. The web servers know the apps; the service hosts know the passwords they generated. These
+filters carry what each side needs across, so that neither role reads the other's variables: the playbooks
+hand the service hosts their lists (wsgi_databases, wsgi_redis_instances) and the web servers the
+connection settings (wsgi_database_secrets, wsgi_redis_secrets).
 """
 
 from __future__ import annotations
@@ -20,9 +22,14 @@ from ansible.errors import AnsibleFilterError
 SSL_MODE = "require"
 
 
+def _apps_with(sites: Iterable[Mapping[str, Any]], field: str) -> list[Mapping[str, Any]]:
+    """The apps of normalized sites that have `field` (database, redis)."""
+    return [app for site in sites or [] for app in site.get("apps", []) if app.get(field)]
+
+
 def _database_apps(sites: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The apps of normalized sites that have a database."""
-    return [app for site in sites or [] for app in site.get("apps", []) if app.get("database")]
+    return _apps_with(sites, "database")
 
 
 def _normalized(hostvars: Mapping[str, Any], host: str) -> list[Mapping[str, Any]]:
@@ -75,10 +82,10 @@ def _client_addresses(hostvars: Mapping[str, Any], host: str) -> list[str]:
     return addresses
 
 
-def _given_password(hostvars: Mapping[str, Any], host: str, app_name: str) -> str | None:
-    """The password the user gave for an app's database, which the validation keeps apart from the model
-    (wsgi_database_given_passwords: app name to password), if any."""
-    password = (hostvars[host].get("wsgi_database_given_passwords") or {}).get(app_name)
+def _given_password(hostvars: Mapping[str, Any], host: str, app_name: str, field: str = "database") -> str | None:
+    """The password the user gave for an app's database or redis, which the validation keeps apart from the
+    model (wsgi_database_given_passwords, wsgi_redis_given_passwords: app name to password), if any."""
+    password = (hostvars[host].get(f"wsgi_{field}_given_passwords") or {}).get(app_name)
     return None if password is None else str(password)
 
 
@@ -134,6 +141,77 @@ def wsgi_database_secrets(sites: Iterable[Mapping[str, Any]], passwords: Mapping
     return secrets
 
 
+def wsgi_redis_problems(hostvars: Mapping[str, Any], hosts: Iterable[str], redis_hosts: Iterable[str]) -> str:
+    """What is wrong with the web servers' Redis instances as a whole, one line per problem; "" when nothing.
+
+    Each host's apps were checked on their own. Across hosts: an app's Redis is one instance, so its settings
+    (and whether a password is given) are the same on every host with the app; each instance has a port of
+    its own on the redis host; and there is a redis host for it to live on.
+    """
+    redis_hosts = list(redis_hosts or [])
+    problems: list[str] = []
+    settings: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    ports: dict[int, str] = {}
+    for host in hosts:
+        for app in _apps_with(_normalized(hostvars, host), "redis"):
+            where = f"web server {host}, app {app['name']!r}: field 'redis'"
+            if not redis_hosts:
+                problems.append(f"{where}: needs a host in the inventory group 'redis' (none there); allowed: no "
+                                "redis, or a redis group with one host")
+            first = settings.setdefault(app["name"], (host, app["redis"]))
+            if first[1] != app["redis"]:
+                problems.append(f"{where}: {dict(app['redis'])} differs from {dict(first[1])} on {first[0]}; "
+                                "allowed: the same redis settings on every host with the app")
+            port = app["redis"]["port"]
+            if ports.setdefault(port, app["name"]) != app["name"]:
+                problems.append(f"{where}: port {port} is also the port of app {ports[port]!r}'s Redis; allowed: a "
+                                "port of the app's own (set redis.port on one of them)")
+    if len(redis_hosts) > 1:
+        problems.append(f"inventory group 'redis': {len(redis_hosts)} hosts ({', '.join(redis_hosts)}); allowed: "
+                        "one redis host (replication is not managed by these roles)")
+    return "\n".join(dict.fromkeys(problems))
+
+
+def wsgi_redis_instances(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> list[dict[str, Any]]:
+    """The Redis instances the web servers' apps need, one per app: name, port, maxmemory, policy, password
+    (None: generate) and the client addresses (every host with the app), for the redis role's
+    redis_instances. The result holds given passwords: use it in tasks whose output is hidden."""
+    instances: dict[str, dict[str, Any]] = {}
+    for host in hosts:
+        for app in _apps_with(_normalized(hostvars, host), "redis"):
+            redis = app["redis"]
+            entry = instances.setdefault(app["name"], {
+                "name": app["name"], "port": redis["port"], "maxmemory": redis["maxmemory"],
+                "policy": redis["policy"], "password": None, "clients": []})
+            if redis["password_given"]:
+                entry["password"] = _given_password(hostvars, host, app["name"], "redis")
+            entry["clients"].extend(a for a in _client_addresses(hostvars, host) if a not in entry["clients"])
+    return sorted(instances.values(), key=lambda entry: entry["name"])
+
+
+def wsgi_redis_secrets(sites: Iterable[Mapping[str, Any]], passwords: Mapping[str, Any], host: str,
+                       strict: bool = True) -> dict[str, dict[str, str]]:
+    """REDIS_URL of each app with redis, app name to {REDIS_URL: ...}: to add to its secrets.
+
+    passwords maps app names to passwords, as the redis role publishes them on the redis host
+    (redis_passwords). The URL is rediss:// (TLS) with the certificate unchecked, as with the database
+    (the redis host's certificate is self-signed); redis-py, Celery and RQ read it as it is. A password
+    missing is an error, except with strict false (a dry run): then that app gets no REDIS_URL.
+    """
+    secrets: dict[str, dict[str, str]] = {}
+    for app in _apps_with(sites, "redis"):
+        if app["name"] not in (passwords or {}):
+            if not strict:
+                continue
+            raise AnsibleFilterError(
+                f"app {app['name']!r}: no password for its Redis on the redis host {host}: run the redis play "
+                "first (site.yml does; playbooks/redis.yml alone)")
+        password = quote(str(passwords[app["name"]]), safe="")
+        secrets[app["name"]] = {
+            "REDIS_URL": f"rediss://:{password}@{host}:{app['redis']['port']}/0?ssl_cert_reqs=none"}
+    return secrets
+
+
 class FilterModule:
     """Ansible entry point: the filters that connect the apps to their databases."""
 
@@ -143,4 +221,7 @@ class FilterModule:
             "wsgi_database_problems": wsgi_database_problems,
             "wsgi_databases": wsgi_databases,
             "wsgi_database_secrets": wsgi_database_secrets,
+            "wsgi_redis_problems": wsgi_redis_problems,
+            "wsgi_redis_instances": wsgi_redis_instances,
+            "wsgi_redis_secrets": wsgi_redis_secrets,
         }

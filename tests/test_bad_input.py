@@ -197,6 +197,12 @@ BAD_INPUTS: dict[str, tuple[list[dict[str, Any]], str, str, str]] = {
         [site(project_app(database={"name": "shop"}),
               project_app(name="blog", mount="/blog", database={"name": "shop"}))],
         "blog", "database.name", "also the database of"),
+    "redis-url-in-env": (
+        [site(project_app(redis={}, env={"REDIS_URL": "redis://elsewhere:6379/0"}))],
+        APP_NAME, "env.REDIS_URL", "is set by redis"),
+    "redis-bad-policy": (
+        [site(project_app(redis={"maxmemory": "64mb", "policy": "lru"}))],
+        APP_NAME, "redis.policy", "noeviction, allkeys-lru"),
     "two-embedded-projects": (
         [site(project_app(mode="embedded"), project_app(name="blog", mount="/blog", mode="embedded"))],
         "blog", "mode", "a second embedded project app besides"),
@@ -218,11 +224,21 @@ def test_a_database_needs_a_database_host(run_site: RunSite) -> None:
     """An app with a database in an inventory without a `databases` group stops before any host changes."""
     run = run_site([site(project_app(database={"name": "shop"}))])
     assert run.returncode != 0, run.output
-    assert "PLAY [Validate the apps' databases across the web servers]" in run.output, run.output
+    assert "PLAY [Validate the apps' databases and Redis instances across the web servers]" in run.output, run.output
     assert ("web server ghost-web1, app 'myapp': field 'database': database 'shop' needs a host in the inventory "
             "group 'databases'") in run.output, run.output
     assert HOST_CONTACTED not in run.output, run.output
     assert f"PLAY [{DEPLOY_PLAY}]" not in run.output, run.output
+    assert "TASK [Gathering Facts]" not in run.output, run.output
+
+
+def test_redis_needs_a_redis_host(run_site: RunSite) -> None:
+    """An app with redis in an inventory without a `redis` group stops before any host changes."""
+    run = run_site([site(project_app(redis={"maxmemory": "64mb"}))])
+    assert run.returncode != 0, run.output
+    assert ("web server ghost-web1, app 'myapp': field 'redis': needs a host in the inventory group 'redis' (none "
+            "there)") in run.output, run.output
+    assert HOST_CONTACTED not in run.output, run.output
     assert "TASK [Gathering Facts]" not in run.output, run.output
 
 

@@ -8,6 +8,7 @@ collections); the unit tests put collections/ on sys.path (tests/filter_plugins/
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 from typing import Any
@@ -25,6 +26,25 @@ def is_database_name(name: Any) -> bool:
     """Whether name may be an app's database (and its owner role's) name."""
     return (isinstance(name, str) and bool(DATABASE_NAME_RE.match(name)) and name not in RESERVED_DATABASES
             and not name.startswith("pg_"))
+
+
+def is_password(value: Any) -> bool:
+    """Whether value may be a service's password as given (ansible-vault): a non-empty string without NUL."""
+    return isinstance(value, str) and bool(value) and "\0" not in value
+
+
+def client_problems(where: str, clients: Any) -> list[str]:
+    """What is wrong with a service's client addresses (addresses with masks such as 10.0.0.11/32), one
+    line each, named by where."""
+    if not isinstance(clients, (list, tuple)):
+        return [f"{where}: clients {clients!r}; allowed: a list of addresses with masks such as 10.0.0.11/32"]
+    problems = []
+    for client in clients:
+        try:
+            ipaddress.ip_network(str(client), strict=True)
+        except ValueError:
+            problems.append(f"{where}: client {client!r}; allowed: an address with a mask, 10.0.0.11/32")
+    return problems
 
 
 # Strict-Transport-Security's max-age of a site with tls that sets no hsts: two years, the minimum of

@@ -411,19 +411,30 @@ def wsgi_secret_values(sites: Any) -> dict[str, dict[str, str]]:
     return values
 
 
+def _given_passwords(sites: Any, field: str) -> dict[str, str]:
+    """The passwords given in the apps' `field` (database, redis) of wsgi_sites: app name to password."""
+    values: dict[str, str] = {}
+    for site in sites or []:
+        for app in (site.get("apps") or []) if isinstance(site, Mapping) else []:
+            settings = app.get(field) if isinstance(app, Mapping) else None
+            if isinstance(settings, Mapping) and settings.get("password") is not None:
+                values[str(app.get("name"))] = str(settings["password"])
+    return values
+
+
 def wsgi_database_password_values(sites: Any) -> dict[str, str]:
     """The database passwords given in wsgi_sites (validated first): app name to password.
 
     Like wsgi_secret_values, apart from the model (which keeps only password_given), for the database
     host's play (wsgi_databases) to read in tasks whose output is hidden.
     """
-    values: dict[str, str] = {}
-    for site in sites or []:
-        for app in (site.get("apps") or []) if isinstance(site, Mapping) else []:
-            database = app.get("database") if isinstance(app, Mapping) else None
-            if isinstance(database, Mapping) and database.get("password") is not None:
-                values[str(app.get("name"))] = str(database["password"])
-    return values
+    return _given_passwords(sites, "database")
+
+
+def wsgi_redis_password_values(sites: Any) -> dict[str, str]:
+    """The Redis passwords given in wsgi_sites (validated first): app name to password, for the redis
+    host's play (wsgi_redis_instances), like wsgi_database_password_values."""
+    return _given_passwords(sites, "redis")
 
 
 _HEALTH_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")

@@ -28,6 +28,7 @@ from ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules i
     HSTS_DEFAULT,
     command_words,
     is_database_name,
+    is_password,
 )
 
 MODES = ("embedded", "daemon", "proxy")
@@ -99,6 +100,7 @@ ENTRY_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)
 RESERVED_ENV = frozenset({"STATE_DIRECTORY", "VIRTUAL_ENV", "PATH", "PYTHONPATH", "PYTHONHOME"})
 # What an app with a database gets in its environment, as secrets: a URL and libpq's own variables.
 DATABASE_ENV = ("DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSSLMODE")
+REDIS_ENV = "REDIS_URL"
 
 
 # HTTPS (site field tls): where certificates come from (acme: Apache's mod_md, which keeps its own store),
@@ -777,6 +779,15 @@ def _secrets(value: Any, given: Given) -> list[str]:
     return sorted(secrets)
 
 
+def _password_ok(given: Given, field: str, value: Mapping[str, Any]) -> bool:
+    """Whether the password a field's mapping may give (database, redis) is absent or a usable string; the
+    problem recorded without the value."""
+    if "password" in value and not is_password(value["password"]):
+        given.errors.add(given.where, f"{field}.password", "(hidden)", "a non-empty string without NUL characters")
+        return False
+    return True
+
+
 def _database(value: Any, given: Given) -> dict[str, Any] | None:
     """A database and an owner role of the same name on the `databases` host, for this app alone.
 
@@ -794,18 +805,69 @@ def _database(value: Any, given: Given) -> dict[str, Any] | None:
     if not isinstance(value, Mapping) or "name" not in value or set(value) - {"name", "password"}:
         given.reject(shown, allowed)
         return None
-    name, password = value["name"], value.get("password")
+    name = value["name"]
     if not is_database_name(name):
         given.errors.add(given.where, "database.name", name, allowed)
         return None
-    if "password" in value and not (isinstance(password, str) and password and "\0" not in password):
-        given.errors.add(given.where, "database.password", "(hidden)", "a non-empty string without NUL characters")
+    if not _password_ok(given, "database", value):
         return None
     for other in ("env", "secrets"):
         for clash in sorted(set(given.done.get(other) or ()) & set(DATABASE_ENV)):
             given.errors.add(given.where, f"{other}.{clash}", clash, "a name other than " + ", ".join(DATABASE_ENV),
                              "is set by database:")
     return {"name": str(name), "password_given": "password" in value}
+
+
+REDIS_POLICIES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu",
+                  "volatile-random", "volatile-ttl")
+REDIS_KEYS = ("maxmemory", "policy", "password", "port")
+REDIS_MEMORY_RE = re.compile(r"^[1-9][0-9]{0,12}(b|kb|mb|gb)?$", re.IGNORECASE)
+# Each app's Redis listens on a port of its own on the redis host: by default one from its name (the same on
+# every run and host, whatever other apps come and go), in a range clear of Redis' 6379 and of the ephemeral
+# ports; the fleet's validation names two apps that land on one port, for one of them to set `port`.
+REDIS_PORT_BASE, REDIS_PORT_SPAN = 16380, 1000
+
+
+def redis_default_port(app_name: str) -> int:
+    """The port of an app's Redis when it sets none: a function of its name alone."""
+    return REDIS_PORT_BASE + int(hashlib.sha256(app_name.encode()).hexdigest(), 16) % REDIS_PORT_SPAN
+
+
+def _redis(value: Any, given: Given) -> dict[str, Any] | None:
+    """A Redis instance of the app's own on the `redis` host (queues, caches), reached through REDIS_URL.
+
+    Like database, the password is the user's (ansible-vault) or generated on the redis host, and the
+    normalized app keeps only whether it was given.
+    """
+    allowed = (f"a mapping {{maxmemory: a size such as 256mb (b, kb, mb, gb; 128mb), policy: one of "
+               f"{', '.join(REDIS_POLICIES)} (noeviction), password: optional, a string (ansible-vault it; "
+               f"generated on the redis host when absent), port: 1024-65535 (one from the app's name)}}")
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        given.reject(value, allowed)
+        return None
+    report_unknown_keys(given.errors, given.where, value, REDIS_KEYS, "redis setting", "redis.")
+    memory = str(value.get("maxmemory", "128mb"))
+    if isinstance(value.get("maxmemory"), bool) or not REDIS_MEMORY_RE.match(memory):
+        given.errors.add(given.where, "redis.maxmemory", value.get("maxmemory"),
+                         "a size such as 256mb: digits, then b, kb, mb or gb (Redis' 0, no limit, is not allowed)")
+        memory = ""
+    policy = value.get("policy", "noeviction")
+    if policy not in REDIS_POLICIES:
+        given.errors.add(given.where, "redis.policy", policy, "one of " + ", ".join(REDIS_POLICIES))
+        policy = None
+    password_ok = _password_ok(given, "redis", value)
+    name = given.done.get("name")
+    port = _integer_in(given, "redis.port", value["port"], 1024, 65535) if "port" in value else (
+        redis_default_port(name) if isinstance(name, str) else None)
+    for other in ("env", "secrets"):
+        if REDIS_ENV in (given.done.get(other) or ()):
+            given.errors.add(given.where, f"{other}.{REDIS_ENV}", REDIS_ENV, f"a name other than {REDIS_ENV}",
+                             "is set by redis:")
+    if not memory or policy is None or port is None or not password_ok:
+        return None
+    return {"maxmemory": memory.lower(), "policy": policy, "port": port, "password_given": "password" in value}
 
 
 def _static(value: Any, given: Given) -> list[dict[str, str]]:
@@ -1073,6 +1135,9 @@ FIELDS: tuple[Field, ...] = (
           default_doc="none: no database",
           doc="Project apps: {name: shop} a PostgreSQL database and owner role on the databases host; "
               "DATABASE_URL and PG* as secrets."),
+    Field("redis", "app", "dict", _project_only(_redis), default=None, default_doc="none: no Redis",
+          doc="Project apps: {maxmemory: 256mb, policy: noeviction} a Redis of the app's own on the redis host "
+              "(persistent, TLS, its own password); REDIS_URL as a secret."),
     Field("static", "app", "list", _project_only(_static), default=[], elements="dict",
           doc="Project apps: [{url: /static/, path: staticfiles}], directories of the release Apache serves."),
     Field("build", "app", "list", _project_only(_commands), default=[], elements="str",

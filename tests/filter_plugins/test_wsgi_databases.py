@@ -6,7 +6,14 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from wsgi_databases import wsgi_database_problems, wsgi_database_secrets, wsgi_databases
+from wsgi_databases import (
+    wsgi_database_problems,
+    wsgi_database_secrets,
+    wsgi_databases,
+    wsgi_redis_instances,
+    wsgi_redis_problems,
+    wsgi_redis_secrets,
+)
 
 
 def web(address: str, *apps: tuple[str, str | None], passwords: dict[str, str] | None = None) -> dict:
@@ -77,3 +84,58 @@ def test_a_missing_password_is_an_error_except_in_a_dry_run():
     with pytest.raises(AnsibleFilterError, match="app 'shop': no password for its database 'shop'"):
         wsgi_database_secrets(sites, {}, "db")
     assert wsgi_database_secrets(sites, {}, "db", strict=False) == {}
+
+
+# --------------------------------------------------------------------------- redis
+
+
+def redis_web(address: str, *apps: tuple[str, dict | None], passwords: dict[str, str] | None = None) -> dict:
+    """A web server's hostvars with apps (name, normalized redis settings or None)."""
+    return {"wsgi_model": {"sites": [{"apps": [{"name": name, "redis": redis} for name, redis in apps]}]},
+            "wsgi_redis_given_passwords": dict(passwords or {}),
+            "ansible_facts": {"default_ipv4": {"address": address}}}
+
+
+SHOP_REDIS = {"maxmemory": "64mb", "policy": "noeviction", "port": 16400, "password_given": False}
+BLOG_REDIS = {"maxmemory": "32mb", "policy": "allkeys-lru", "port": 16401, "password_given": True}
+
+
+def test_each_app_gets_one_redis_instance_whose_clients_are_its_hosts():
+    hostvars = {"web1": redis_web("10.0.0.1", ("shop", SHOP_REDIS), ("plain", None)),
+                "web2": redis_web("10.0.0.2", ("shop", SHOP_REDIS), ("blog", BLOG_REDIS), passwords={"blog": "b10g"})}
+    assert wsgi_redis_instances(hostvars, ["web1", "web2"]) == [
+        {"name": "blog", "port": 16401, "maxmemory": "32mb", "policy": "allkeys-lru", "password": "b10g",
+         "clients": ["10.0.0.2/32"]},
+        {"name": "shop", "port": 16400, "maxmemory": "64mb", "policy": "noeviction", "password": None,
+         "clients": ["10.0.0.1/32", "10.0.0.2/32"]},
+    ]
+    assert wsgi_redis_problems(hostvars, ["web1", "web2"], ["cache"]) == ""
+
+
+def test_redis_problems_name_the_host_app_and_what_is_allowed():
+    hostvars = {"web1": redis_web("10.0.0.1", ("shop", SHOP_REDIS)),
+                "web2": redis_web("10.0.0.2", ("shop", {**SHOP_REDIS, "maxmemory": "1gb"}),
+                                  ("blog", {**BLOG_REDIS, "port": 16400}))}
+    problems = wsgi_redis_problems(hostvars, ["web1", "web2"], []).splitlines()
+    assert problems[0].startswith("web server web1, app 'shop': field 'redis': needs a host in the inventory group "
+                                  "'redis' (none there)")
+    assert any("web server web2, app 'shop'" in line and "differs from" in line
+               and "the same redis settings on every host" in line for line in problems), problems
+    assert any("web server web2, app 'blog'" in line and "port 16400 is also the port of app 'shop'" in line
+               and "set redis.port on one of them" in line for line in problems), problems
+    assert "one redis host" in wsgi_redis_problems(hostvars, ["web1"], ["r1", "r2"])
+
+
+def test_redis_url_is_tls_with_the_password_quoted():
+    sites = [{"apps": [{"name": "shop", "redis": SHOP_REDIS}, {"name": "plain", "redis": None}]}]
+    url = wsgi_redis_secrets(sites, {"shop": "p@ss/w:rd"}, "cache")["shop"]["REDIS_URL"]
+    assert url == "rediss://:p%40ss%2Fw%3Ard@cache:16400/0?ssl_cert_reqs=none"
+    assert unquote(urlsplit(url).password) == "p@ss/w:rd"
+    assert set(wsgi_redis_secrets(sites, {"shop": "x"}, "cache")) == {"shop"}
+
+
+def test_a_missing_redis_password_is_an_error_except_in_a_dry_run():
+    sites = [{"apps": [{"name": "shop", "redis": SHOP_REDIS}]}]
+    with pytest.raises(AnsibleFilterError, match="run the redis play first"):
+        wsgi_redis_secrets(sites, {}, "cache")
+    assert wsgi_redis_secrets(sites, {}, "cache", strict=False) == {}

@@ -12,11 +12,15 @@ from typing import Any
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from ansible_collections.wsgi_hosting.debian.plugins.module_utils.wsgi_fields import (
+    redis_default_port,
+)
 from wsgi_sites import (
     project_user,
     wsgi_database_password_values,
     wsgi_normalize_sites,
     wsgi_proxy_passes,
+    wsgi_redis_password_values,
     wsgi_secret_values,
 )
 
@@ -291,6 +295,59 @@ def test_given_database_passwords_are_handed_apart_by_app_name() -> None:
     ]}]
     assert wsgi_database_password_values(sites) == {"shop": "s3cret"}
     assert wsgi_database_password_values(None) == {}
+
+
+# --------------------------------------------------------------------------- redis
+
+
+def test_redis_gets_its_defaults_and_a_port_from_the_apps_name(playbook: Path) -> None:
+    app = normalize(playbook, [project(redis={})])[0]["apps"][0]
+    assert app["redis"] == {"maxmemory": "128mb", "policy": "noeviction", "port": redis_default_port("shop"),
+                            "password_given": False}
+    # The same name gives the same port on every run; another name (almost always) another, in the range.
+    assert redis_default_port("shop") == redis_default_port("shop")
+    assert all(16380 <= redis_default_port(name) < 17380 for name in ("shop", "blog", "a", "x" * 64))
+    given = normalize(playbook, [project(redis={"maxmemory": "1GB", "policy": "allkeys-lru", "port": 7000,
+                                                "password": "s3cret"})])[0]["apps"][0]["redis"]
+    assert given == {"maxmemory": "1gb", "policy": "allkeys-lru", "port": 7000, "password_given": True}
+    assert "s3cret" not in str(normalize(playbook, [project(redis={"password": "s3cret"})]))
+
+
+@pytest.mark.parametrize(("redis", "fragments"), [
+    ({"maxmemory": "0"}, ("field 'redis.maxmemory'", "a size such as 256mb")),
+    ({"maxmemory": "lots"}, ("field 'redis.maxmemory'", "'lots'")),
+    ({"maxmemory": True}, ("field 'redis.maxmemory'",)),
+    ({"policy": "lru"}, ("field 'redis.policy'", "'lru'", "noeviction, allkeys-lru")),
+    ({"port": 80}, ("field 'redis.port'", "an integer from 1024 to 65535")),
+    ({"password": ""}, ("field 'redis.password'", "(hidden)", "a non-empty string")),
+    ({"memory": "1mb"}, ("redis.memory", "maxmemory")),
+    ("yes", ("field 'redis'", "a mapping {maxmemory")),
+])
+def test_bad_redis_settings_are_named(playbook: Path, redis: Any, fragments: tuple[str, ...]) -> None:
+    assert_names(error(playbook, [project(redis=redis)]), APP0, *fragments)
+
+
+def test_redis_url_is_the_roles_own(playbook: Path) -> None:
+    for field in ("env", "secrets"):
+        message = error(playbook, [project(redis={}, **{field: {"REDIS_URL": "redis://elsewhere"}})])
+        assert_names(message, APP0, f"field '{field}.REDIS_URL'", "is set by redis", "a name other than REDIS_URL")
+    # Without redis the app may set it itself (a Redis the roles do not manage).
+    assert normalize(playbook, [project(env={"REDIS_URL": "redis://cache:6379/0"})])[0]["apps"][0]["redis"] is None
+
+
+def test_redis_needs_a_project(playbook: Path) -> None:
+    message = error(playbook, [{"name": "hello", "mount": "/", "mode": "daemon", "redis": {}}])
+    assert_names(message, "field 'redis'", "only for an app with project")
+
+
+def test_given_redis_passwords_are_handed_apart_by_app_name() -> None:
+    sites = [{"server_name": "a", "apps": [
+        {"name": "shop", "project": "p", "redis": {"password": "s3cret"}},
+        {"name": "blog", "project": "q", "redis": {}},
+        {"name": "hello", "source": "x.wsgi"},
+    ]}]
+    assert wsgi_redis_password_values(sites) == {"shop": "s3cret"}
+    assert wsgi_redis_password_values([{"apps": "bad"}]) == {}
 
 
 # --------------------------------------------------------------------------- processes

@@ -84,7 +84,7 @@ def one_app(**fields: Any) -> list[dict[str, Any]]:
 
 
 # The project fields of an app without project: defaults that say "a single script".
-NO_PROJECT = {"project": None, "entry": None, "requirements": None, "env": {}, "secrets": [], "database": None, "static": [],
+NO_PROJECT = {"project": None, "entry": None, "requirements": None, "env": {}, "secrets": [], "database": None, "redis": None, "static": [],
               "build": [], "migrate": [], "processes": {}, "schedule": [], "release": None}
 
 
@@ -597,8 +597,8 @@ def test_filter_module_exposes_the_filters() -> None:
                                              "wsgi_daemon_directive_options", "wsgi_daemon_groups",
                                              "wsgi_script_aliases", "wsgi_proxy_passes", "wsgi_forwarded_allow_ips",
                                              "wsgi_host_model", "wsgi_secret_values", "wsgi_layout_files",
-                                             "wsgi_database_password_values", "wsgi_tls_front_sites",
-                                             "wsgi_script_files", "wsgi_host_packages",
+                                             "wsgi_database_password_values", "wsgi_redis_password_values",
+                                             "wsgi_tls_front_sites", "wsgi_script_files", "wsgi_host_packages",
                                              "wsgi_settings_problems"}
 
 
@@ -802,7 +802,7 @@ def test_known_keys_come_from_the_table() -> None:
     assert wsgi_sites.SITE_KEYS == ("server_name", "server_aliases", "port", "tls", "log_level", "document_root",
                                     "static_aliases", "apps")
     assert wsgi_sites.APP_KEYS == ("name", "mount", "mode", "project", "source", "callable", "entry", "requirements",
-                                   "env", "secrets", "database", "static", "build", "migrate", "processes",
+                                   "env", "secrets", "database", "redis", "static", "build", "migrate", "processes",
                                    "schedule", "process_group", "wsgi_processes", "threads", "display_name", "daemon_options",
                                    "user", "workers", "listen")
     assert wsgi_sites.MODE_KEYS == {
