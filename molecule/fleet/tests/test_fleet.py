@@ -19,6 +19,7 @@ from typing import Self
 
 import pytest
 from conftest import LOAD_PAUSE, PROJECT_DIR, Lab, PlaybookRun, inventory_host, lab_of
+from fleet_tasks import TaskFeed, enqueue, wait_for_runs, worker_release, worker_stops
 
 sys.path.insert(0, str(PROJECT_DIR / "filter_plugins"))
 from balancer import balancer_manager_state  # the same reader the rollout uses
@@ -253,6 +254,35 @@ def catalog_release(web_lab: Lab) -> tuple[str, str]:
     return response.json()["version"], response.json()["release"]
 
 
+LONG_TASK = 20  # seconds; the worker's stop_timeout is 60 (molecule.yml)
+WORKER = "wsgi-board-worker@1.service"
+
+
+def check_tasks_through_the_rollout(lab: Lab, web, short: TaskFeed, long: TaskFeed) -> None:
+    """Every task enqueued during the rolling update ran exactly once; a long task that a worker was running
+    when it was stopped for the switch finished there, on the old release, within the stop timeout; the
+    workers run the new release."""
+    print(f"\ntasks during the rollout: {short.enqueued} short, {long.enqueued} long, {short.failed + long.failed} "
+          "requests to enqueue failed")
+    assert short.enqueued >= 20 and long.enqueued >= 5, (short.enqueued, long.enqueued)
+    for feed in (short, long):
+        ran = [run["task"] for run in wait_for_runs(lab, feed.token, feed.enqueued, 90)]
+        assert sorted(ran) == sorted(feed.tasks), f"missing {set(feed.tasks) - set(ran)}, twice {Counter(ran) - Counter(set(ran))}"
+    long_runs = wait_for_runs(lab, long.token, long.enqueued, 0)
+    finished_on_stop = []
+    for name, (_, node) in web.items():
+        current = node.check_output("readlink -f /usr/local/www/apps/board/current")
+        assert worker_release(node, WORKER) == current, name
+        for stop in worker_stops(node, WORKER):
+            finished_on_stop += [run for run in long_runs if run["host"] == name
+                                 and run["started"] < stop < run["finished"] <= stop + 60]
+        assert "Killing" not in node.check_output(f"journalctl -u {WORKER} --no-pager -o cat"), name
+    assert finished_on_stop and {run["version"] for run in finished_on_stop} == {"1"}, long_runs
+    after = f"after-{time.time_ns()}"
+    enqueue(lab, after, 6)
+    assert {run["version"] for run in wait_for_runs(lab, after, 6, 60)} == {"2"}
+
+
 def test_a_rollout_and_a_project_rollback_under_load_fail_no_request(lab, web, app):
     """One rollout releases a new version of the script app and a new release of the project app, in batches
     through the balancer, each under a load of its own (one run for both: the scenario's time budget);
@@ -268,9 +298,14 @@ def test_a_rollout_and_a_project_rollback_under_load_fail_no_request(lab, web, a
     # The Django app on the fleet's database gets a release with a new migration (test_fleet_database.py
     # checks that it ran once, before any host switched).
     release_board_with_migration(source.parent / "board")
-    result, (load, project_load, board_load) = rollout_under_loads(
-        lab, "rollout", ((server_name, "/"), (server_name, "/catalog/"), (BOARD, "/")))
+    # Celery tasks all along, through the balancer: short ones every second, and one of 20 s every 5 s, so
+    # that a worker stopped for the switch has one to finish on the old release.
+    token = f"rollout-{time.time_ns()}"
+    with TaskFeed(lab, f"{token}-short") as short, TaskFeed(lab, f"{token}-long", 5, LONG_TASK) as long:
+        result, (load, project_load, board_load) = rollout_under_loads(
+            lab, "rollout", ((server_name, "/"), (server_name, "/catalog/"), (BOARD, "/")))
     assert result.returncode == 0, result.summary()
+    check_tasks_through_the_rollout(lab, web, short, long)
     assert load.failures == {}, load.results
     assert project_load.failures == {}, project_load.results
     assert board_load.failures == {}, board_load.results

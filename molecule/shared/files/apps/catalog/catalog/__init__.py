@@ -45,4 +45,5 @@ def environment():
         database={name: os.environ.get(name) for name in ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGSSLMODE")},
         database_url_sha256=hashlib.sha256(os.environ.get("DATABASE_URL", "").encode()).hexdigest(),
         pgpassword_sha256=hashlib.sha256(os.environ.get("PGPASSWORD", "").encode()).hexdigest(),
+        redis_url_sha256=hashlib.sha256(os.environ.get("REDIS_URL", "").encode()).hexdigest(),
     )

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import socket
 import sys
 import time
 
@@ -12,6 +13,7 @@ from django.http import HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import render
 from shop.version import VERSION
 
+from notes import tasks
 from notes.models import Note
 
 
@@ -27,6 +29,7 @@ def environment(request):
         "SHOP_GREETING": os.environ.get("SHOP_GREETING"),
         "STATE_DIRECTORY": os.environ.get("STATE_DIRECTORY"),
         "secret_sha256": hashlib.sha256(os.environ.get("SECRET_KEY", "").encode()).hexdigest(),
+        "redis_url_sha256": hashlib.sha256(os.environ.get("REDIS_URL", "").encode()).hexdigest(),
         "django": django.get_version(),
         "prefix": sys.prefix,
         "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
@@ -64,3 +67,21 @@ def visit(request):
     """A write and a read per request (bench/modes.py --app django-postgresql): a row, then the ten newest."""
     Note.objects.create(text=f"visit {time.time_ns()}")
     return render(request, "notes/index.html", {"notes": Note.objects.order_by("-id")[:10]})
+
+
+def enqueue_tasks(request):
+    """POST token=..., count=N (1), seconds=S (0): N Celery tasks token-1 .. token-N, each sleeping S seconds
+    and then recording itself in the database (notes/tasks.py)."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    token, count = request.POST["token"][:100], int(request.POST.get("count", "1"))
+    seconds = float(request.POST.get("seconds", "0"))
+    for number in range(1, count + 1):
+        tasks.record.delay(f"{token}-{number}", seconds)
+    return JsonResponse({"enqueued": count, "token": token}, status=202)
+
+
+def tasks_done(request):
+    """GET token=...: the runs recorded by the tasks of that token, as rows (task, host, version, started,
+    finished), read from the database through whichever host serves the request."""
+    return JsonResponse({"runs": tasks.runs(request.GET["token"]), "host": socket.gethostname()})

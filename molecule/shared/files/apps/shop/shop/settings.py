@@ -1,6 +1,7 @@
 """Settings of the test shop: everything a host differs in comes from the environment the roles set."""
 
 import os
+import ssl
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -11,7 +12,8 @@ SECRET_KEY = os.environ["SECRET_KEY"]
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 
-INSTALLED_APPS = ["django.contrib.staticfiles", "notes"]
+# auth (and contenttypes, which it needs) for `manage.py createsuperuser` through playbooks/run.yml.
+INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.staticfiles", "notes"]
 MIDDLEWARE = ["django.middleware.common.CommonMiddleware"]
 ROOT_URLCONF = "shop.urls"
 WSGI_APPLICATION = "shop.wsgi.application"
@@ -41,3 +43,13 @@ STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Celery: the broker is the app's Redis where it has one (the fleet's board: REDIS_URL is rediss://, TLS with
+# the redis host's self-signed certificate unchecked), else an in-process one for the single hosts. A worker
+# takes one task at a time per process; on SIGTERM it finishes the tasks it runs and gives back the rest.
+CELERY_BROKER_URL = os.environ.get("REDIS_URL", "memory://")
+if CELERY_BROKER_URL.startswith("rediss://"):
+    CELERY_BROKER_USE_SSL = {"ssl_cert_reqs": ssl.CERT_NONE}
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True

@@ -10,4 +10,6 @@ urlpatterns = [
     path("notes.json", views.notes_json),
     path("notes/add", views.add_note),
     path("notes/visit", views.visit),
+    path("tasks/enqueue", views.enqueue_tasks),
+    path("tasks/done", views.tasks_done),
 ]
