@@ -14,17 +14,16 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules import (
+    REDIS_MEMORY_RE,
+    REDIS_POLICIES,
     client_problems,
     is_password,
 )
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-MEMORY_RE = re.compile(r"^[1-9][0-9]{0,12}(b|kb|mb|gb)?$")
-POLICIES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu",
-            "volatile-random", "volatile-ttl")
 KEYS = {"name", "port", "maxmemory", "policy", "password", "clients"}
 ALLOWED = ("a list of {name: an app name (a-z, 0-9, '_', '-'), port: 1024-65535, maxmemory: a size such as 256mb, "
-           f"policy: one of {', '.join(POLICIES)}, password: a string or null (generated), clients: addresses "
+           f"policy: one of {', '.join(REDIS_POLICIES)}, password: a string or null (generated), clients: addresses "
            "with masks such as 10.0.0.11/32}")
 # What an app may not do to its own server: reconfigure it (CONFIG SET dir/dbfilename writes files as the
 # redis user), shut it down, replicate it away, or watch other connections.
@@ -52,10 +51,10 @@ def redis_instance_problems(instances: Any) -> str:
         if isinstance(port, bool) or not isinstance(port, int) or not 1024 <= port <= 65535 or port in ports:
             problems.append(f"{where}: port {port!r}; allowed: an integer from 1024 to 65535, each once")
         ports.add(port)
-        if not MEMORY_RE.match(str(entry.get("maxmemory", "128mb"))):
+        if not REDIS_MEMORY_RE.match(str(entry.get("maxmemory", "128mb"))):
             problems.append(f"{where}: maxmemory {entry.get('maxmemory')!r}; allowed: a size such as 256mb")
-        if entry.get("policy", "noeviction") not in POLICIES:
-            problems.append(f"{where}: policy {entry.get('policy')!r}; allowed: one of {', '.join(POLICIES)}")
+        if entry.get("policy", "noeviction") not in REDIS_POLICIES:
+            problems.append(f"{where}: policy {entry.get('policy')!r}; allowed: one of {', '.join(REDIS_POLICIES)}")
         if entry.get("password") is not None and not is_password(entry["password"]):
             problems.append(f"{where}: password (hidden) is not a non-empty string; allowed: {ALLOWED}")
         problems.extend(client_problems(where, entry.get("clients") or []))

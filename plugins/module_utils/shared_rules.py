@@ -28,6 +28,13 @@ def is_database_name(name: Any) -> bool:
             and not name.startswith("pg_"))
 
 
+# An app's Redis (the wsgi role's `redis` field, the redis role's redis_instances): Redis' eviction policies
+# and a memory size as its maxmemory takes it, without Redis' 0 (no limit) for a shared host.
+REDIS_POLICIES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu",
+                  "volatile-random", "volatile-ttl")
+REDIS_MEMORY_RE = re.compile(r"^[1-9][0-9]{0,12}(b|kb|mb|gb)?$", re.IGNORECASE)
+
+
 def is_password(value: Any) -> bool:
     """Whether value may be a service's password as given (ansible-vault): a non-empty string without NUL."""
     return isinstance(value, str) and bool(value) and "\0" not in value

@@ -26,6 +26,8 @@ from typing import Any
 
 from ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules import (
     HSTS_DEFAULT,
+    REDIS_MEMORY_RE,
+    REDIS_POLICIES,
     command_words,
     is_database_name,
     is_password,
@@ -818,10 +820,7 @@ def _database(value: Any, given: Given) -> dict[str, Any] | None:
     return {"name": str(name), "password_given": "password" in value}
 
 
-REDIS_POLICIES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu",
-                  "volatile-random", "volatile-ttl")
 REDIS_KEYS = ("maxmemory", "policy", "password", "port")
-REDIS_MEMORY_RE = re.compile(r"^[1-9][0-9]{0,12}(b|kb|mb|gb)?$", re.IGNORECASE)
 # Each app's Redis listens on a port of its own on the redis host: by default one from its name (the same on
 # every run and host, whatever other apps come and go), in a range clear of Redis' 6379 and of the ephemeral
 # ports; the fleet's validation names two apps that land on one port, for one of them to set `port`.
