@@ -66,11 +66,20 @@ def redis_unit(name: str) -> str:
     return f"redis-server@{INSTANCE_PREFIX}{name}.service"
 
 
-def _conf(entry: Mapping[str, Any], paths: Mapping[str, str]) -> str:
-    """redis.conf of one instance: TLS only, persistent (append-only file and snapshots), the memory limit,
-    logs to the journal, the password in an ACL file of its own."""
-    instance = INSTANCE_PREFIX + entry["name"]
-    runtime = f"/run/redis-{instance}"
+def _instance_paths(name: str, paths: Mapping[str, str]) -> dict[str, str]:
+    """Where an instance's files are: its data directory, redis.conf (the name Debian's template unit reads),
+    ACL file, and its unit's drop-in with the drop-in's directory."""
+    instance = INSTANCE_PREFIX + name
+    drop_in_dir = f"{paths['systemd_dir']}/{redis_unit(name)}.d"
+    return {"data": f"{paths['data_dir']}/{instance}", "conf": f"{paths['conf_dir']}/redis-{instance}.conf",
+            "acl": f"{paths['conf_dir']}/{instance}.acl", "drop_in_dir": drop_in_dir,
+            "drop_in": f"{drop_in_dir}/wsgi-hosting.conf", "runtime": f"/run/redis-{instance}"}
+
+
+def _conf(entry: Mapping[str, Any], own: Mapping[str, str]) -> str:
+    """redis.conf of one instance (own: its _instance_paths): TLS only, persistent (append-only file and
+    snapshots), the memory limit, logs to the journal, the password in an ACL file of its own."""
+    runtime = own["runtime"]
     return "\n".join([
         f"# Managed by wsgi-hosting (role redis): the Redis of app {entry['name']}. Changes are overwritten.",
         "bind * -::*",
@@ -86,14 +95,14 @@ def _conf(entry: Mapping[str, Any], paths: Mapping[str, str]) -> str:
         "supervised systemd",
         f"pidfile {runtime}/redis-server.pid",
         'logfile ""',
-        f"dir {paths['data_dir']}/{instance}",
+        f"dir {own['data']}",
         "dbfilename dump.rdb",
         "appendonly yes",
         "appendfsync everysec",
         "save 3600 1 300 100 60 10000",
         f"maxmemory {entry.get('maxmemory', '128mb')}",
         f"maxmemory-policy {entry.get('policy', 'noeviction')}",
-        f"aclfile {paths['conf_dir']}/{instance}.acl",
+        f"aclfile {own['acl']}",
         "",
     ])
 
@@ -132,37 +141,39 @@ def redis_files(instances: Iterable[Mapping[str, Any]], passwords: Mapping[str, 
     """
     files: list[dict[str, Any]] = []
     for entry in instances:
-        instance = INSTANCE_PREFIX + entry["name"]
-        drop_in_dir = f"{paths['systemd_dir']}/{redis_unit(entry['name'])}.d"
+        own = _instance_paths(entry["name"], paths)
         files += [
-            {"path": f"{paths['data_dir']}/{instance}", "state": "directory", "owner": paths["user"],
-             "group": paths["group"], "mode": "0750"},
-            {"path": f"{paths['conf_dir']}/redis-{instance}.conf", "content": _conf(entry, paths), "owner": "root",
-             "group": paths["group"], "mode": "0640"},
-            {"path": drop_in_dir, "state": "directory", "owner": "root", "group": "root", "mode": "0755"},
-            {"path": f"{drop_in_dir}/wsgi-hosting.conf", "content": _drop_in(entry, paths, private_users),
-             "owner": "root", "group": "root", "mode": "0644"},
+            {"path": own["data"], "state": "directory", "owner": paths["user"], "group": paths["group"],
+             "mode": "0750"},
+            {"path": own["conf"], "content": _conf(entry, own), "owner": "root", "group": paths["group"],
+             "mode": "0640"},
+            {"path": own["drop_in_dir"], "state": "directory", "owner": "root", "group": "root", "mode": "0755"},
+            {"path": own["drop_in"], "content": _drop_in(entry, paths, private_users), "owner": "root",
+             "group": "root", "mode": "0644"},
         ]
         if entry["name"] in (passwords or {}):
-            files.append({"path": f"{paths['conf_dir']}/{instance}.acl", "content": _acl(passwords[entry["name"]]),
-                          "owner": "root", "group": paths["group"], "mode": "0640", "diff": False})
+            files.append({"path": own["acl"], "content": _acl(passwords[entry["name"]]), "owner": "root",
+                          "group": paths["group"], "mode": "0640", "diff": False})
     return files
 
 
-def redis_changed_units(result: Mapping[str, Any], instances: Iterable[Mapping[str, Any]],
-                        paths: Mapping[str, str]) -> list[str]:
-    """The units whose settings or ACL file a wsgi_files run changed (its result), to restart: an instance
-    reads them only at start. A changed drop-in restarts nothing: daemon-reload applies its addresses to the
-    running unit at once, and a restart would cut every client's connection (a Celery worker's prefetched
-    tasks then wait for the broker's visibility timeout before they are delivered again)."""
+def redis_changes(result: Mapping[str, Any], instances: Iterable[Mapping[str, Any]], paths: Mapping[str, str],
+                  certificate_changed: bool = False) -> dict[str, Any]:
+    """What a wsgi_files run of redis_files (its result) asks of systemd: `reload` (daemon-reload) when a
+    drop-in changed, and `restart`, the units whose settings or ACL file changed (an instance reads them only
+    at start), every unit when the certificate changed (each copies it at start).
+
+    A changed drop-in restarts nothing: daemon-reload applies its addresses to the running unit at once, and
+    a restart would cut every client's connection (a Celery worker's prefetched tasks then wait for the
+    broker's visibility timeout before they are delivered again)."""
     changed = {item["path"] for item in (result or {}).get("results", []) if item.get("changed")}
-    units = []
+    restart, reload = [], False
     for entry in instances:
-        instance = INSTANCE_PREFIX + entry["name"]
-        own = (f"{paths['conf_dir']}/redis-{instance}.conf", f"{paths['conf_dir']}/{instance}.acl")
-        if changed & set(own):
-            units.append(redis_unit(entry["name"]))
-    return units
+        own = _instance_paths(entry["name"], paths)
+        if certificate_changed or changed & {own["conf"], own["acl"]}:
+            restart.append(redis_unit(entry["name"]))
+        reload = reload or own["drop_in"] in changed
+    return {"restart": restart, "reload": reload}
 
 
 class FilterModule:
@@ -173,6 +184,6 @@ class FilterModule:
         return {
             "redis_instance_problems": redis_instance_problems,
             "redis_files": redis_files,
-            "redis_changed_units": redis_changed_units,
+            "redis_changes": redis_changes,
             "redis_unit": redis_unit,
         }

@@ -6,7 +6,7 @@ import hashlib
 
 from redis_instances import (
     FilterModule,
-    redis_changed_units,
+    redis_changes,
     redis_files,
     redis_instance_problems,
     redis_unit,
@@ -86,7 +86,7 @@ def test_the_drop_in_lets_in_the_clients_only_and_copies_the_key_for_redis():
         "/etc/systemd/system/redis-server@wsgi-shop.service.d/wsgi-hosting.conf")
 
 
-def test_only_instances_whose_files_changed_restart():
+def test_only_instances_whose_settings_changed_restart_and_a_changed_drop_in_reloads():
     blog = {**SHOP, "name": "blog", "port": 16401}
     result = {"results": [
         {"path": "/var/lib/redis/wsgi-shop", "changed": True},
@@ -95,11 +95,15 @@ def test_only_instances_whose_files_changed_restart():
         # New clients: daemon-reload lets them in, no restart cuts the others off.
         {"path": "/etc/systemd/system/redis-server@wsgi-shop.service.d/wsgi-hosting.conf", "changed": True},
     ]}
-    assert redis_changed_units(result, [SHOP, blog], PATHS) == ["redis-server@wsgi-blog.service"]
-    assert redis_changed_units({}, [SHOP], PATHS) == []
+    assert redis_changes(result, [SHOP, blog], PATHS) == {"restart": ["redis-server@wsgi-blog.service"],
+                                                          "reload": True}
+    assert redis_changes({}, [SHOP], PATHS) == {"restart": [], "reload": False}
+    # A new certificate restarts every instance, each once.
+    assert redis_changes(result, [SHOP, blog], PATHS, certificate_changed=True)["restart"] == [
+        "redis-server@wsgi-shop.service", "redis-server@wsgi-blog.service"]
     assert redis_unit("shop") == "redis-server@wsgi-shop.service"
 
 
 def test_filter_module_exposes_the_filters():
-    assert set(FilterModule().filters()) == {"redis_instance_problems", "redis_files", "redis_changed_units",
+    assert set(FilterModule().filters()) == {"redis_instance_problems", "redis_files", "redis_changes",
                                              "redis_unit"}
