@@ -27,11 +27,6 @@ def _apps_with(sites: Iterable[Mapping[str, Any]], field: str) -> list[Mapping[s
     return [app for site in sites or [] for app in site.get("apps", []) if app.get(field)]
 
 
-def _database_apps(sites: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The apps of normalized sites that have a database."""
-    return _apps_with(sites, "database")
-
-
 def _normalized(hostvars: Mapping[str, Any], host: str) -> list[Mapping[str, Any]]:
     """A web server's normalized sites, from the model the validation play builds on every web server."""
     model = hostvars[host].get("wsgi_model")
@@ -39,6 +34,21 @@ def _normalized(hostvars: Mapping[str, Any], host: str) -> list[Mapping[str, Any
         raise AnsibleFilterError(
             f"web server {host} has no wsgi_model: run playbooks/validate.yml first (site.yml does)")
     return model["sites"]
+
+
+def _add_clients(entry: dict[str, Any], hostvars: Mapping[str, Any], host: str) -> None:
+    """A web server's addresses added to a database's or an instance's clients, each once."""
+    entry["clients"].extend(a for a in _client_addresses(hostvars, host) if a not in entry["clients"])
+
+
+def _password(passwords: Mapping[str, Any] | None, key: str, strict: bool, missing: str) -> str | None:
+    """A password the service host published, as a string; missing, the error `missing` (strict) or None (a
+    dry run, where the service host may not have made it yet)."""
+    if key in (passwords or {}):
+        return str(passwords[key])
+    if strict:
+        raise AnsibleFilterError(missing)
+    return None
 
 
 def wsgi_database_problems(hostvars: Mapping[str, Any], hosts: Iterable[str], database_hosts: Iterable[str]) -> str:
@@ -52,7 +62,7 @@ def wsgi_database_problems(hostvars: Mapping[str, Any], hosts: Iterable[str], da
     problems: list[str] = []
     owners: dict[str, tuple[str, str]] = {}
     for host in hosts:
-        for app in _database_apps(_normalized(hostvars, host)):
+        for app in _apps_with(_normalized(hostvars, host), "database"):
             name = app["database"]["name"]
             where = f"web server {host}, app {app['name']!r}: field 'database'"
             if not database_hosts:
@@ -97,7 +107,7 @@ def wsgi_databases(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> list[di
     """
     databases: dict[str, dict[str, Any]] = {}
     for host in hosts:
-        for app in _database_apps(_normalized(hostvars, host)):
+        for app in _apps_with(_normalized(hostvars, host), "database"):
             name = app["database"]["name"]
             entry = databases.setdefault(name, {"name": name, "password": None, "clients": []})
             password = _given_password(hostvars, host, app["name"]) if app["database"]["password_given"] else None
@@ -105,7 +115,7 @@ def wsgi_databases(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> list[di
                 raise AnsibleFilterError(f"database {name!r}: the web servers give it different passwords (or some "
                                          f"none); allowed: the same database.password on every host, or none")
             entry["password"] = password
-            entry["clients"].extend(a for a in _client_addresses(hostvars, host) if a not in entry["clients"])
+            _add_clients(entry, hostvars, host)
     return sorted(databases.values(), key=lambda entry: entry["name"])
 
 
@@ -120,15 +130,13 @@ def wsgi_database_secrets(sites: Iterable[Mapping[str, Any]], passwords: Mapping
     have made it yet): then that app gets no database settings.
     """
     secrets: dict[str, dict[str, str]] = {}
-    for app in _database_apps(sites):
+    for app in _apps_with(sites, "database"):
         name = app["database"]["name"]
-        if name not in (passwords or {}):
-            if not strict:
-                continue
-            raise AnsibleFilterError(
-                f"app {app['name']!r}: no password for its database {name!r} on the database host {host}: run "
-                "the databases play first (site.yml does; playbooks/databases.yml alone)")
-        password = str(passwords[name])
+        password = _password(passwords, name, strict,
+                             f"app {app['name']!r}: no password for its database {name!r} on the database host "
+                             f"{host}: run the databases play first (site.yml does; playbooks/databases.yml alone)")
+        if password is None:
+            continue
         secrets[app["name"]] = {
             "DATABASE_URL": f"postgresql://{name}:{quote(password, safe='')}@{host}:{port}/{name}?sslmode={SSL_MODE}",
             "PGHOST": str(host),
@@ -185,7 +193,7 @@ def wsgi_redis_instances(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> l
                 "policy": redis["policy"], "password": None, "clients": []})
             if redis["password_given"]:
                 entry["password"] = _given_password(hostvars, host, app["name"], "redis")
-            entry["clients"].extend(a for a in _client_addresses(hostvars, host) if a not in entry["clients"])
+            _add_clients(entry, hostvars, host)
     return sorted(instances.values(), key=lambda entry: entry["name"])
 
 
@@ -200,15 +208,13 @@ def wsgi_redis_secrets(sites: Iterable[Mapping[str, Any]], passwords: Mapping[st
     """
     secrets: dict[str, dict[str, str]] = {}
     for app in _apps_with(sites, "redis"):
-        if app["name"] not in (passwords or {}):
-            if not strict:
-                continue
-            raise AnsibleFilterError(
-                f"app {app['name']!r}: no password for its Redis on the redis host {host}: run the redis play "
-                "first (site.yml does; playbooks/redis.yml alone)")
-        password = quote(str(passwords[app["name"]]), safe="")
+        password = _password(passwords, app["name"], strict,
+                             f"app {app['name']!r}: no password for its Redis on the redis host {host}: run the "
+                             "redis play first (site.yml does; playbooks/redis.yml alone)")
+        if password is None:
+            continue
         secrets[app["name"]] = {
-            "REDIS_URL": f"rediss://:{password}@{host}:{app['redis']['port']}/0?ssl_cert_reqs=none"}
+            "REDIS_URL": f"rediss://:{quote(password, safe='')}@{host}:{app['redis']['port']}/0?ssl_cert_reqs=none"}
     return secrets
 
 
