@@ -120,16 +120,14 @@ def keep_password(directory: str, name: str, given: str | None, check: bool) -> 
     value = {"keep": stored, "write": given, "generate": None}[action]
     if action == "generate" and not check:
         value = secrets.token_urlsafe(32)
-    changed = action != "keep"
+    written = action != "keep"
+    attributes_wrong = not written and attributes_differ(os.lstat(path), 0, 0, FILE_MODE)
     if not check:
-        if changed:
+        if written:
             write_atomically(path, str(value).encode(), lambda temporary: set_attributes(temporary, 0, 0, FILE_MODE))
-        elif attributes_differ(os.lstat(path), 0, 0, FILE_MODE):
+        elif attributes_wrong:
             set_attributes(path, 0, 0, FILE_MODE)
-            changed = True
-    elif os.path.exists(path) and attributes_differ(os.lstat(path), 0, 0, FILE_MODE):
-        changed = True
-    return value, changed
+    return value, written or attributes_wrong
 
 
 def main() -> None:
@@ -151,9 +149,9 @@ def main() -> None:
     passwords: dict[str, str] = {}
     written: list[str] = []
     for name in names:
-        value, password_changed = keep_password(directory, name, None if given.get(name) is None else str(given[name]),
-                                                module.check_mode)
-        if value is not None and given.get(name) is None:
+        given_password = None if given.get(name) is None else str(given[name])
+        value, password_changed = keep_password(directory, name, given_password, module.check_mode)
+        if value is not None and given_password is None:
             passwords[name] = value
         if password_changed:
             written.append(name)
