@@ -11,7 +11,7 @@ connection settings (wsgi_database_secrets, wsgi_redis_secrets).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -24,7 +24,21 @@ SSL_MODE = "require"
 
 def _apps_with(sites: Iterable[Mapping[str, Any]], field: str) -> list[Mapping[str, Any]]:
     """The apps of normalized sites that have `field` (database, redis)."""
-    return [app for site in sites or [] for app in site.get("apps", []) if app.get(field)]
+    return _having([app for site in sites or [] for app in site.get("apps", [])], field)
+
+
+def _having(apps: Iterable[Mapping[str, Any]], field: str) -> list[Mapping[str, Any]]:
+    """The normalized apps that have `field` (database, redis)."""
+    return [app for app in apps or [] if app.get(field)]
+
+
+def _process_host_apps(hostvars: Mapping[str, Any], hosts: Iterable[str],
+                       field: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Each process host (wsgi_process_hosts) with each of its apps that has `field`: the hosts that run an
+    app's processes connect to its database and Redis as its web servers do."""
+    for host in hosts or ():
+        for app in _having((hostvars[host].get("wsgi_model") or {}).get("process_apps") or (), field):
+            yield host, app
 
 
 def _normalized(hostvars: Mapping[str, Any], host: str) -> list[Mapping[str, Any]]:
@@ -37,7 +51,7 @@ def _normalized(hostvars: Mapping[str, Any], host: str) -> list[Mapping[str, Any
 
 
 def _add_clients(entry: dict[str, Any], hostvars: Mapping[str, Any], host: str) -> None:
-    """A web server's addresses added to a database's or an instance's clients, each once."""
+    """A host's addresses added to a database's or an instance's clients, each once."""
     entry["clients"].extend(a for a in _client_addresses(hostvars, host) if a not in entry["clients"])
 
 
@@ -79,7 +93,7 @@ def wsgi_database_problems(hostvars: Mapping[str, Any], hosts: Iterable[str], da
 
 
 def _client_addresses(hostvars: Mapping[str, Any], host: str) -> list[str]:
-    """The addresses a web server connects from, as pg_hba.conf masks (one host each)."""
+    """The addresses a host (web server or process host) connects from, as pg_hba.conf masks (one host each)."""
     facts = hostvars[host].get("ansible_facts") or {}
     addresses = []
     if (facts.get("default_ipv4") or {}).get("address"):
@@ -87,7 +101,7 @@ def _client_addresses(hostvars: Mapping[str, Any], host: str) -> list[str]:
     if (facts.get("default_ipv6") or {}).get("address"):
         addresses.append(f"{facts['default_ipv6']['address']}/128")
     if not addresses:
-        raise AnsibleFilterError(f"web server {host} has no default_ipv4 or default_ipv6 address in its facts: "
+        raise AnsibleFilterError(f"host {host} has no default_ipv4 or default_ipv6 address in its facts: "
                                  "gather its facts (network subset) first")
     return addresses
 
@@ -99,11 +113,13 @@ def _given_password(hostvars: Mapping[str, Any], host: str, app_name: str, field
     return None if password is None else str(password)
 
 
-def wsgi_databases(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> list[dict[str, Any]]:
+def wsgi_databases(hostvars: Mapping[str, Any], hosts: Iterable[str],
+                   process_hosts: Iterable[str] = ()) -> list[dict[str, Any]]:
     """The databases the web servers' apps need: name, password (None: generate), client addresses.
 
     For the postgresql role's postgresql_databases. The result holds given passwords: use it in tasks
-    whose output is hidden. Hosts with the same app share its database, so its clients are all of them.
+    whose output is hidden. Hosts with the same app share its database, so its clients are all of them,
+    and the process_hosts that run its processes (wsgi_process_hosts).
     """
     databases: dict[str, dict[str, Any]] = {}
     for host in hosts:
@@ -116,12 +132,15 @@ def wsgi_databases(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> list[di
                                          f"none); allowed: the same database.password on every host, or none")
             entry["password"] = password
             _add_clients(entry, hostvars, host)
+    for host, app in _process_host_apps(hostvars, process_hosts, "database"):
+        _add_clients(databases[app["database"]["name"]], hostvars, host)
     return sorted(databases.values(), key=lambda entry: entry["name"])
 
 
-def wsgi_database_secrets(sites: Iterable[Mapping[str, Any]], passwords: Mapping[str, Any], host: str,
+def wsgi_database_secrets(apps: Iterable[Mapping[str, Any]], passwords: Mapping[str, Any], host: str,
                           port: Any = 5432, strict: bool = True) -> dict[str, dict[str, str]]:
-    """The environment of each app with a database, app name to name to value: to add to its secrets.
+    """The environment of each of these apps (normalized) with a database, app name to name to value: to
+    add to its secrets.
 
     passwords maps database names to passwords, as the postgresql role publishes them on the database host
     (postgresql_role_passwords). DATABASE_URL is libpq's URI form (what Django's dj-database-url and
@@ -130,7 +149,7 @@ def wsgi_database_secrets(sites: Iterable[Mapping[str, Any]], passwords: Mapping
     have made it yet): then that app gets no database settings.
     """
     secrets: dict[str, dict[str, str]] = {}
-    for app in _apps_with(sites, "database"):
+    for app in _having(apps, "database"):
         name = app["database"]["name"]
         password = _password(passwords, name, strict,
                              f"app {app['name']!r}: no password for its database {name!r} on the database host "
@@ -180,10 +199,12 @@ def wsgi_redis_problems(hostvars: Mapping[str, Any], hosts: Iterable[str], redis
     return "\n".join(dict.fromkeys(problems))
 
 
-def wsgi_redis_instances(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> list[dict[str, Any]]:
+def wsgi_redis_instances(hostvars: Mapping[str, Any], hosts: Iterable[str],
+                         process_hosts: Iterable[str] = ()) -> list[dict[str, Any]]:
     """The Redis instances the web servers' apps need, one per app: name, port, maxmemory, policy, password
-    (None: generate) and the client addresses (every host with the app), for the redis role's
-    redis_instances. The result holds given passwords: use it in tasks whose output is hidden."""
+    (None: generate) and the client addresses (every host with the app, and the process_hosts that run its
+    processes), for the redis role's redis_instances. The result holds given passwords: use it in tasks
+    whose output is hidden."""
     instances: dict[str, dict[str, Any]] = {}
     for host in hosts:
         for app in _apps_with(_normalized(hostvars, host), "redis"):
@@ -194,12 +215,15 @@ def wsgi_redis_instances(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> l
             if redis["password_given"]:
                 entry["password"] = _given_password(hostvars, host, app["name"], "redis")
             _add_clients(entry, hostvars, host)
+    for host, app in _process_host_apps(hostvars, process_hosts, "redis"):
+        _add_clients(instances[app["name"]], hostvars, host)
     return sorted(instances.values(), key=lambda entry: entry["name"])
 
 
-def wsgi_redis_secrets(sites: Iterable[Mapping[str, Any]], passwords: Mapping[str, Any], host: str,
+def wsgi_redis_secrets(apps: Iterable[Mapping[str, Any]], passwords: Mapping[str, Any], host: str,
                        strict: bool = True) -> dict[str, dict[str, str]]:
-    """REDIS_URL of each app with redis, app name to {REDIS_URL: ...}: to add to its secrets.
+    """REDIS_URL of each of these apps (normalized) with redis, app name to {REDIS_URL: ...}: to add to its
+    secrets.
 
     passwords maps app names to passwords, as the redis role publishes them on the redis host
     (redis_passwords). The URL is rediss:// (TLS) with the certificate unchecked, as with the database
@@ -207,7 +231,7 @@ def wsgi_redis_secrets(sites: Iterable[Mapping[str, Any]], passwords: Mapping[st
     missing is an error, except with strict false (a dry run): then that app gets no REDIS_URL.
     """
     secrets: dict[str, dict[str, str]] = {}
-    for app in _apps_with(sites, "redis"):
+    for app in _having(apps, "redis"):
         password = _password(passwords, app["name"], strict,
                              f"app {app['name']!r}: no password for its Redis on the redis host {host}: run the "
                              "redis play first (site.yml does; playbooks/redis.yml alone)")

@@ -21,6 +21,7 @@ from ansible_collections.wsgi_hosting.debian.plugins.module_utils.file_entries i
 from ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules import (
     PROCESS_RUN_DIR,
     command_words,
+    process_instances,
     process_unit,
 )
 
@@ -115,10 +116,12 @@ def wsgi_unused_venvs(found: Any, used: Iterable[Any]) -> list[str]:
     return [entry["path"] for entry in found or [] if os.path.normpath(entry["path"]) not in used_paths]
 
 
-def wsgi_release_directories(apps: Any, base_dir: str, apache_user: str,
+def wsgi_release_directories(apps: Any, apache_user: str,
                              existing_users: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """The directories of the project apps as wsgi_files entries, parents first, for one module run:
-    <base_dir>/apps and the state directories' parents, each app's directory with releases/ and venvs/
+    the base directory (wsgi_base_dir, which the wsgi role's layout makes the same) and its apps/, taken from
+    the apps' own directories (a host that runs an app's processes only has them from the web servers'
+    model), and the state directories' parents, each app's directory with releases/ and venvs/
     (and migrated/, the record of its migrations, for an app with migrate commands), root's 0755; then
     each app's state directory, kept across releases and rollbacks, which only the app's user may enter
     (Apache's for an embedded app), 0700. With existing_users (a dry run, before the apps' users exist),
@@ -127,7 +130,9 @@ def wsgi_release_directories(apps: Any, base_dir: str, apache_user: str,
     apps = list(apps or [])
     if not apps:
         return []
-    paths = [f"{base_dir}/apps", *(os.path.dirname(app["release"]["state_dir"]) for app in apps)]
+    parents = [os.path.dirname(app["release"]["app_dir"]) for app in apps]
+    paths = [*(os.path.dirname(path) for path in parents), *parents,
+             *(os.path.dirname(app["release"]["state_dir"]) for app in apps)]
     for app in apps:
         app_dir = app["release"]["app_dir"]
         paths += [app_dir, f"{app_dir}/releases", f"{app_dir}/venvs"]
@@ -309,6 +314,13 @@ def wsgi_process_args(units: Any, restarted: Iterable[str], files: Any, jobs: An
     return [*args, "--", *(job["timer"] for job in jobs or ())]
 
 
+def wsgi_unwatched_instances(apps: Any) -> list[str]:
+    """The process instances of the apps no health check watches on this host: those without a loader
+    (script none: a host that runs the app's processes only, processes.<name>.group), which the releases
+    role checks itself after a switch (files/processes_up.sh)."""
+    return [unit for app in apps or () if not app.get("script") for unit in process_instances(app)]
+
+
 def _project_apps_of(hostvars: Mapping[str, Any], host: str) -> list[Mapping[str, Any]]:
     """The project apps of a host's model (wsgi_model, the validation's fact: play variables such as
     releases_apps are not in hostvars)."""
@@ -361,6 +373,7 @@ class FilterModule:
             "wsgi_release_restarts": wsgi_release_restarts,
             "wsgi_process_units": wsgi_process_units,
             "wsgi_process_args": wsgi_process_args,
+            "wsgi_unwatched_instances": wsgi_unwatched_instances,
             "wsgi_job_units": wsgi_job_units,
             "wsgi_run_target": wsgi_run_target,
         }

@@ -21,15 +21,16 @@ COLUMNS = ("host", "app", "release", "live for", "web", "process", "state", "up 
 # A job's row says its last run across the fleet in "state" and its next time in "up for"; times are UTC.
 
 
-def wsgi_status_spec(sites: Any, health_url: str, env_dir: str = "") -> dict[str, Any]:
-    """What the status command reads on a host with these sites (wsgi_model's): the health check, and per
-    app its `current` link (none for a single-file app), the unit instances of its processes, its jobs and
-    its environment file in env_dir (its database's settings: where its jobs' runs are recorded)."""
-    apps = [{"name": app["name"], "current": (app.get("release") or {}).get("current", ""),
-             "units": process_instances(app), "jobs": [job["name"] for job in app.get("schedule") or ()],
-             "env_file": f"{env_dir}/{app['name']}.json" if env_dir else ""}
-            for site in sites or () for app in site.get("apps") or ()]
-    return {"health_url": str(health_url), "apps": apps}
+def wsgi_status_spec(apps: Any, health_url: str, env_dir: str = "") -> dict[str, Any]:
+    """What the status command reads on a host with these apps (wsgi_model's): the health check (none on a
+    host that runs apps' processes only: health_url empty), and per app its `current` link (none for a
+    single-file app), the unit instances of its processes, its jobs and its environment file in env_dir (its
+    database's settings: where its jobs' runs are recorded)."""
+    entries = [{"name": app["name"], "current": (app.get("release") or {}).get("current", ""),
+                "units": process_instances(app), "jobs": [job["name"] for job in app.get("schedule") or ()],
+                "env_file": f"{env_dir}/{app['name']}.json" if env_dir else ""}
+               for app in apps or ()]
+    return {"health_url": str(health_url or ""), "apps": entries}
 
 
 def _duration(seconds: Any) -> str:
@@ -71,7 +72,9 @@ def _job_row(job: Mapping[str, Any]) -> tuple[str, str, str, str]:
 
 def _web(health: Mapping[str, Any], app: str) -> str:
     """An app's web health from the health check's answer: the problem its body names, else ok, or what
-    kept the check from answering."""
+    kept the check from answering; "-" on a host without one (it runs apps' processes only)."""
+    if not health:
+        return "-"
     lines = str(health.get("body") or "").splitlines()[1:]
     said = [line.split(":", 1)[1].strip() for line in lines if line.startswith(f"{app}:")]
     problems = [text for text in said if text != "ok"]

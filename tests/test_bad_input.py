@@ -203,6 +203,9 @@ BAD_INPUTS: dict[str, tuple[list[dict[str, Any]], str, str, str]] = {
     "redis-bad-policy": (
         [site(project_app(redis={"maxmemory": "64mb", "policy": "lru"}))],
         APP_NAME, "redis.policy", "noeviction, allkeys-lru"),
+    "process-group-name": (
+        [site(project_app(processes={"worker": {"command": "celery -A shop worker", "group": "work ers"}}))],
+        APP_NAME, "processes.worker.group", "the name of an inventory group"),
     "two-embedded-projects": (
         [site(project_app(mode="embedded"), project_app(name="blog", mount="/blog", mode="embedded"))],
         "blog", "mode", "a second embedded project app besides"),
@@ -220,11 +223,14 @@ def test_bad_input_stops_before_any_host_changes(run_site: RunSite, case: str) -
     assert run.problem_count == 1 and len(run.problems) == 1, run.output
 
 
+ACROSS_PLAY = "Validate the apps' databases, Redis instances and processes across the web servers"
+
+
 def test_a_database_needs_a_database_host(run_site: RunSite) -> None:
     """An app with a database in an inventory without a `databases` group stops before any host changes."""
     run = run_site([site(project_app(database={"name": "shop"}))])
     assert run.returncode != 0, run.output
-    assert "PLAY [Validate the apps' databases and Redis instances across the web servers]" in run.output, run.output
+    assert f"PLAY [{ACROSS_PLAY}]" in run.output, run.output
     assert ("web server ghost-web1, app 'myapp': field 'database': database 'shop' needs a host in the inventory "
             "group 'databases'") in run.output, run.output
     assert HOST_CONTACTED not in run.output, run.output
@@ -382,3 +388,14 @@ def test_a_vaulted_key_that_fits_passes_validation_and_fails_only_on_the_host(ru
     assert f"PLAY [{DEPLOY_PLAY}]" in run.output, run.output
     _, _, from_first_contact = run.output.partition("TASK [Gathering Facts]")
     assert HOST_CONTACTED in from_first_contact, run.output
+
+
+def test_a_process_group_needs_hosts(run_site: RunSite) -> None:
+    """A process that names an inventory group without hosts stops before any host changes."""
+    run = run_site([site(project_app(processes={"reports": {"command": "celery -A shop worker", "group": "workers"}}))])
+    assert run.returncode != 0, run.output
+    assert f"PLAY [{ACROSS_PLAY}]" in run.output, run.output
+    assert ("web server ghost-web1, app 'myapp': processes.reports.group 'workers' is no inventory group with hosts; "
+            "allowed: an inventory group with at least one host") in run.output, run.output
+    assert HOST_CONTACTED not in run.output, run.output
+    assert "TASK [Gathering Facts]" not in run.output, run.output

@@ -71,3 +71,10 @@ def test_it_reads_the_health_check_the_live_release_and_the_units(tmp_path: Path
     assert shop["units"] == [
         {"unit": "wsgi-shop-beat@1.service", "state": "active (running)", "since": 1700000000, "restarts": 2},
         {"unit": "wsgi-shop-beat@2.service", "state": "inactive (dead)", "since": None, "restarts": 0}]
+
+
+def test_a_host_that_runs_processes_only_asks_no_health_check(tmp_path: Path) -> None:
+    spec = {"health_url": "", "apps": [{"name": "hello", "current": "", "units": []}]}
+    done = subprocess.run([sys.executable, "-c", SCRIPT.read_text(), json.dumps(spec)], capture_output=True,
+                          text=True, check=True)
+    assert json.loads(done.stdout)["health"] == {}

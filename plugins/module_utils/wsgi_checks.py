@@ -340,7 +340,7 @@ def _front_site(index: int, site: Mapping[str, Any]) -> dict[str, Any]:
 
 def wsgi_host_model(sites: Any, base_dir: Any, source_base: Any, default_source: Any,
                     reserved_paths: Any = (), reserved_groups: Any = (),
-                    behind_balancers: Any = False) -> dict[str, Any]:
+                    behind_balancers: Any = False, host_groups: Any = ()) -> dict[str, Any]:
     """The one model of a host's sites, built once per run by the validation (roles/wsgi/tasks/validate.yml).
 
     Every role and template reads this, never wsgi_sites again:
@@ -352,22 +352,39 @@ def wsgi_host_model(sites: Any, base_dir: Any, source_base: Any, default_source:
       front_sites       behind balancers, each site with tls as the balancers serve it (wsgi_tls_front_sites
                         merges the members'); [] otherwise
       behind_balancers  whether balancers are in front of this host
+      web_server        true: the model of a web server (wsgi_process_hosts makes those of hosts that run
+                        apps' processes only)
+      process_apps      [] here; on a process host, the apps whose processes it runs
+    Each app's `processes` are those that run on this host: without a group, or of a group among
+    host_groups (the host's group_names); the others are its `processes_elsewhere`, which their own hosts run.
     Secret values are not in the model: wsgi_secret_values and wsgi_database_password_values give them.
     """
     behind = bool(behind_balancers)
     model: dict[str, Any] = {"problems": "", "sites": [], "tls_sites": [], "front_sites": [],
-                             "behind_balancers": behind}
+                             "behind_balancers": behind, "web_server": True, "process_apps": []}
     try:
         normalized = wsgi_normalize_sites(sites, base_dir, source_base, default_source, reserved_paths,
                                           reserved_groups)
     except AnsibleFilterError as error:
         return {**model, "problems": str(error.message)}
+    normalized = _placed_processes(normalized, set(host_groups or ()))
     if behind:
         model["front_sites"] = [_front_site(index, site) for index, site in enumerate(normalized) if site["tls"]]
         normalized = wsgi_sites_without_tls(normalized)
     model["sites"] = normalized
     model["tls_sites"] = [site for site in normalized if site["tls"]]
     return model
+
+
+def _placed_processes(sites: list[dict[str, Any]], host_groups: set[str]) -> list[dict[str, Any]]:
+    """The sites with each app's processes split into those of this host (`processes`: no group, or a group
+    of host_groups) and the others (`processes_elsewhere`)."""
+    def placed(app: dict[str, Any]) -> dict[str, Any]:
+        every = app.get("processes") or {}
+        here = {name: spec for name, spec in every.items() if spec["group"] in (None, *host_groups)}
+        return {**app, "processes": here,
+                "processes_elsewhere": {name: spec for name, spec in every.items() if name not in here}}
+    return [{**site, "apps": [placed(app) for app in site["apps"]]} for site in sites]
 
 
 def wsgi_tls_front_sites(members_models: Any, members: Any) -> list[dict[str, Any]]:

@@ -59,7 +59,8 @@ def wsgi_health_checks(sites: Any, timeout: Any = 3, acme_live_dir: Any = "") ->
 
 def wsgi_host_packages(model: Any, base: Any, tls_tools: Any = (), venv: Any = (), jobs: Any = ()) -> list[str]:
     """Every package the web server roles install on a host with this model (wsgi_host_model's), for one apt
-    transaction before the first role asks for its own: base (Apache's and mod_wsgi's) always; tls_tools
+    transaction before the first role asks for its own: base (Apache's and mod_wsgi's) on a web server (not
+    on a host that runs apps' processes only, whose apps are its model's process_apps); tls_tools
     (the tls role's) when a site whose TLS ends here has a self-signed certificate; venv (the releases and
     headrace roles') when an app is a project or runs in proxy mode; jobs (the releases role's, for its
     scheduled jobs) when an app has a schedule. Each name once, in that order.
@@ -68,8 +69,8 @@ def wsgi_host_packages(model: Any, base: Any, tls_tools: Any = (), venv: Any = (
     ask for their own packages (a host run without this gets them all the same), and find them installed.
     """
     model = model or {}
-    apps = [app for site in model.get("sites") or [] for app in site["apps"]]
-    names = list(base or [])
+    apps = [app for site in model.get("sites") or [] for app in site["apps"]] + list(model.get("process_apps") or [])
+    names = list(base or []) if model.get("web_server", True) else []
     if any((site.get("tls") or {}).get("certificate") == "self_signed" for site in model.get("tls_sites") or []):
         names += list(tls_tools or [])
     if any(app.get("project") or app.get("mode") == "proxy" for app in apps):

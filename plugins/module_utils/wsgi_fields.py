@@ -93,7 +93,9 @@ STATE_BASE = "/var/lib/wsgi-apps"
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A process type of a project app: part of its systemd unit's name and of its journal identifier.
 PROCESS_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-PROCESS_KEYS = ("command", "count", "stop_timeout")
+PROCESS_KEYS = ("command", "count", "stop_timeout", "group")
+# processes.<name>.group: an inventory group's name as Ansible takes it without a warning.
+GROUP_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 JOB_KEYS = ("name", "command", "on_calendar", "timeout")
 COMMAND_ALLOWED = ("a command line on one line, quotes balanced, run (without a shell) in the live release with its "
                    "venv first on PATH")
@@ -910,8 +912,8 @@ def _processes(value: Any, given: Given) -> dict[str, dict[str, Any]]:
     that field reads; it is no process type.
     """
     allowed = ("a mapping of process types, name ([a-z][a-z0-9-]*, at most 32) to {command: a command line, "
-               "count: 1-16 (1), stop_timeout: seconds 1-3600 (30)}; in daemon mode also an integer 1-256, the "
-               "older spelling of wsgi_processes")
+               "count: 1-16 (1), stop_timeout: seconds 1-3600 (30), group: an inventory group (none: the app's web "
+               "servers)}; in daemon mode also an integer 1-256, the older spelling of wsgi_processes")
     if value is None or value == {}:
         return {}
     if _to_int(value) is not None:
@@ -942,8 +944,14 @@ def _processes(value: Any, given: Given) -> dict[str, dict[str, Any]]:
             command = None
         numbers = {key: _integer_in(given, f"{where}.{key}", spec.get(key, default), low, high)
                    for key, low, high, default in (("count", 1, 16, 1), ("stop_timeout", 1, 3600, 30))}
+        group = spec.get("group")
+        if group is not None and not (isinstance(group, str) and GROUP_NAME_RE.match(group)):
+            given.errors.add(given.where, f"{where}.group", group,
+                             "the name of an inventory group ([A-Za-z_][A-Za-z0-9_]*) whose hosts run it, or none "
+                             "for the app's web servers")
+            continue
         if command is not None and None not in numbers.values():
-            good[name] = {"command": command, "argv": argv, **numbers}
+            good[name] = {"command": command, "argv": argv, **numbers, "group": group}
     return good
 
 
@@ -1145,8 +1153,8 @@ FIELDS: tuple[Field, ...] = (
           doc="Project apps: commands run once per new release, on one host, before any host switches."),
     Field("processes", "app", "raw", _processes, default={},
           doc="Project apps: long-running processes besides the web one, {worker: {command, count (1), "
-              "stop_timeout (30)}}, under systemd on the app's hosts; in daemon mode an integer is the older "
-              "spelling of wsgi_processes."),
+              "stop_timeout (30), group (none)}}, under systemd on the app's web servers, or on the hosts of "
+              "the inventory group `group`; in daemon mode an integer is the older spelling of wsgi_processes."),
     Field("schedule", "app", "list", _project_only(_schedule, empty=[]), default=[], elements="dict",
           doc="Project apps with a database: jobs [{name, command, on_calendar (systemd OnCalendar), timeout "
               "(3600)}], each run once per fleet at each scheduled time, on one of the app's hosts."),

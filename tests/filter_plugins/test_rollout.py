@@ -292,8 +292,9 @@ def test_the_groups_are_those_the_playbooks_run_on() -> None:
              for play in yaml.safe_load((playbooks / name).read_text())}
     assert "webservers:&" + AT_ONCE in hosts
     assert "webservers:&" + IN_BATCHES in hosts
-    # Checked by the plan, converged by no play, and left out of the build of releases (nothing to build).
-    assert [pattern for pattern in hosts if UP_TO_DATE in pattern] == ["webservers:!" + UP_TO_DATE]
+    # Checked by the plan, converged by no play, and left out of the build of releases (nothing to build),
+    # which the hosts that run apps' processes only join.
+    assert [pattern for pattern in hosts if UP_TO_DATE in pattern] == ["webservers:wsgi_process_hosts:!" + UP_TO_DATE]
 
 
 # --------------------------------------------------------------------------- the roles' contract

@@ -35,6 +35,27 @@ def test_hosts_with_one_app_share_its_database_and_are_its_clients():
     ]
 
 
+def process_host(address: str, *apps: dict) -> dict:
+    """A host that runs apps' processes only (wsgi_process_hosts' model): no sites, no given passwords."""
+    return {"wsgi_model": {"sites": [], "web_server": False, "process_apps": list(apps)},
+            "ansible_facts": {"default_ipv4": {"address": address}}}
+
+
+def test_the_hosts_of_an_apps_processes_are_clients_of_its_database_and_redis():
+    hostvars = {"web1": {**web("10.0.0.1", ("shop", "shop"), passwords={"shop": "s3cret"}),
+                         **{key: value for key, value in redis_web("10.0.0.1", ("shop", SHOP_REDIS)).items()
+                            if key == "wsgi_redis_given_passwords"}},
+                "worker": process_host("10.0.0.9", {"name": "shop", "database": {"name": "shop", "password_given": True},
+                                                    "redis": SHOP_REDIS})}
+    hostvars["web1"]["wsgi_model"]["sites"][0]["apps"][0]["redis"] = SHOP_REDIS
+    # The given password comes from the web server; the process host only adds its address.
+    assert wsgi_databases(hostvars, ["web1"], ["worker"]) == [
+        {"name": "shop", "password": "s3cret", "clients": ["10.0.0.1/32", "10.0.0.9/32"]}]
+    (instance,) = wsgi_redis_instances(hostvars, ["web1"], ["worker"])
+    assert instance["clients"] == ["10.0.0.1/32", "10.0.0.9/32"]
+    assert wsgi_databases(hostvars, ["web1"])[0]["clients"] == ["10.0.0.1/32"]
+
+
 def test_a_given_password_is_passed_on_and_must_agree_across_hosts():
     hostvars = {"web1": web("10.0.0.1", ("shop", "shop"), passwords={"shop": "s3cret"}),
                 "web2": web("10.0.0.2", ("shop", "shop"), passwords={"shop": "s3cret"})}
@@ -66,8 +87,8 @@ def test_problems_name_the_host_and_app():
 
 
 def test_secrets_give_a_url_and_libpq_variables():
-    sites = web("10.0.0.1", ("shop", "shop"), ("blog", None))["wsgi_model"]["sites"]
-    secrets = wsgi_database_secrets(sites, {"shop": "p@ss/w:rd"}, "db.example.com", 5433)
+    apps = web("10.0.0.1", ("shop", "shop"), ("blog", None))["wsgi_model"]["sites"][0]["apps"]
+    secrets = wsgi_database_secrets(apps, {"shop": "p@ss/w:rd"}, "db.example.com", 5433)
     assert set(secrets) == {"shop"}
     shop = secrets["shop"]
     assert {k: v for k, v in shop.items() if k != "DATABASE_URL"} == {
@@ -80,10 +101,10 @@ def test_secrets_give_a_url_and_libpq_variables():
 
 
 def test_a_missing_password_is_an_error_except_in_a_dry_run():
-    sites = web("10.0.0.1", ("shop", "shop"))["wsgi_model"]["sites"]
+    apps = web("10.0.0.1", ("shop", "shop"))["wsgi_model"]["sites"][0]["apps"]
     with pytest.raises(AnsibleFilterError, match="app 'shop': no password for its database 'shop'"):
-        wsgi_database_secrets(sites, {}, "db")
-    assert wsgi_database_secrets(sites, {}, "db", strict=False) == {}
+        wsgi_database_secrets(apps, {}, "db")
+    assert wsgi_database_secrets(apps, {}, "db", strict=False) == {}
 
 
 # --------------------------------------------------------------------------- redis
@@ -127,15 +148,15 @@ def test_redis_problems_name_the_host_app_and_what_is_allowed():
 
 
 def test_redis_url_is_tls_with_the_password_quoted():
-    sites = [{"apps": [{"name": "shop", "redis": SHOP_REDIS}, {"name": "plain", "redis": None}]}]
-    url = wsgi_redis_secrets(sites, {"shop": "p@ss/w:rd"}, "cache")["shop"]["REDIS_URL"]
+    apps = [{"name": "shop", "redis": SHOP_REDIS}, {"name": "plain", "redis": None}]
+    url = wsgi_redis_secrets(apps, {"shop": "p@ss/w:rd"}, "cache")["shop"]["REDIS_URL"]
     assert url == "rediss://:p%40ss%2Fw%3Ard@cache:16400/0?ssl_cert_reqs=none"
     assert unquote(urlsplit(url).password) == "p@ss/w:rd"
-    assert set(wsgi_redis_secrets(sites, {"shop": "x"}, "cache")) == {"shop"}
+    assert set(wsgi_redis_secrets(apps, {"shop": "x"}, "cache")) == {"shop"}
 
 
 def test_a_missing_redis_password_is_an_error_except_in_a_dry_run():
-    sites = [{"apps": [{"name": "shop", "redis": SHOP_REDIS}]}]
+    apps = [{"name": "shop", "redis": SHOP_REDIS}]
     with pytest.raises(AnsibleFilterError, match="run the redis play first"):
-        wsgi_redis_secrets(sites, {}, "cache")
-    assert wsgi_redis_secrets(sites, {}, "cache", strict=False) == {}
+        wsgi_redis_secrets(apps, {}, "cache")
+    assert wsgi_redis_secrets(apps, {}, "cache", strict=False) == {}

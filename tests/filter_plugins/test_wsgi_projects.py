@@ -360,9 +360,9 @@ def test_process_types_get_their_defaults_in_every_mode(playbook: Path) -> None:
         app = normalize(playbook, [project(mode=mode, processes=processes)])[0]["apps"][0]
         assert app["processes"] == {
             "worker": {"command": "celery -A shop worker", "argv": ["celery", "-A", "shop", "worker"], "count": 1,
-                       "stop_timeout": 30},
+                       "stop_timeout": 30, "group": None},
             "beat-2": {"command": "python -m shop.clock", "argv": ["python", "-m", "shop.clock"], "count": 2,
-                       "stop_timeout": 60}}
+                       "stop_timeout": 60, "group": None}}
 
 
 @pytest.mark.parametrize(("processes", "fragments"), [
@@ -377,7 +377,9 @@ def test_process_types_get_their_defaults_in_every_mode(playbook: Path) -> None:
     ({"worker": {"command": "x", "stop_timeout": 0}}, ("field 'processes.worker.stop_timeout'", "from 1 to 3600")),
     ({"worker": {"command": "x", "stop_timeout": True}}, ("field 'processes.worker.stop_timeout'",)),
     ({"worker": {"command": "x", "cmd": "y"}}, ("field 'processes.worker.cmd'", "unknown process key",
-                                                "one of command, count, stop_timeout")),
+                                                "one of command, count, stop_timeout, group")),
+    ({"worker": {"command": "x", "group": "work ers"}}, ("field 'processes.worker.group'", "an inventory group")),
+    ({"worker": {"command": "x", "group": ["workers"]}}, ("field 'processes.worker.group'",)),
     ({"worker": "celery worker"}, ("field 'processes.worker'", "a mapping of process types")),
     (["worker"], ("field 'processes'", "a mapping of process types")),
 ])

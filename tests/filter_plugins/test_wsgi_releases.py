@@ -26,6 +26,7 @@ from wsgi_releases import (
     wsgi_releases_to_remove,
     wsgi_run_target,
     wsgi_unused_venvs,
+    wsgi_unwatched_instances,
 )
 
 APP = {"name": "shop", "env": {"DJANGO_SETTINGS_MODULE": "shop.settings"}, "secrets": ["SECRET_KEY"],
@@ -129,8 +130,9 @@ def project(name: str, user: str | None, migrate: bool) -> dict:
 
 def test_the_directories_of_the_apps_parents_first_state_directories_last() -> None:
     apps = [project("shop", "shop", True), project("blog", None, False)]
-    entries = wsgi_release_directories(apps, "/srv/www", "www-data")
+    entries = wsgi_release_directories(apps, "www-data")
     assert [(e["path"], e["owner"], e["group"], e["mode"]) for e in entries] == [
+        ("/srv/www", "root", "root", "0755"),  # as the wsgi role's layout makes it, for a host without it
         ("/srv/www/apps", "root", "root", "0755"),
         ("/var/lib/wsgi-apps", "root", "root", "0755"),
         ("/srv/www/apps/shop", "root", "root", "0755"),
@@ -144,12 +146,12 @@ def test_the_directories_of_the_apps_parents_first_state_directories_last() -> N
         ("/var/lib/wsgi-apps/blog", "www-data", "www-data", "0700"),  # embedded: Apache's user
     ]
     assert all(e["state"] == "directory" for e in entries)
-    assert wsgi_release_directories([], "/srv/www", "www-data") == []
+    assert wsgi_release_directories([], "www-data") == []
 
 
 def test_a_dry_run_leaves_out_the_state_directories_of_users_not_made_yet() -> None:
     apps = [project("shop", "shop", False), project("blog", None, False)]
-    paths = [e["path"] for e in wsgi_release_directories(apps, "/srv/www", "www-data", ["root", "www-data"])]
+    paths = [e["path"] for e in wsgi_release_directories(apps, "www-data", ["root", "www-data"])]
     assert "/var/lib/wsgi-apps/shop" not in paths and "/var/lib/wsgi-apps/blog" in paths
     assert "/srv/www/apps/shop/releases" in paths
 
@@ -210,7 +212,15 @@ def test_filters_are_registered() -> None:
                                              "wsgi_release_directories", "wsgi_release_env_files",
                                              "wsgi_release_switch_args", "wsgi_release_restarts",
                                              "wsgi_process_units", "wsgi_process_args", "wsgi_run_target",
-                                             "wsgi_job_units"}
+                                             "wsgi_job_units", "wsgi_unwatched_instances"}
+
+
+def test_the_instances_no_health_check_watches_are_those_of_apps_without_a_loader() -> None:
+    watched = {"name": "shop", "script": "/srv/wsgi-scripts/shop.wsgi", "processes": {"worker": {"count": 2}}}
+    alone = {"name": "blog", "script": None, "processes": {"reports": {"count": 2}, "clock": {"count": 1}}}
+    assert wsgi_unwatched_instances([watched, alone]) == [
+        "wsgi-blog-reports@1.service", "wsgi-blog-reports@2.service", "wsgi-blog-clock@1.service"]
+    assert wsgi_unwatched_instances([watched]) == []
 
 
 LIVE_APPS = [

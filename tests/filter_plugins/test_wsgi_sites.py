@@ -1019,7 +1019,9 @@ def test_the_model_is_built_once_with_every_site_served_where_tls_ends(paths) ->
     sites = [site(tls={"certificate": "acme"}), site(server_name="plain.example.com", apps=[app()])]
     alone = host_model(paths, sites, behind_balancers=False)
     assert alone["problems"] == "" and alone["behind_balancers"] is False
-    assert alone["sites"] == wsgi_normalize_sites(sites, BASE, paths["playbook"], paths["hello"])
+    assert alone["sites"] == [{**s, "apps": [{**a, "processes_elsewhere": {}} for a in s["apps"]]}
+                              for s in wsgi_normalize_sites(sites, BASE, paths["playbook"], paths["hello"])]
+    assert (alone["web_server"], alone["process_apps"]) == (True, [])
     assert [s["server_name"] for s in alone["tls_sites"]] == ["www.example.com"]
     assert alone["front_sites"] == []
     behind = host_model(paths, sites)

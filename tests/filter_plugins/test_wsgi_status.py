@@ -9,13 +9,13 @@ import pytest
 from ansible.errors import AnsibleFilterError
 from wsgi_status import COLUMNS, FilterModule, wsgi_status_spec, wsgi_status_table
 
-SITES = [{"apps": [{"name": "hello", "release": None},
-                   {"name": "shop", "release": {"current": "/srv/apps/shop/current"},
-                    "processes": {"beat": {"count": 2}}, "schedule": [{"name": "clean"}]}]}]
+APPS = [{"name": "hello", "release": None},
+        {"name": "shop", "release": {"current": "/srv/apps/shop/current"},
+         "processes": {"beat": {"count": 2}}, "schedule": [{"name": "clean"}]}]
 
 
 def test_the_spec_names_each_app_its_live_link_its_process_instances_and_its_jobs() -> None:
-    assert wsgi_status_spec(SITES, "http://127.0.0.1:80/healthz", "/etc/wsgi-apps") == {
+    assert wsgi_status_spec(APPS, "http://127.0.0.1:80/healthz", "/etc/wsgi-apps") == {
         "health_url": "http://127.0.0.1:80/healthz",
         "apps": [{"name": "hello", "current": "", "units": [], "jobs": [], "env_file": "/etc/wsgi-apps/hello.json"},
                  {"name": "shop", "current": "/srv/apps/shop/current",
@@ -57,6 +57,16 @@ def test_a_job_row_says_its_last_run_across_the_fleet_and_its_next_time() -> Non
     lines = wsgi_status_table(["web1"], {"web1": read(report)}).splitlines()
     assert re.search(r"  job clean +failed \(exit 3\): 02:00:00 on web2, 1\.2 s +next 03:00:00 +-$", lines[1]), lines
     assert "job report" in lines[2] and "not run yet" in lines[2] and "next -" in lines[2], lines
+
+
+def test_a_host_that_runs_processes_only_has_no_web_health() -> None:
+    assert wsgi_status_spec(APPS[1:], "")["health_url"] == ""
+    report = {"now": 100_000, "health": {}, "apps": [
+        {"name": "shop", "release": "r1", "live_since": 99_000, "units": [
+            {"unit": "wsgi-shop-beat@1.service", "state": "active (running)", "since": 99_500, "restarts": 0}]}]}
+    (row,) = wsgi_status_table(["worker1"], {"worker1": read(report)}).splitlines()[1:]
+    assert row.split()[:6] == ["worker1", "shop", "r1", "16m", "40s", "-"], row
+    assert "wsgi-shop-beat@1.service  active (running)" in row
 
 
 def test_a_host_without_any_report_is_an_error() -> None:

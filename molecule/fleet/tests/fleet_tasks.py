@@ -17,9 +17,10 @@ from conftest import Lab
 BOARD = "board.example.com"
 
 
-def enqueue(lab: Lab, token: str, count: int = 1, seconds: float = 0) -> dict:
-    """count tasks token-1 .. token-count, each sleeping seconds, enqueued by a request to lab's port 80."""
-    body = urllib.parse.urlencode({"token": token, "count": count, "seconds": seconds})
+def enqueue(lab: Lab, token: str, count: int = 1, seconds: float = 0, queue: str = "") -> dict:
+    """count tasks token-1 .. token-count, each sleeping seconds, enqueued by a request to lab's port 80 (on
+    queue, or Celery's default queue)."""
+    body = urllib.parse.urlencode({"token": token, "count": count, "seconds": seconds, "queue": queue})
     conn = http.client.HTTPConnection("127.0.0.1", lab.published(80), timeout=30)
     try:
         conn.request("POST", "/tasks/enqueue", body=body, headers={

@@ -27,6 +27,7 @@ from balancer import balancer_manager_state  # the same reader the rollout uses
 testinfra_hosts = ["fleet-balancer"]
 
 ROLLING_PLAY = "Rolling update of the web servers in service"
+PROCESS_HOSTS_PLAY = "The apps' processes on the hosts of their own, before the web servers switch"
 PLAN_PLAY = "Plan the rollout of the web servers"
 DRAIN_TASK = "Take this host out of the balancers"
 VERSION_RE = re.compile(r'^VERSION = "(\d+)"$', re.MULTILINE)
@@ -281,6 +282,13 @@ def check_tasks_through_the_rollout(lab: Lab, web, short: TaskFeed, long: TaskFe
     after = f"after-{time.time_ns()}"
     enqueue(lab, after, 6)
     assert {run["version"] for run in wait_for_runs(lab, after, 6, 60)} == {"2"}
+    # The process with a group (the reports worker on the workers host) runs the new release too.
+    worker_host = inventory_host("fleet-db")
+    current = worker_host.check_output("readlink -f /usr/local/www/apps/board/current")
+    assert worker_release(worker_host, "wsgi-board-reports@1.service") == current
+    enqueue(lab, f"{after}-reports", 2, queue="reports")
+    assert {(run["host"], run["version"]) for run in wait_for_runs(lab, f"{after}-reports", 2, 60)} == {
+        ("fleet-db", "2")}
 
 
 def test_a_rollout_and_a_project_rollback_under_load_fail_no_request(lab, web, app):
@@ -312,8 +320,10 @@ def test_a_rollout_and_a_project_rollback_under_load_fail_no_request(lab, web, a
     for name in web:
         assert set(board_load.versions.get(name, {})) <= {"1", "2"}, board_load.versions
     assert {web_lab.request("/", BOARD).json()["version"] for web_lab, _ in web.values()} == {"2"}
-    # One host at a time (rollout_serial 1): a batch per web host, each drained first.
+    # One host at a time (rollout_serial 1): a batch per web host, each drained first; the workers host
+    # (processes with a group) before them.
     assert result.play_names().count(ROLLING_PLAY) == len(web), result.play_names()
+    assert result.play_names().index(PROCESS_HOSTS_PLAY) < result.play_names().index(ROLLING_PLAY)
     assert sum(DRAIN_TASK in name for name in result.task_names()) >= len(web), result.task_names()
     for name, (web_lab, _) in web.items():
         assert served_version(web_lab, server_name) == (200, version), name

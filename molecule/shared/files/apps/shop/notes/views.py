@@ -70,14 +70,14 @@ def visit(request):
 
 
 def enqueue_tasks(request):
-    """POST token=..., count=N (1), seconds=S (0): N Celery tasks token-1 .. token-N, each sleeping S seconds
-    and then recording itself in the database (notes/tasks.py)."""
+    """POST token=..., count=N (1), seconds=S (0), queue=Q (Celery's default): N Celery tasks token-1 ..
+    token-N on queue Q, each sleeping S seconds and then recording itself in the database (notes/tasks.py)."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     token, count = request.POST["token"][:100], int(request.POST.get("count", "1"))
-    seconds = float(request.POST.get("seconds", "0"))
+    seconds, queue = float(request.POST.get("seconds", "0")), request.POST.get("queue") or None
     for number in range(1, count + 1):
-        tasks.record.delay(f"{token}-{number}", seconds)
+        tasks.record.apply_async((f"{token}-{number}", seconds), queue=queue)
     return JsonResponse({"enqueued": count, "token": token}, status=202)
 
 
