@@ -86,6 +86,27 @@ def wsgi_migration_plan(hosts: Iterable[str], hostvars: Mapping[str, Any]) -> li
     return [entry for key, entry in plan.items() if key not in done]
 
 
+def wsgi_migration_records(hosts: Iterable[str], hostvars: Mapping[str, Any], host: str) -> list[dict[str, Any]]:
+    """The records of migrations that host writes once the plan's migrations ran (wsgi_files entries): for
+    each new release it built whose migrations ran on a host of the play (the plan's host in this run, or
+    one that recorded them earlier), its marker with that host's name, root's 0644, as migrate.yml writes
+    it on the host that ran them.
+
+    Why every host records them: a later run may build on one host alone (the others up to date, left out
+    of its play), which would otherwise see no record and run them again.
+    """
+    hosts = list(hosts or ())
+    ran_on = {(entry["app"], entry["release"]): entry["host"] for entry in wsgi_migration_plan(hosts, hostvars)}
+    for other in hosts:
+        for name, built in (hostvars[other].get("releases_built") or {}).items():
+            if built.get("migrate") and built.get("migrated"):
+                ran_on.setdefault((name, built["release"]), other)
+    return [{"path": built["marker"], "content": f"{ran_on[(name, built['release'])]}\n", "owner": "root",
+             "group": "root", "mode": "0644"}
+            for name, built in sorted((hostvars[host].get("releases_built") or {}).items())
+            if built.get("migrate") and not built.get("migrated") and (name, built["release"]) in ran_on]
+
+
 def wsgi_releases_to_remove(found: Any, keep: Any, live: Any) -> list[str]:
     """Release directories beyond the newest `keep` (the live one counted among them), never the live one.
 
@@ -363,6 +384,7 @@ class FilterModule:
             "wsgi_build_environment": wsgi_build_environment,
             "wsgi_redact": wsgi_redact,
             "wsgi_migration_plan": wsgi_migration_plan,
+            "wsgi_migration_records": wsgi_migration_records,
             "wsgi_releases_to_remove": wsgi_releases_to_remove,
             "wsgi_unused_venvs": wsgi_unused_venvs,
             "wsgi_release_directories": wsgi_release_directories,

@@ -14,6 +14,7 @@ from wsgi_releases import (
     wsgi_build_environment,
     wsgi_job_units,
     wsgi_migration_plan,
+    wsgi_migration_records,
     wsgi_process_args,
     wsgi_process_units,
     wsgi_redact,
@@ -90,6 +91,22 @@ def test_a_release_any_host_records_as_migrated_is_not_migrated_again() -> None:
     }
     plan = wsgi_migration_plan(["web2", "web1", "web3"], hostvars)
     assert [(p["host"], p["release"]) for p in plan] == [("web3", "r13")]
+
+
+def test_every_host_records_the_migrations_that_ran_on_one_host_of_the_play() -> None:
+    """So that a later run building on web2 alone (web1 up to date, not in its play) does not run them again."""
+    hostvars = {
+        "web1": {"releases_built": {"shop": built("r12"), "blog": built("b1", migrate=False)}},
+        "web2": {"releases_built": {"shop": built("r12"), "news": built("n1")}},
+        "web3": {"releases_built": {"news": built("n1", migrated=True)}},
+    }
+    hosts = ["web1", "web2", "web3"]
+    assert wsgi_migration_records(hosts, hostvars, "web2") == [
+        {"path": "/apps/x/migrated/n1", "content": "web3\n", "owner": "root", "group": "root", "mode": "0644"},
+        {"path": "/apps/x/migrated/r12", "content": "web1\n", "owner": "root", "group": "root", "mode": "0644"}]
+    # web1 ran shop's: its record is the one migrate.yml wrote there, the same content.
+    assert [entry["content"] for entry in wsgi_migration_records(hosts, hostvars, "web1")] == ["web1\n"]
+    assert wsgi_migration_records(hosts, hostvars, "web3") == []
 
 
 def test_a_fresh_fleet_migrates_whatever_an_earlier_fleet_did() -> None:
@@ -212,7 +229,8 @@ def test_filters_are_registered() -> None:
                                              "wsgi_release_directories", "wsgi_release_env_files",
                                              "wsgi_release_switch_args", "wsgi_release_restarts",
                                              "wsgi_process_units", "wsgi_process_args", "wsgi_run_target",
-                                             "wsgi_job_units", "wsgi_unwatched_instances"}
+                                             "wsgi_job_units", "wsgi_unwatched_instances",
+                                             "wsgi_migration_records"}
 
 
 def test_the_instances_no_health_check_watches_are_those_of_apps_without_a_loader() -> None:

@@ -55,7 +55,7 @@ def test_a_process_with_a_group_runs_on_that_groups_host_only_with_the_apps_rele
     assert worker_release(worker_host, REPORTS) == current
     assert worker_host.service(REPORTS).is_running
     env = worker_host.file("/etc/wsgi-apps/board.json")
-    assert (env.user, env.group, env.mode) == ("root", "board", 0o640)
+    assert (env.user, env.group, env.mode) == ("root", "wsgi-board", 0o640)
     # Nothing of the web side there: no Apache, no loader, no scheduled job, no web server's worker.
     assert not worker_host.package("apache2").is_installed
     assert not worker_host.file("/usr/local/www/wsgi-scripts").exists
