@@ -65,14 +65,17 @@ def _password(passwords: Mapping[str, Any] | None, key: str, strict: bool, missi
     return None
 
 
-def wsgi_database_problems(hostvars: Mapping[str, Any], hosts: Iterable[str], database_hosts: Iterable[str]) -> str:
+def wsgi_database_problems(hostvars: Mapping[str, Any], hosts: Iterable[str], database_hosts: Iterable[str],
+                           backup_hosts: Iterable[str] = ()) -> str:
     """What is wrong with the web servers' databases as a whole, one line per problem; "" when nothing.
 
     Each host's wsgi_sites was checked on its own already (a database name once per host). Across hosts,
     an app's database is shared by every host with that app, so two different apps may not name the same
-    database, and a database needs a host in the `databases` group to live on.
+    database, a database needs a host in the `databases` group to live on, and one in the `backups` group
+    (not the database host: a dead disk would take both) that keeps its continuous archive.
     """
     database_hosts = list(database_hosts or [])
+    backup_hosts = list(backup_hosts or [])
     problems: list[str] = []
     owners: dict[str, tuple[str, str]] = {}
     for host in hosts:
@@ -82,10 +85,21 @@ def wsgi_database_problems(hostvars: Mapping[str, Any], hosts: Iterable[str], da
             if not database_hosts:
                 problems.append(f"{where}: database {name!r} needs a host in the inventory group 'databases' "
                                 f"(none there); allowed: no database, or a databases group with one host")
+            if not backup_hosts:
+                problems.append(f"{where}: database {name!r} needs a host in the inventory group 'backups' for its "
+                                "continuous archive (none there); allowed: no database, or a backups group with one "
+                                "host other than the database host")
             owner = owners.setdefault(name, (host, app["name"]))
             if owner[1] != app["name"]:
                 problems.append(f"{where}: database {name!r} is also the database of app {owner[1]!r} on "
                                 f"{owner[0]}; allowed: one app per database (hosts with the same app share it)")
+    if len(backup_hosts) > 1:
+        problems.append(f"inventory group 'backups': {len(backup_hosts)} hosts ({', '.join(backup_hosts)}); allowed: "
+                        "one backups host")
+    if set(backup_hosts) & set(database_hosts):
+        problems.append(f"inventory group 'backups': {', '.join(sorted(set(backup_hosts) & set(database_hosts)))} is "
+                        "also the database host; allowed: a backups host of its own (a lost database host would take "
+                        "its backups with it)")
     if len(database_hosts) > 1:
         problems.append(f"inventory group 'databases': {len(database_hosts)} hosts ({', '.join(database_hosts)}); "
                         "allowed: one database host (replication is not managed by these roles)")

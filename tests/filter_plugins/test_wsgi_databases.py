@@ -76,14 +76,25 @@ def test_a_web_server_without_an_address_or_validation_is_an_error():
 
 def test_problems_name_the_host_and_app():
     hostvars = {"web1": web("10.0.0.1", ("shop", "shop")), "web2": web("10.0.0.2", ("blog", "shop"))}
-    assert wsgi_database_problems(hostvars, ["web1"], ["db1"]) == ""
-    problems = wsgi_database_problems(hostvars, ["web1", "web2"], ["db1"]).splitlines()
+    assert wsgi_database_problems(hostvars, ["web1"], ["db1"], ["b1"]) == ""
+    problems = wsgi_database_problems(hostvars, ["web1", "web2"], ["db1"], ["b1"]).splitlines()
     assert problems == [("web server web2, app 'blog': field 'database': database 'shop' is also the database of "
                         "app 'shop' on web1; allowed: one app per database (hosts with the same app share it)")]
-    missing = wsgi_database_problems(hostvars, ["web1"], [])
+    missing = wsgi_database_problems(hostvars, ["web1"], [], ["b1"])
     assert "web server web1, app 'shop'" in missing and "inventory group 'databases'" in missing
-    assert "one database host" in wsgi_database_problems(hostvars, ["web1"], ["db1", "db2"])
+    assert "one database host" in wsgi_database_problems(hostvars, ["web1"], ["db1", "db2"], ["b1"])
     assert wsgi_database_problems({"web1": web("10.0.0.1", ("blog", None))}, ["web1"], []) == ""
+
+
+def test_a_database_needs_a_backups_host_of_its_own():
+    hostvars = {"web1": web("10.0.0.1", ("shop", "shop"))}
+    (missing,) = wsgi_database_problems(hostvars, ["web1"], ["db1"]).splitlines()
+    assert missing == ("web server web1, app 'shop': field 'database': database 'shop' needs a host in the inventory "
+                       "group 'backups' for its continuous archive (none there); allowed: no database, or a backups "
+                       "group with one host other than the database host")
+    (same,) = wsgi_database_problems(hostvars, ["web1"], ["db1"], ["db1"]).splitlines()
+    assert same.startswith("inventory group 'backups': db1 is also the database host; allowed: a backups host of its own")
+    assert "one backups host" in wsgi_database_problems(hostvars, ["web1"], ["db1"], ["b1", "b2"])
 
 
 def test_secrets_give_a_url_and_libpq_variables():

@@ -1,0 +1,81 @@
+"""Filters of the backups role: the clients it serves, checked, and the files that let each in.
+
+A client (the database host; later the web servers for their apps' state) logs in to the backups host as
+one user with a key of its own, restricted by rrsync (Debian's rsync) to rsync in the client's own
+directory: no shell, no forwarding, no terminal, and no other client's backups. The directory holds only
+what the client encrypted itself (pgBackRest's repository, with a key the backups host never sees).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ansible_collections.wsgi_hosting.debian.plugins.module_utils.file_entries import (
+    directory_entry,
+)
+
+# An inventory host name as a directory name: what Ansible takes without a warning, and dots and hyphens.
+CLIENT_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$")
+PUBLIC_KEY_RE = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp256|ssh-rsa) [A-Za-z0-9+/=]+( [^\n]*)?$")
+RRSYNC = "/usr/bin/rrsync"
+
+
+def backups_client_problems(clients: Any) -> str:
+    """What is wrong with backups_clients, one line per problem; "" when nothing."""
+    if not isinstance(clients, list):
+        return f"backups_clients is {clients!r}; allowed: a list of {{name, public_key}}"
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, client in enumerate(clients):
+        where = f"backups_clients[{index}]"
+        if not isinstance(client, Mapping):
+            problems.append(f"{where}: {client!r}; allowed: a mapping {{name, public_key}}")
+            continue
+        name, key = client.get("name"), client.get("public_key")
+        if not (isinstance(name, str) and CLIENT_NAME_RE.match(name) and name not in (".", "..")):
+            problems.append(f"{where}.name: {name!r}; allowed: an inventory host name (letters, digits, _ . -)")
+        elif name in seen:
+            problems.append(f"{where}.name: {name!r} twice; allowed: each client once")
+        else:
+            seen.add(name)
+        if not (isinstance(key, str) and PUBLIC_KEY_RE.match(key.strip())):
+            problems.append(f"{where}.public_key: not an OpenSSH public key; allowed: 'ssh-ed25519 AAAA... comment' "
+                            "(the client's published backups_client_public_key)")
+    return "\n".join(problems)
+
+
+def _authorized_line(client: Mapping[str, Any], root: str) -> str:
+    """A client's line of authorized_keys: its key, allowed to run rrsync in its directory and nothing else."""
+    key = " ".join(str(client["public_key"]).split()[:2])
+    return f'restrict,command="{RRSYNC} {root}/{client["name"]}" {key} wsgi-backups:{client["name"]}'
+
+
+def backups_files(clients: Iterable[Mapping[str, Any]], root: str, user: str) -> list[dict[str, Any]]:
+    """The wsgi_files entries of the backups host: the user's home (root), its .ssh and authorized_keys
+    (a line per client), and a directory per client, each only the user may enter, parents first. A
+    client that leaves keeps its directory (its backups); its key no longer gets in."""
+    clients = list(clients or ())
+    own = {"owner": user, "group": user}
+    entries = [{**directory_entry(root, mode="0700"), **own}, {**directory_entry(f"{root}/.ssh", mode="0700"), **own},
+               {"path": f"{root}/.ssh/authorized_keys", **own, "mode": "0600",
+                "content": "".join(f"{_authorized_line(client, root)}\n" for client in clients)}]
+    entries += [{**directory_entry(f"{root}/{client['name']}", mode="0700"), **own} for client in clients]
+    return entries
+
+
+def backups_clients_of(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> list[dict[str, str]]:
+    """The clients of the backups host: each of hosts with the key its `client` step published
+    (backups_client_public_key), in the order of hosts."""
+    return [{"name": str(host), "public_key": str((hostvars[host] or {}).get("backups_client_public_key", ""))}
+            for host in hosts or ()]
+
+
+class FilterModule:
+    """Ansible entry point: the filters of the backups role."""
+
+    def filters(self) -> dict[str, Callable[..., Any]]:
+        """Map filter names to functions."""
+        return {"backups_client_problems": backups_client_problems, "backups_files": backups_files,
+                "backups_clients_of": backups_clients_of}
