@@ -85,11 +85,34 @@ def _web(health: Mapping[str, Any], app: str) -> str:
     return "ok"
 
 
+def _archive_row(host: str, now: int, archive: Mapping[str, Any]) -> tuple[str, ...]:
+    """The database host's continuous archive as a row: ok with its newest backup, copy and drill, or its
+    problems (what its status command found late or failing)."""
+    problems = list(archive.get("problems") or ())
+    drill = archive.get("drill") or {}
+    if problems:
+        state = "FAILING: " + "; ".join(problems)
+    else:
+        state = (f"ok: backup {_duration(now - archive['latest_backup'])} ago, copied "
+                 f"{_duration(now - archive['synced'])} ago, drill {drill.get('result', '-')}")
+    return (host, "-", "-", "-", "-", "archive", state, "-", "-")
+
+
 def _reports(hosts: Iterable[str], hostvars: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each host's status command's answer (wsgi_status_read), parsed, or what kept it from answering."""
+    """Each host's status command's answer (wsgi_status_read; on the database host the archive's status,
+    postgresql_archive_status, a report of its own), parsed, or what kept it from answering."""
     reports: list[dict[str, Any]] = []
     for host in hosts or ():
+        archive = (hostvars.get(host) or {}).get("postgresql_archive_status") or {}
+        if "rc" in archive:
+            try:
+                reports.append({"host": host, "archive": json.loads(archive.get("stdout") or "")})
+            except ValueError:
+                reports.append({"host": host, "error": "archive: " + " ".join(
+                    str(archive.get("stderr") or archive.get("msg") or "no answer").split())[:110]})
         read = (hostvars.get(host) or {}).get("wsgi_status_read") or {}
+        if archive and not read:  # the database host alone: its archive is its row
+            continue
         if read.get("rc") == 0:
             try:
                 reports.append({"host": host, "report": json.loads(read.get("stdout") or "")})
@@ -113,6 +136,9 @@ def status_table(reports: Iterable[Mapping[str, Any]]) -> str:
     rows: list[tuple[str, ...]] = []
     for entry in reports or ():
         host = str(entry.get("host", ""))
+        if isinstance(entry.get("archive"), Mapping):
+            rows.append(_archive_row(host, int(entry["archive"].get("now") or 0), entry["archive"]))
+            continue
         report = entry.get("report")
         if not isinstance(report, Mapping):
             rows.append((host, "-", "-", "-", f"unreadable: {entry.get('error') or 'no answer'}", "-", "-", "-", "-"))

@@ -69,6 +69,24 @@ def test_a_host_that_runs_processes_only_has_no_web_health() -> None:
     assert "wsgi-shop-beat@1.service  active (running)" in row
 
 
+ARCHIVE = {"now": 100_000, "latest_backup": 100_000 - 3_600, "latest_full": 100_000 - 3_600, "backups": 1,
+           "archived": 99_990, "synced": 99_996, "drill": {"result": "ok"}, "problems": []}
+
+
+def test_the_database_hosts_archive_is_a_row_ok_or_failing_with_its_problems() -> None:
+    hostvars = {"db": {"postgresql_archive_status": {"rc": 0, "stdout": json.dumps(ARCHIVE)}},
+                "db2": {"postgresql_archive_status": {"rc": 0, "stdout": json.dumps(
+                    {**ARCHIVE, "problems": ["the copy on the backups host lags", "the last restore drill failed: x"]})}},
+                "db3": {"postgresql_archive_status": {"skipped": True}}}
+    ok, failing = wsgi_status_table(["db", "db2", "db3"], hostvars).splitlines()[1:]
+    assert ok.split()[:7] == ["db", "-", "-", "-", "-", "archive", "ok:"], ok
+    assert "backup 1h 00m ago, copied 4s ago, drill ok" in ok
+    assert "FAILING: the copy on the backups host lags; the last restore drill failed: x" in failing
+    # A host that also runs apps' processes has its report's rows too.
+    both = wsgi_status_table(["db"], {"db": {**hostvars["db"], **read(REPORT)}}).splitlines()[1:]
+    assert [row.split()[1] for row in both] == ["-", "hello", "shop", "shop"], both
+
+
 def test_a_host_without_any_report_is_an_error() -> None:
     with pytest.raises(AnsibleFilterError, match="no host reported"):
         wsgi_status_table([], {})
