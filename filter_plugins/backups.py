@@ -67,9 +67,10 @@ def backups_files(clients: Iterable[Mapping[str, Any]], root: str, user: str) ->
 
 def backups_clients_of(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> list[dict[str, str]]:
     """The clients of the backups host: each of hosts with the key its `client` step published
-    (backups_client_public_key), in the order of hosts."""
-    return [{"name": str(host), "public_key": str((hostvars[host] or {}).get("backups_client_public_key", ""))}
-            for host in hosts or ()]
+    (backups_client_public_key), in the order of hosts. A host that published none is left out: a dry run
+    on a client without the SSH client ends before it makes its key."""
+    return [{"name": str(host), "public_key": str(hostvars[host]["backups_client_public_key"])}
+            for host in hosts or () if (hostvars[host] or {}).get("backups_client_public_key")]
 
 
 class FilterModule:
