@@ -14,15 +14,19 @@ import pytest
 TEMPLATE = Path(__file__).resolve().parents[1] / "roles" / "postgresql" / "templates" / "wsgi-postgresql-archive.j2"
 OURS = "7000000000000000001"
 
-# rsync: a pull of wsgi-cluster-id answers from $REMOTE_ID (exit 23 when empty: no such file, or
-# $PROBE_EXIT); every call is logged.
+# rsync as the backups host's rrsync answers it: a listing of the client's directory (with wsgi-cluster-id
+# when $REMOTE_ID is set; exit $PROBE_EXIT when set: out of reach), a pull of wsgi-cluster-id from
+# $REMOTE_ID (exit 12 when there is none, as rrsync does); every call is logged.
 FAKE_RSYNC = """#!/bin/sh
 echo "$*" >> "$LOG"
 for last; do :; done
 case "$*" in
-  *wsgi-backups:wsgi-cluster-id*)
+  *--list-only*)
     [ -n "${PROBE_EXIT:-}" ] && exit "$PROBE_EXIT"
-    [ -n "$REMOTE_ID" ] || exit 23
+    echo "drwx------          4,096 2026/12/05 16:33:37 ."
+    [ -z "$REMOTE_ID" ] || echo "-rw-------             20 2026/12/05 16:33:37 wsgi-cluster-id" ;;
+  *wsgi-backups:wsgi-cluster-id*)
+    [ -n "$REMOTE_ID" ] || exit 12
     printf '%s\\n' "$REMOTE_ID" > "$last" ;;
 esac
 """
@@ -75,7 +79,7 @@ def test_a_backups_host_with_nothing_yet_gets_the_copy_and_the_clusters_identifi
     # Verified once per cluster: the next copies do not ask again.
     assert sync(host).returncode == 0
     assert len(pushes(host)) == 2
-    assert sum("wsgi-backups:wsgi-cluster-id" in call for call in host["log"].read_text().splitlines()) == 1
+    assert sum("--list-only" in call for call in host["log"].read_text().splitlines()) == 1
 
 
 def test_another_clusters_archive_on_the_backups_host_is_never_replaced(host) -> None:
