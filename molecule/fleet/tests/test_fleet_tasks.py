@@ -92,8 +92,11 @@ def test_status_yml_shows_a_stopped_worker_and_a_failed_job(lab):
         assert re.search(r"failed \(exit 1\): \S+ on fleet-web[123]", job), table
         assert [row for row in rows if row.startswith(name + " ") and " job mark " in row and "ok: " in row], table
     assert len([row for row in rows if WORKER in row and "active (running)" in row]) == 2, table
-    # The workers host: its one app and process, no web health (it has no web server).
-    (reports,) = [row for row in rows if row.startswith(WORKERS_HOST + " ")]
+    # The workers host: its one app and process, no web health (it has no web server); and, as the database
+    # host, its continuous archive (test_fleet_database_archive.py ran its drill and backups: all well).
+    (reports,) = [row for row in rows if row.startswith(WORKERS_HOST + " ") and REPORTS in row]
+    (archive,) = [row for row in rows if row.startswith(WORKERS_HOST + " ") and " archive " in row]
+    assert re.search(r" archive +ok: backup .* ago, copied .* ago, drill ok", archive), table
     assert re.search(rf"^{WORKERS_HOST} +board +\S+ +.+ +- +{re.escape(REPORTS)} +active \(running\)", reports), table
 
 
