@@ -74,8 +74,8 @@ def postgresql_restore_problems(database: Any, time: Any, file: Any, databases: 
         problems.append(f"postgresql_restore_database is {database!r}; allowed: {DATABASE_NAME_ALLOWED} of an app "
                         f"({', '.join(known) or 'none'}), or all (-e postgresql_restore_database=shop)")
     elif database not in known:
-        problems.append(f"postgresql_restore_database is {database!r}, which no app of the web servers has; allowed: "
-                        f"{', '.join(known) or 'none'}, or all")
+        problems.append(f"postgresql_restore_database is {database!r}, which is no app's database on the database "
+                        f"host; allowed: {', '.join(known) or 'none'}, or all")
     if time:
         moment = _parse_time(str(time))
         if moment is None:

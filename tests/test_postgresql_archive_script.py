@@ -50,6 +50,7 @@ def host(tmp_path: Path) -> dict:
               "postgresql_archive_latest_stale_hours": 26, "postgresql_archive_drill_stale_days": 8,
               "postgresql_user": "postgres", "postgresql_group": "postgres", "postgresql_max_connections": 100,
               "postgresql_archive_scratch_dir": str(tmp_path / "scratch"), "postgresql_sbin_dir": "/usr/local/sbin",
+              "postgresql_credentials_dir": str(tmp_path / "credentials"),
               "ansible_managed": "test"}
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
     environment.filters["int"] = int

@@ -49,8 +49,8 @@ def test_good_restores_pass() -> None:
     ({"time": "2026-11-01 10:00:00+00:00"}, "is more than backup_retention_days (14) ago"),
     ({"time": "2026-12-05 10:42:00"}, "allowed: a time with its zone"),
     ({"time": "yesterday"}, "postgresql_restore_time is 'yesterday'"),
-    ({"database": "nope"}, ("postgresql_restore_database is 'nope', which no app of the web servers has; allowed: "
-                            "board, shop, or all")),
+    ({"database": "nope"}, ("postgresql_restore_database is 'nope', which is no app's database on the database "
+                            "host; allowed: board, shop, or all")),
     ({"database": "Shop;"}, "postgresql_restore_database is 'Shop;'; allowed: a lower-case identifier"),
     ({"database": "all", "time": "2026-12-05 10:42:00+00:00"}, "no postgresql_restore_time"),
     ({"time": "2026-12-05 10:42:00+00:00", "file": "/x.dump"}, "one of them"),

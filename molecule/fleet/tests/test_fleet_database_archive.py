@@ -88,7 +88,7 @@ def test_a_restore_to_a_time_in_the_future_or_of_an_unknown_database_stops_befor
     before = sql(db, "postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database")
     for extra, said in (({"postgresql_restore_database": "catalog", "postgresql_restore_time": "2999-01-01 00:00:00+00:00"},
                          "is in the future"),
-                        ({"postgresql_restore_database": "nope"}, "which no app of the web servers has")):
+                        ({"postgresql_restore_database": "nope"}, "which is no app's database on the database host")):
         run = lab.playbook(playbook="playbooks/restore.yml", limit=False, extra_vars=extra)
         assert run.returncode != 0
         assert said in run.stdout, run.summary()
