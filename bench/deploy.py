@@ -43,16 +43,14 @@ from fleet_scale import (
     CPUS,
     Run,
     clean_up,
-    ensure_network,
     host_names,
     log,
     playbook_command,
     preflight,
-    remove_containers,
-    start_container,
+    refresh_package_lists,
+    start_fleet,
     time_playbook,
     unchanged_problems,
-    wait_for_systemd,
 )
 from modes import DJANGO_FIELDS, DJANGO_PROJECT
 
@@ -100,8 +98,9 @@ def main() -> int:
     parser.add_argument("--extra-vars", default="{}", help="JSON: more playbook variables (e.g. wsgi_package_index)")
     parser.add_argument("--log-dir", type=Path, help="keep each run's output there")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds a run may take")
+    parser.add_argument("--strategy", default="linear")
     args = parser.parse_args()
-    preflight({args.image})
+    preflight({args.image}, args.strategy)
     if args.log_dir:
         args.log_dir.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -117,19 +116,13 @@ def main() -> int:
             cache = tmp / "artifacts"
             extra = json.dumps({"wsgi_artifact_cache": str(cache), "headrace_wheel_cache": str(tmp / "wheels"),
                                 **json.loads(args.extra_vars)})
-            remove_containers()
-            ensure_network()
-            for name in names:
-                start_container(name, args.image)
-            for name in names:
-                wait_for_systemd(name)
-                # The image has no package lists; the roles' apt tasks only refresh them when they are old.
-                subprocess.run(["docker", "exec", name, "apt-get", "update", "-qq"], check=True, capture_output=True)
+            start_fleet(len(names), args.image)
+            refresh_package_lists(names)
 
             def timed(label: str, host: str) -> Run:
                 log(f"{label} ({host})")
                 runs[label] = time_playbook([*playbook_command(inventory, extra), "--limit", host], label,
-                                            args.log_dir, args.timeout)
+                                            args, names)
                 log(f"{label}: {runs[label].seconds:.0f} s")
                 return runs[label]
 

@@ -233,6 +233,14 @@ def start_fleet(count: int, image: str | None) -> list[str]:
     return names
 
 
+def refresh_package_lists(names: list[str]) -> None:
+    """apt-get update on each host: the image has no package lists, and the roles' apt tasks only refresh
+    them when they are old (the benchmarks that deploy one project to a few hosts, bench/deploy.py and
+    bench/tasks.py, start their hosts with start_fleet and this)."""
+    for name in names:
+        run("docker", "exec", name, "apt-get", "update", "-qq")
+
+
 def remove_containers() -> None:
     """Every container this script labelled, whatever size it was started for."""
     names = run("docker", "ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}",

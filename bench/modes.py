@@ -49,6 +49,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CONTAINER = "bench-modes"
 DATABASE_CONTAINER = "bench-modes-db"
+# The database's continuous archive needs a backups host of its own.
+BACKUPS_CONTAINER = "bench-modes-backups"
 NETWORK = "wsgi-bench"
 MODES = {  # name -> (port in the container, port published on 127.0.0.1)
     "embedded": (8001, 18561),
@@ -145,6 +147,7 @@ def deploy(extra_vars: dict, app: str, conn_max_age: int) -> None:
         }
         if app in WITH_DATABASE:
             groups["databases"] = {"hosts": {DATABASE_CONTAINER: {"ansible_connection": "community.docker.docker"}}}
+            groups["backups"] = {"hosts": {BACKUPS_CONTAINER: {"ansible_connection": "community.docker.docker"}}}
         inventory.write_text(json.dumps(groups))
         # The project's tooling: the venv this script runs from comes first on PATH.
         env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
@@ -258,6 +261,7 @@ def main() -> int:
     database = args.app in WITH_DATABASE
     if database:
         start_container(args.image, args.fresh, DATABASE_CONTAINER, ports=False)
+        start_container(args.image, args.fresh, BACKUPS_CONTAINER, ports=False)
     try:
         if not args.no_deploy:
             log("deploying the four modes" + (" and their databases with site.yml" if database else
@@ -265,7 +269,8 @@ def main() -> int:
             # The image has no package lists; the roles' apt tasks only refresh them when they are old.
             in_container("apt-get", "update", "-qq")
             if database:
-                run("docker", "exec", DATABASE_CONTAINER, "apt-get", "update", "-qq", capture=True)
+                for name in (DATABASE_CONTAINER, BACKUPS_CONTAINER):
+                    run("docker", "exec", name, "apt-get", "update", "-qq", capture=True)
             deploy(json.loads(args.extra_vars), args.app, args.conn_max_age)
             log("installing gunicorn for the reference mode")
             install_gunicorn(args.app)
@@ -293,7 +298,7 @@ def main() -> int:
             print(f"\napps' connections open on the database after the last round: {count}")
     finally:
         if not args.keep:
-            run("docker", "rm", "-f", CONTAINER, DATABASE_CONTAINER, check=False, capture=True)
+            run("docker", "rm", "-f", CONTAINER, DATABASE_CONTAINER, BACKUPS_CONTAINER, check=False, capture=True)
             run("docker", "network", "rm", NETWORK, check=False, capture=True)
     return 0
 

@@ -5,9 +5,10 @@ web host, and what the workers add to a release's deploy.
     .venv/bin/python bench/tasks.py                     # 400 tasks per measurement, 4 clients
     .venv/bin/python bench/tasks.py --tasks 1000 --log-dir /tmp/tasks-logs
 
-Three fresh systemd containers (the flags and helpers of bench/fleet_scale.py): scale-web1 and scale-web2
+Four fresh systemd containers (the flags and helpers of bench/fleet_scale.py): scale-web1 and scale-web2
 are web servers with the test Django project (molecule/shared/files/apps/shop, copied to a temporary
-directory) in daemon mode, on the database and Redis of scale-web3 (groups `databases` and `redis`). The
+directory) in daemon mode, on the database and Redis of scale-web3 (groups `databases` and `redis`), whose
+continuous archive goes to scale-web4 (group `backups`). The
 project's view POST /tasks/enqueue puts a Celery task on the app's Redis; a worker (the app's `worker`
 process: `celery -A shop worker --concurrency 1`, `count` instances per web host) runs it and writes a row
 to PostgreSQL; GET /tasks/done reads the rows back.
@@ -46,15 +47,12 @@ from fleet_scale import (
     CPUS,
     Run,
     clean_up,
-    ensure_network,
-    host_names,
     log,
     playbook_command,
     preflight,
-    remove_containers,
-    start_container,
+    refresh_package_lists,
+    start_fleet,
     time_playbook,
-    wait_for_systemd,
 )
 from modes import DJANGO_FIELDS, DJANGO_PROJECT
 
@@ -69,14 +67,16 @@ def sites(project: Path, workers: int) -> list[dict]:
     return [{"server_name": SERVER_NAME, "apps": [app]}]
 
 
-def write_inventory(directory: Path, webs: list[str], data: str, project: Path, workers: int) -> Path:
+def write_inventory(directory: Path, webs: list[str], data: str, backups: str, project: Path, workers: int) -> Path:
     inventory = directory / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"all": {
         "vars": {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"},
         "children": {"webservers": {"hosts": {name: {"ansible_host": name} for name in webs},
                                     "vars": {"wsgi_sites": sites(project, workers)}},
                      "databases": {"hosts": {data: {"ansible_host": data}}},
-                     "redis": {"hosts": {data: {"ansible_host": data}}}}}}))
+                     "redis": {"hosts": {data: {"ansible_host": data}}},
+                     # An app's database needs a backups host of its own (its continuous archive).
+                     "backups": {"hosts": {backups: {"ansible_host": backups}}}}}}))
     return inventory
 
 
@@ -142,7 +142,6 @@ def main() -> int:
     if args.log_dir:
         args.log_dir.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    *webs, data = names = host_names(3)
     runs: dict[str, Run] = {}
     rates: dict[int, tuple[float, float]] = {}
     try:
@@ -152,18 +151,13 @@ def main() -> int:
             shutil.copytree(DJANGO_PROJECT, project, ignore=shutil.ignore_patterns("__pycache__", "staticfiles"))
             extra = json.dumps({"wsgi_artifact_cache": str(tmp / "artifacts"),
                                 "headrace_wheel_cache": str(tmp / "wheels")})
-            remove_containers()
-            ensure_network()
-            for name in names:
-                start_container(name, args.image)
-            for name in names:
-                wait_for_systemd(name)
-                subprocess.run(["docker", "exec", name, "apt-get", "update", "-qq"], check=True, capture_output=True)
+            *webs, data, backups = names = start_fleet(4, args.image)
+            refresh_package_lists(names)
 
             def deploy(label: str, workers: int, version: int | None = None) -> None:
                 if version is not None:
                     (project / "shop" / "version.py").write_text(f'"""A new release."""\n\nVERSION = "{version}"\n')
-                inventory = write_inventory(tmp, webs, data, project, workers)
+                inventory = write_inventory(tmp, webs, data, backups, project, workers)
                 log(label)
                 runs[label] = time_playbook(playbook_command(inventory, extra), label, args, names)
                 log(f"{label}: {runs[label].seconds:.0f} s")
