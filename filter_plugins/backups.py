@@ -1,9 +1,11 @@
 """Filters of the backups role: the clients it serves, checked, and the files that let each in.
 
-A client (the database host; later the web servers for their apps' state) logs in to the backups host as
-one user with a key of its own, restricted by rrsync (Debian's rsync) to rsync in the client's own
+A client (the database host, and the web servers whose apps back up their state) logs in to the backups
+host as one user with a key of its own, restricted by rrsync (Debian's rsync) to rsync in the client's own
 directory: no shell, no forwarding, no terminal, and no other client's backups. The directory holds only
-what the client encrypted itself (pgBackRest's repository, with a key the backups host never sees).
+what the client encrypted itself (pgBackRest's repository, the apps' restic repositories, with a key the
+backups host never sees). Also here: which apps of a web server back up their state, and the check of a
+state restore's inputs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from typing import Any
 
 from ansible_collections.wsgi_hosting.debian.plugins.module_utils.file_entries import (
     directory_entry,
+)
+from ansible_collections.wsgi_hosting.debian.plugins.module_utils.restore_times import (
+    restore_time_problems,
 )
 
 # An inventory host name as a directory name: what Ansible takes without a warning, and dots and hyphens.
@@ -73,10 +78,37 @@ def backups_clients_of(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> lis
             for host in hosts or () if (hostvars[host] or {}).get("backups_client_public_key")]
 
 
+def backups_state_apps(model: Any) -> list[dict[str, str]]:
+    """The apps whose state directory a host backs up, each {name, dir}, from its wsgi_model: a web server's
+    project apps with backup_state ([] for a host without a model, or one that runs apps' processes only,
+    whose state is the web servers' to keep)."""
+    if not isinstance(model, Mapping) or not model.get("web_server"):
+        return []
+    return [{"name": app["name"], "dir": app["release"]["state_dir"]}
+            for site in model.get("sites") or () for app in site.get("apps") or () if app.get("backup_state")]
+
+
+def backups_restore_problems(app: Any, time: Any, models: Iterable[Any], retention_days: Any, now: Any) -> str:
+    """What is wrong with a state restore's inputs (playbooks/restore_state.yml), "" when nothing: app is an
+    app with backup_state on one of the web servers (models, their wsgi_model) and time empty (the newest
+    snapshot) or within the retention (retention_days before now, a Unix time) and not after now."""
+    known = sorted({entry["name"] for model in models or () for entry in backups_state_apps(model)})
+    problems = []
+    if not app:
+        problems.append(f"wsgi_restore_app is missing; allowed: an app with backup_state ({', '.join(known) or 'none'}), "
+                        "as in -e wsgi_restore_app=shop")
+    elif app not in known:
+        problems.append(f"wsgi_restore_app is {app!r}, which is no app with backup_state on the web servers; allowed: "
+                        f"{', '.join(known) or 'none'}")
+    problems += restore_time_problems("wsgi_restore_time", time, retention_days, now)
+    return "\n".join(problems)
+
+
 class FilterModule:
     """Ansible entry point: the filters of the backups role."""
 
     def filters(self) -> dict[str, Callable[..., Any]]:
         """Map filter names to functions."""
         return {"backups_client_problems": backups_client_problems, "backups_files": backups_files,
-                "backups_clients_of": backups_clients_of}
+                "backups_clients_of": backups_clients_of, "backups_state_apps": backups_state_apps,
+                "backups_restore_problems": backups_restore_problems}

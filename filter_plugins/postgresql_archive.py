@@ -7,17 +7,18 @@ what the retention keeps cannot be restored to, and would otherwise fail halfway
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ansible_collections.wsgi_hosting.debian.plugins.module_utils.restore_times import (
+    restore_time_problems,
+)
 from ansible_collections.wsgi_hosting.debian.plugins.module_utils.shared_rules import (
     DATABASE_NAME_ALLOWED,
     is_database_name,
 )
 
 SCRIPT = "wsgi-postgresql-archive"
-TIME_ALLOWED = "a time with its zone, such as '2026-12-05 10:42:00+00:00', in the past and within the retention"
 
 
 def _timer(step: Mapping[str, Any]) -> str:
@@ -50,14 +51,6 @@ def postgresql_archive_settings(enabled: Any, stanza: str, timeout: Any) -> dict
             "archive_timeout": f"{int(timeout)}s"}
 
 
-def _parse_time(value: str) -> datetime.datetime | None:
-    try:
-        moment = datetime.datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
-
-
 def postgresql_restore_problems(database: Any, time: Any, file: Any, databases: Iterable[str],
                                 retention_days: Any, now: Any) -> str:
     """What is wrong with a restore's inputs (playbooks/restore.yml), "" when nothing: database is an app's
@@ -76,17 +69,9 @@ def postgresql_restore_problems(database: Any, time: Any, file: Any, databases: 
     elif database not in known:
         problems.append(f"postgresql_restore_database is {database!r}, which is no app's database on the database "
                         f"host; allowed: {', '.join(known) or 'none'}, or all")
-    if time:
-        moment = _parse_time(str(time))
-        if moment is None:
-            problems.append(f"postgresql_restore_time is {time!r}; allowed: {TIME_ALLOWED}")
-        elif moment.timestamp() > float(now):
-            problems.append(f"postgresql_restore_time {time!r} is in the future; allowed: {TIME_ALLOWED}")
-        elif moment.timestamp() < float(now) - int(retention_days) * 86400:
-            problems.append(f"postgresql_restore_time {time!r} is more than backup_retention_days "
-                            f"({int(retention_days)}) ago; allowed: {TIME_ALLOWED}")
-        if file:
-            problems.append("postgresql_restore_file and postgresql_restore_time together; allowed: one of them")
+    problems += restore_time_problems("postgresql_restore_time", time, retention_days, now)
+    if time and file:
+        problems.append("postgresql_restore_file and postgresql_restore_time together; allowed: one of them")
     if file and not (isinstance(file, str) and file.startswith("/")):
         problems.append(f"postgresql_restore_file is {file!r}; allowed: empty or the absolute path of a dump on the "
                         "database host")

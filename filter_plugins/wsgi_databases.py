@@ -72,7 +72,8 @@ def wsgi_database_problems(hostvars: Mapping[str, Any], hosts: Iterable[str], da
     Each host's wsgi_sites was checked on its own already (a database name once per host). Across hosts,
     an app's database is shared by every host with that app, so two different apps may not name the same
     database, a database needs a host in the `databases` group to live on, and one in the `backups` group
-    (not the database host: a dead disk would take both) that keeps its continuous archive.
+    (not the database host: a dead disk would take both) that keeps its continuous archive; an app with
+    backup_state needs that backups host too.
     """
     database_hosts = list(database_hosts or [])
     backup_hosts = list(backup_hosts or [])
@@ -93,6 +94,10 @@ def wsgi_database_problems(hostvars: Mapping[str, Any], hosts: Iterable[str], da
             if owner[1] != app["name"]:
                 problems.append(f"{where}: database {name!r} is also the database of app {owner[1]!r} on "
                                 f"{owner[0]}; allowed: one app per database (hosts with the same app share it)")
+        if not backup_hosts:
+            problems += [f"web server {host}, app {app['name']!r}: field 'backup_state': the state directory needs a "
+                         "host in the inventory group 'backups' (none there); allowed: backup_state false, or a "
+                         "backups group with one host" for app in _apps_with(_normalized(hostvars, host), "backup_state")]
     if len(backup_hosts) > 1:
         problems.append(f"inventory group 'backups': {len(backup_hosts)} hosts ({', '.join(backup_hosts)}); allowed: "
                         "one backups host")

@@ -53,8 +53,8 @@ class Lab:
         return {int(key): value for key, value in self.variables["lab_published_ports"].items()}[port]
 
     def request(self, path: str, server_name: str, port: int = 80, method: str = "GET",
-                headers: dict[str, str] | None = None) -> Response:
-        """A plain HTTP request to one of the host's ports, with the site's name as Host."""
+                headers: dict[str, str] | None = None, body: bytes | None = None) -> Response:
+        """A plain HTTP request to one of the host's ports, with the site's name as Host (and body, if any)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.published(port), timeout=30)
         try:
             # skip_host: the Host header must be the site's name, not 127.0.0.1.
@@ -62,7 +62,9 @@ class Lab:
             conn.putheader("Host", server_name)
             for name, value in (headers or {}).items():
                 conn.putheader(name, value)
-            conn.endheaders()
+            if body is not None:
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body)
             resp = conn.getresponse()
             return Response(resp.status, resp.headers, resp.read())
         finally:

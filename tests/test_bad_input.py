@@ -94,7 +94,8 @@ RunSite = Callable[..., Run]
 
 @pytest.fixture
 def run_site(tmp_path: Path) -> RunSite:
-    """Run site.yml with wsgi_sites from a JSON file against an unreachable, uniquely named host."""
+    """Run site.yml (or more_vars' playbook) with wsgi_sites from a JSON file against an unreachable, uniquely
+    named host."""
 
     def run(sites: list[dict[str, Any]], more_vars: dict[str, Any] | None = None, *args: str) -> Run:
         inventory = tmp_path / "hosts.yml"
@@ -107,6 +108,12 @@ def run_site(tmp_path: Path) -> RunSite:
                 "ansible_connection": "community.docker.docker",
                 "ansible_host": f"no-such-container-{uuid.uuid4().hex}",
             }}}
+        if (more_vars or {}).pop("with_backups", False):
+            groups["backups"] = {"hosts": {"ghost-backups": {
+                "ansible_connection": "community.docker.docker",
+                "ansible_host": f"no-such-container-{uuid.uuid4().hex}",
+            }}}
+        playbook = (more_vars or {}).pop("playbook", "site.yml")
         inventory.write_text(json.dumps(groups))
         extra_vars = tmp_path / "wsgi_sites.json"
         extra_vars.write_text(json.dumps({"wsgi_sites": sites, **(more_vars or {})}))
@@ -114,7 +121,7 @@ def run_site(tmp_path: Path) -> RunSite:
         env = {key: value for key, value in os.environ.items() if not key.startswith("ANSIBLE_")}
         env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"))
         result = subprocess.run(
-            [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), "site.yml", "--extra-vars", f"@{extra_vars}", *args],
+            [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), playbook, "--extra-vars", f"@{extra_vars}", *args],
             cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=120, check=False,
         )
         return Run(result.returncode, result.stdout + result.stderr)
@@ -206,6 +213,10 @@ BAD_INPUTS: dict[str, tuple[list[dict[str, Any]], str, str, str]] = {
     "process-group-name": (
         [site(project_app(processes={"worker": {"command": "celery -A shop worker", "group": "work ers"}}))],
         APP_NAME, "processes.worker.group", "the name of an inventory group"),
+    # Backups (issue "nothing lost").
+    "backup-state-a-string": ([site(project_app(backup_state="yes"))], APP_NAME, "backup_state", "'yes'"),
+    "backup-state-without-project": ([site(app(backup_state=True))], APP_NAME, "backup_state",
+                                     "does not apply without project"),
     "two-embedded-projects": (
         [site(project_app(mode="embedded"), project_app(name="blog", mount="/blog", mode="embedded"))],
         "blog", "mode", "a second embedded project app besides"),
@@ -236,6 +247,39 @@ def test_a_database_needs_a_database_host(run_site: RunSite) -> None:
     assert HOST_CONTACTED not in run.output, run.output
     assert f"PLAY [{DEPLOY_PLAY}]" not in run.output, run.output
     assert "TASK [Gathering Facts]" not in run.output, run.output
+
+
+def test_backup_state_needs_a_backups_host(run_site: RunSite) -> None:
+    """An app with backup_state in an inventory without a `backups` group stops before any host changes."""
+    run = run_site([site(project_app(backup_state=True))])
+    assert run.returncode != 0, run.output
+    assert f"PLAY [{ACROSS_PLAY}]" in run.output, run.output
+    assert ("web server ghost-web1, app 'myapp': field 'backup_state': the state directory needs a host in the "
+            "inventory group 'backups' (none there)") in run.output, run.output
+    assert HOST_CONTACTED not in run.output, run.output
+    assert "TASK [Gathering Facts]" not in run.output, run.output
+
+
+@pytest.mark.parametrize(("restore", "shown"), [
+    ({}, "wsgi_restore_app is missing; allowed: an app with backup_state (myapp)"),
+    ({"wsgi_restore_app": "other"}, "wsgi_restore_app is 'other', which is no app with backup_state on the web "
+                                    "servers; allowed: myapp"),
+    ({"wsgi_restore_app": "myapp", "wsgi_restore_time": "2999-01-01 00:00:00+00:00"},
+     "wsgi_restore_time '2999-01-01 00:00:00+00:00' is in the future"),
+    ({"wsgi_restore_app": "myapp", "wsgi_restore_time": "2000-01-01 00:00:00+00:00"},
+     "wsgi_restore_time '2000-01-01 00:00:00+00:00' is more than backup_retention_days (14) ago"),
+    ({"wsgi_restore_app": "myapp", "wsgi_restore_time": "yesterday"}, "wsgi_restore_time is 'yesterday'; allowed: "
+                                                                      "a time with its zone"),
+])
+def test_a_bad_state_restore_stops_before_any_host_changes(run_site: RunSite, restore: dict, shown: str) -> None:
+    """restore_state.yml checks the app and the time on the controller, before it reaches a host."""
+    run = run_site([site(project_app(backup_state=True))],
+                   {"playbook": "playbooks/restore_state.yml", "with_backups": True, **restore})
+    assert run.returncode != 0, run.output
+    assert shown in run.output, run.output
+    assert HOST_CONTACTED not in run.output, run.output
+    assert "TASK [Gathering Facts]" not in run.output, run.output
+    assert "TASK [Restore the app's state directory" not in run.output, run.output
 
 
 def test_redis_needs_a_redis_host(run_site: RunSite) -> None:

@@ -965,6 +965,15 @@ def calendar_problem(spec: str) -> str | None:
     return None if done.returncode == 0 else (done.stderr.strip() or "rejected by systemd-analyze calendar")
 
 
+def _backup_state(value: Any, given: Given) -> bool:
+    """Whether the app's state directory goes to the backups host: a YAML boolean, not a string, since
+    'false' in quotes would back it up."""
+    if not isinstance(value, bool):
+        given.reject(value, "true or false (a YAML boolean)")
+        return False
+    return value
+
+
 def _schedule(value: Any, given: Given) -> list[dict[str, Any]]:
     """A project app's scheduled jobs: each runs once per fleet at each time of its calendar, which the app's
     database decides (so it needs `database`)."""
@@ -1158,6 +1167,10 @@ FIELDS: tuple[Field, ...] = (
     Field("schedule", "app", "list", _project_only(_schedule, empty=[]), default=[], elements="dict",
           doc="Project apps with a database: jobs [{name, command, on_calendar (systemd OnCalendar), timeout "
               "(3600)}], each run once per fleet at each scheduled time, on one of the app's hosts."),
+    Field("backup_state", "app", "bool", _project_only(_backup_state), default=False,
+          doc="Project apps: true backs up the app's state directory (STATE_DIRECTORY: uploads, files) to the "
+              "`backups` host on a timer, encrypted and deduplicated (restic); playbooks/restore_state.yml "
+              "brings it back."),
     Field("process_group", "app", "str", _process_group, modes=DAEMON, default_doc="the app name",
           doc="WSGIDaemonProcess name; apps of one site may share it when their daemon settings agree."),
     Field("wsgi_processes", "app", "raw", _wsgi_processes, modes=DAEMON, default=2,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from backups import (
     FilterModule,
     backups_client_problems,
     backups_clients_of,
     backups_files,
+    backups_restore_problems,
+    backups_state_apps,
 )
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKx0b3Q0ZXN0a2V5MDEyMzQ1Njc4OTAxMjM0NTY3ODkw wsgi-backups fleet-db"
@@ -47,4 +50,40 @@ def test_the_clients_are_the_hosts_with_their_published_keys() -> None:
 
 
 def test_filter_module_exports_the_filters() -> None:
-    assert set(FilterModule().filters()) == {"backups_client_problems", "backups_files", "backups_clients_of"}
+    assert set(FilterModule().filters()) == {"backups_client_problems", "backups_files", "backups_clients_of",
+                                             "backups_state_apps", "backups_restore_problems"}
+
+
+def model(*apps: tuple[str, bool], web_server: bool = True) -> dict:
+    """A host's wsgi_model with one site of the given (name, backup_state) project apps."""
+    return {"web_server": web_server, "sites": [{"apps": [
+        {"name": name, "backup_state": state, "release": {"state_dir": f"/var/lib/wsgi-apps/{name}"}}
+        for name, state in apps]}]}
+
+
+def test_a_web_server_backs_up_the_state_of_its_apps_with_backup_state() -> None:
+    assert backups_state_apps(model(("shop", True), ("blog", False))) == [
+        {"name": "shop", "dir": "/var/lib/wsgi-apps/shop"}]
+    # A host that runs apps' processes only keeps no state of its own; a host without a model has none.
+    assert backups_state_apps(model(("shop", True), web_server=False)) == []
+    assert backups_state_apps({}) == backups_state_apps(None) == []
+
+
+NOW = 1_796_000_000.0  # 2026-11-30
+
+
+def test_a_state_restore_names_an_app_with_backup_state_and_a_time_within_the_retention() -> None:
+    models = [model(("shop", True)), model(("shop", True), ("blog", False))]
+    assert backups_restore_problems("shop", "", models, 14, NOW) == ""
+    assert backups_restore_problems("shop", "2026-11-29 10:00:00+00:00", models, 14, NOW) == ""
+
+
+@pytest.mark.parametrize(("app", "time", "fragment"), [
+    ("", "", "wsgi_restore_app is missing; allowed: an app with backup_state (shop)"),
+    ("blog", "", "wsgi_restore_app is 'blog', which is no app with backup_state on the web servers; allowed: shop"),
+    ("shop", "2026-12-24 10:00:00+00:00", "is in the future"),
+    ("shop", "2026-11-01 10:00:00+00:00", "is more than backup_retention_days (14) ago"),
+    ("shop", "2026-11-29 10:00:00", "wsgi_restore_time is '2026-11-29 10:00:00'; allowed: a time with its zone"),
+])
+def test_bad_state_restores_are_named(app: str, time: str, fragment: str) -> None:
+    assert fragment in backups_restore_problems(app, time, [model(("shop", True), ("blog", False))], 14, NOW)

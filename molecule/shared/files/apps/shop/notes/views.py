@@ -9,7 +9,7 @@ import time
 import django
 from django.conf import settings
 from django.db import connection
-from django.http import HttpResponseNotAllowed, JsonResponse
+from django.http import HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import render
 from shop.version import VERSION
 
@@ -85,3 +85,21 @@ def tasks_done(request):
     """GET token=...: the runs recorded by the tasks of that token, as rows (task, host, version, started,
     finished), read from the database through whichever host serves the request."""
     return JsonResponse({"runs": tasks.runs(request.GET["token"]), "host": socket.gethostname()})
+
+
+def upload(request, name):
+    """An upload kept in the app's state directory (STATE_DIRECTORY/uploads/<name>): PUT writes the body,
+    GET reads it (404 when there is none), DELETE removes it; what the state backups keep and restore."""
+    path = settings.STATE_DIRECTORY / "uploads" / name
+    if request.method == "PUT":
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        path.write_bytes(request.body)
+        return JsonResponse({"name": name, "bytes": len(request.body)}, status=201)
+    if request.method == "DELETE":
+        path.unlink(missing_ok=True)
+        return JsonResponse({"name": name, "deleted": True})
+    if request.method != "GET":
+        return HttpResponseNotAllowed(["GET", "PUT", "DELETE"])
+    if not path.is_file():
+        return JsonResponse({"name": name, "found": False}, status=404)
+    return HttpResponse(path.read_bytes(), content_type="application/octet-stream")

@@ -12,4 +12,5 @@ urlpatterns = [
     path("notes/visit", views.visit),
     path("tasks/enqueue", views.enqueue_tasks),
     path("tasks/done", views.tasks_done),
+    path("uploads/<slug:name>", views.upload),
 ]
