@@ -262,14 +262,14 @@ def test_backup_state_needs_a_backups_host(run_site: RunSite) -> None:
 
 @pytest.mark.parametrize(("restore", "shown"), [
     ({}, "wsgi_restore_app is missing; allowed: an app with backup_state (myapp)"),
-    ({"wsgi_restore_app": "other"}, "wsgi_restore_app is 'other', which is no app with backup_state on the web "
-                                    "servers; allowed: myapp"),
+    ({"wsgi_restore_app": "other"}, ("wsgi_restore_app is 'other', which is no app with backup_state on the web "
+                                     "servers; allowed: myapp")),
     ({"wsgi_restore_app": "myapp", "wsgi_restore_time": "2999-01-01 00:00:00+00:00"},
      "wsgi_restore_time '2999-01-01 00:00:00+00:00' is in the future"),
     ({"wsgi_restore_app": "myapp", "wsgi_restore_time": "2000-01-01 00:00:00+00:00"},
      "wsgi_restore_time '2000-01-01 00:00:00+00:00' is more than backup_retention_days (14) ago"),
-    ({"wsgi_restore_app": "myapp", "wsgi_restore_time": "yesterday"}, "wsgi_restore_time is 'yesterday'; allowed: "
-                                                                      "a time with its zone"),
+    ({"wsgi_restore_app": "myapp", "wsgi_restore_time": "yesterday"},
+     "wsgi_restore_time is 'yesterday'; allowed: a time with its zone"),
 ])
 def test_a_bad_state_restore_stops_before_any_host_changes(run_site: RunSite, restore: dict, shown: str) -> None:
     """restore_state.yml checks the app and the time on the controller, before it reaches a host."""
