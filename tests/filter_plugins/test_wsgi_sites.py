@@ -85,7 +85,8 @@ def one_app(**fields: Any) -> list[dict[str, Any]]:
 
 # The project fields of an app without project: defaults that say "a single script".
 NO_PROJECT = {"project": None, "entry": None, "requirements": None, "env": {}, "secrets": [], "database": None, "redis": None, "static": [],
-              "build": [], "migrate": [], "processes": {}, "schedule": [], "release": None}
+              "build": [], "migrate": [], "processes": {}, "schedule": [], "backup_state": False,
+              "release": None}
 
 
 def assert_names(message: str, *fragments: str) -> None:
@@ -803,7 +804,7 @@ def test_known_keys_come_from_the_table() -> None:
                                     "static_aliases", "apps")
     assert wsgi_sites.APP_KEYS == ("name", "mount", "mode", "project", "source", "callable", "entry", "requirements",
                                    "env", "secrets", "database", "redis", "static", "build", "migrate", "processes",
-                                   "schedule", "process_group", "wsgi_processes", "threads", "display_name", "daemon_options",
+                                   "schedule", "backup_state", "process_group", "wsgi_processes", "threads", "display_name", "daemon_options",
                                    "user", "workers", "listen")
     assert wsgi_sites.MODE_KEYS == {
         "embedded": (),
@@ -814,7 +815,7 @@ def test_known_keys_come_from_the_table() -> None:
 
 def test_every_field_has_a_doc_type_and_a_default_or_says_why_not() -> None:
     for field in wsgi_sites.FIELDS:
-        assert field.doc.endswith(".") and field.type in ("str", "raw", "list", "dict"), field
+        assert field.doc.endswith(".") and field.type in ("str", "raw", "list", "dict", "bool"), field
         has_default = field.default is not wsgi_sites.MISSING
         assert field.required + has_default + bool(field.default_doc) >= 1, field
         assert not (field.required and has_default), field
