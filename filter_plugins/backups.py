@@ -30,7 +30,7 @@ RRSYNC = "/usr/bin/rrsync"
 def backups_client_problems(clients: Any) -> str:
     """What is wrong with backups_clients, one line per problem; "" when nothing."""
     if not isinstance(clients, list):
-        return f"backups_clients is {clients!r}; allowed: a list of {{name, public_key}}"
+        return f"backups_clients is {clients!r}; allowed: a list of {{name, public_key}} or {{name, keep: true}}"
     problems: list[str] = []
     seen: set[str] = set()
     for index, client in enumerate(clients):
@@ -45,6 +45,8 @@ def backups_client_problems(clients: Any) -> str:
             problems.append(f"{where}.name: {name!r} twice; allowed: each client once")
         else:
             seen.add(name)
+        if client.get("keep") is True and key is None:
+            continue
         if not (isinstance(key, str) and PUBLIC_KEY_RE.match(key.strip())):
             problems.append(f"{where}.public_key: not an OpenSSH public key; allowed: 'ssh-ed25519 AAAA... comment' "
                             "(the client's published backups_client_public_key)")
@@ -57,25 +59,48 @@ def _authorized_line(client: Mapping[str, Any], root: str) -> str:
     return f'restrict,command="{RRSYNC} {root}/{client["name"]}" {key} wsgi-backups:{client["name"]}'
 
 
-def backups_files(clients: Iterable[Mapping[str, Any]], root: str, user: str) -> list[dict[str, Any]]:
+def _kept_lines(current: str) -> dict[str, str]:
+    """The lines of an authorized_keys this role wrote (current), by client name (their last field)."""
+    lines = {}
+    for line in (current or "").splitlines():
+        comment = line.rsplit(" ", 1)[-1]
+        if line.startswith("restrict,") and comment.startswith("wsgi-backups:"):
+            lines[comment.removeprefix("wsgi-backups:")] = line
+    return lines
+
+
+def backups_files(clients: Iterable[Mapping[str, Any]], root: str, user: str, current: str = "") -> list[dict[str, Any]]:
     """The wsgi_files entries of the backups host: the user's home (root), its .ssh and authorized_keys
     (a line per client), and a directory per client, each only the user may enter, parents first. A
-    client that leaves keeps its directory (its backups); its key no longer gets in."""
+    client that leaves keeps its directory (its backups); its key no longer gets in. A client {name, keep:
+    true} (outside this run: a --limit left it out) keeps its line of the current authorized_keys, if any."""
     clients = list(clients or ())
     own = {"owner": user, "group": user}
+    kept = _kept_lines(current)
+    lines = [_authorized_line(client, root) if client.get("public_key") else kept.get(client["name"])
+             for client in clients]
     entries = [{**directory_entry(root, mode="0700"), **own}, {**directory_entry(f"{root}/.ssh", mode="0700"), **own},
                {"path": f"{root}/.ssh/authorized_keys", **own, "mode": "0600",
-                "content": "".join(f"{_authorized_line(client, root)}\n" for client in clients)}]
-    entries += [{**directory_entry(f"{root}/{client['name']}", mode="0700"), **own} for client in clients]
+                "content": "".join(f"{line}\n" for line in lines if line)}]
+    entries += [{**directory_entry(f"{root}/{client['name']}", mode="0700"), **own}
+                for client, line in zip(clients, lines) if line]
     return entries
 
 
-def backups_clients_of(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> list[dict[str, str]]:
-    """The clients of the backups host: each of hosts with the key its `client` step published
-    (backups_client_public_key), in the order of hosts. A host that published none is left out: a dry run
-    on a client without the SSH client ends before it makes its key."""
-    return [{"name": str(host), "public_key": str(hostvars[host]["backups_client_public_key"])}
-            for host in hosts or () if (hostvars[host] or {}).get("backups_client_public_key")]
+def backups_clients_of(hostvars: Mapping[str, Any], hosts: Iterable[str]) -> list[dict[str, Any]]:
+    """The clients of the backups host, in the order of hosts: each host with the key its `client` step
+    published in this run (backups_client_public_key); a host that did not take part in this run (no
+    backups_client_in_run: a --limit left it out) as {name, keep: true}, so that it keeps the key it has.
+    A host of this run without a key is left out: no longer a client, or a dry run that ended before it
+    made its key."""
+    clients: list[dict[str, Any]] = []
+    for host in hosts or ():
+        variables = hostvars[host] or {}
+        if variables.get("backups_client_public_key"):
+            clients.append({"name": str(host), "public_key": str(variables["backups_client_public_key"])})
+        elif not variables.get("backups_client_in_run"):
+            clients.append({"name": str(host), "keep": True})
+    return clients
 
 
 def backups_state_apps(model: Any) -> list[dict[str, str]]:

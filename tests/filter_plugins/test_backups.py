@@ -44,9 +44,25 @@ def test_bad_clients_are_named() -> None:
 
 
 def test_the_clients_are_the_hosts_with_their_published_keys() -> None:
-    hostvars = {"db1": {"backups_client_public_key": KEY}, "db2": {}}
-    # db2's dry run ended before it made its key.
-    assert backups_clients_of(hostvars, ["db1", "db2"]) == [{"name": "db1", "public_key": KEY}]
+    hostvars = {"db1": {"backups_client_public_key": KEY, "backups_client_in_run": True},
+                "db2": {"backups_client_in_run": True}, "web1": {}}
+    # db2 took part but has no key (no longer a client, or its dry run ended first); a --limit left web1 out.
+    assert backups_clients_of(hostvars, ["db1", "db2", "web1"]) == [
+        {"name": "db1", "public_key": KEY}, {"name": "web1", "keep": True}]
+
+
+def test_a_client_outside_the_run_keeps_its_key_and_one_that_left_loses_it() -> None:
+    root = "/var/lib/wsgi-backups"
+    before = backups_files([{"name": "db1", "public_key": KEY}, {"name": "web1", "public_key": KEY}], root, "u")
+    current = before[2]["content"]
+    after = backups_files([{"name": "db1", "public_key": KEY}, {"name": "web1", "keep": True},
+                           {"name": "web2", "keep": True}], root, "u", current)
+    assert after[2]["content"] == current
+    assert [entry["path"] for entry in after[3:]] == [f"{root}/db1", f"{root}/web1"]
+    # Without web1 among the clients (it took part and is no longer one), its line goes.
+    (line,) = backups_files([{"name": "db1", "public_key": KEY}], root, "u", current)[2]["content"].splitlines()
+    assert line.endswith("wsgi-backups:db1")
+    assert backups_client_problems([{"name": "web1", "keep": True}]) == ""
 
 
 def test_filter_module_exports_the_filters() -> None:

@@ -94,3 +94,16 @@ def test_nothing_of_the_state_backups_is_readable_by_other_users(web1):
                              "-o -perm /077 -print | head -n 3") == ""
     backups = inventory_host("fleet-backups")
     assert backups.check_output("find /var/lib/wsgi-backups/fleet-web1 -perm /077 | head -n 3") == ""
+
+
+def test_a_run_limited_to_the_backups_host_cuts_no_client_off(lab, web1):
+    """site.yml --limit fleet-backups: the clients outside the run keep their keys, and their copies go on."""
+    backups = inventory_host("fleet-backups")
+    before = backups.file("/var/lib/wsgi-backups/.ssh/authorized_keys").content_string
+    limited = lab.playbook(limit=["fleet-backups"])
+    assert limited.returncode == 0, limited.summary()
+    assert limited.stats()["fleet-backups"]["changed"] == 0
+    assert backups.file("/var/lib/wsgi-backups/.ssh/authorized_keys").content_string == before
+    assert {line.rsplit(":", 1)[-1] for line in before.splitlines()} >= {"fleet-db", *WEB_SERVERS}
+    web1.check_output("systemctl start wsgi-state-backup.service")
+    inventory_host("fleet-db").check_output("/usr/local/sbin/wsgi-postgresql-archive sync")
