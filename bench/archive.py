@@ -19,8 +19,10 @@ script restore.yml runs:
 
 Then the lag: `pgbench -c 2 --rate R -T S` (a steady write load) while, every second, the current log
 segment and pg_stat_archiver are read: a segment's lag is from the first second it was the one being written
-to the first second it was archived (the age of its oldest write when it reached the archive), and the
-copy's age is how long ago the repository last reached the backups host (the script's status). Printed as a
+to the first second it was archived (the age of its oldest write when it reached the archive), the copy's
+age is how long ago the repository last reached the backups host (the script's status), and what the
+archive keeps of each byte of log (its growth on the disk against the log written: how long a disk holds
+the log while the backups host is away). Printed as a
 table for the README. The containers and the network are removed at the end, also on Ctrl-C or an error.
 Times are this machine's (2 CPUs, shared by the three hosts): compare runs made side by side.
 """
@@ -109,6 +111,7 @@ def lag(data: str, seconds: int, rate: int) -> dict[str, float]:
     lags: list[float] = []
     copy_ages: list[float] = []
     start_lsn = sql(data, "SELECT pg_current_wal_lsn()")
+    archive_bytes = int(on(data, "du -sb /var/lib/pgbackrest/archive | cut -f1"))
     pgbench = f"runuser -u postgres -- /usr/lib/postgresql/*/bin/pgbench -n -c 2 -j 2 --rate {rate} -T {seconds}"
     load = threading.Thread(target=on, args=(data, f"{pgbench} {DATABASE}"))
     load.start()
@@ -137,7 +140,9 @@ def lag(data: str, seconds: int, rate: int) -> dict[str, float]:
     load.join()
     elapsed = time.monotonic() - started
     written = int(sql(data, f"SELECT pg_current_wal_lsn() - '{start_lsn}'::pg_lsn"))
+    archived = int(on(data, "du -sb /var/lib/pgbackrest/archive | cut -f1")) - archive_bytes
     return {"seconds": elapsed, "rate": rate, "wal_mb_per_s": written / 2**20 / elapsed,
+            "kept": archived / written if written else float("nan"),
             "segments": len(lags), "lag_mean": statistics.fmean(lags) if lags else float("nan"),
             "lag_max": max(lags, default=float("nan")), "copy_mean": statistics.fmean(copy_ages or [float("nan")]),
             "copy_max": max(copy_ages, default=float("nan"))}
@@ -187,7 +192,8 @@ def report(restores: list[dict[str, float]], lagged: dict[str, float]) -> None:
         print(f"| {row['scale']} | {row['megabytes']:.0f} MB | {row['backup']:.0f} s | {row['one']:.0f} s "
               f"| {row['all']:.0f} s |")
     print(f"\nSteady load: pgbench --rate {lagged['rate']} for {lagged['seconds']:.0f} s, "
-          f"{lagged['wal_mb_per_s']:.2f} MB/s of log; {lagged['segments']} segments archived, each "
+          f"{lagged['wal_mb_per_s']:.2f} MB/s of log, of which the archive keeps {lagged['kept']:.2f} (compressed); "
+          f"{lagged['segments']} segments archived, each "
           f"{lagged['lag_mean']:.1f} s on average (at most {lagged['lag_max']:.1f} s) from its first write to the "
           f"archive; the copy on the backups host {lagged['copy_mean']:.1f} s old on average (at most "
           f"{lagged['copy_max']:.1f} s).")
