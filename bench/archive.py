@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -42,12 +40,13 @@ from pathlib import Path
 
 import yaml
 from fleet_scale import (
+    add_run_arguments,
     clean_up,
     log,
     playbook_command,
-    preflight,
     refresh_package_lists,
     start_fleet,
+    start_run,
     time_playbook,
 )
 from modes import DJANGO_FIELDS
@@ -150,18 +149,12 @@ def lag(data: str, seconds: int, rate: int) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image", default="wsgi-lab/debian:12")
+    add_run_arguments(parser)
     parser.add_argument("--scales", type=int, nargs="+", default=[10, 50])
     parser.add_argument("--load-seconds", type=int, default=60)
     parser.add_argument("--rate", type=int, default=200, help="pgbench transactions per second of the load")
-    parser.add_argument("--log-dir", type=Path, help="keep the site.yml run's output there")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds the site.yml run may take")
-    parser.add_argument("--strategy", default="linear")
     args = parser.parse_args()
-    preflight({args.image}, args.strategy)
-    if args.log_dir:
-        args.log_dir.mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    start_run(args)
     try:
         with tempfile.TemporaryDirectory(prefix="bench-archive-") as scratch:
             tmp = Path(scratch)

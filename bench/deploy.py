@@ -32,9 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -42,13 +40,14 @@ import yaml
 from fleet_scale import (
     CPUS,
     Run,
+    add_run_arguments,
     clean_up,
     host_names,
     log,
     playbook_command,
-    preflight,
     refresh_package_lists,
     start_fleet,
+    start_run,
     time_playbook,
     unchanged_problems,
 )
@@ -93,17 +92,11 @@ def answered_version(host: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image", default="wsgi-lab/debian:12")
+    add_run_arguments(parser)
     parser.add_argument("--mode", choices=("embedded", "daemon", "proxy"), default="daemon")
     parser.add_argument("--extra-vars", default="{}", help="JSON: more playbook variables (e.g. wsgi_package_index)")
-    parser.add_argument("--log-dir", type=Path, help="keep each run's output there")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds a run may take")
-    parser.add_argument("--strategy", default="linear")
     args = parser.parse_args()
-    preflight({args.image}, args.strategy)
-    if args.log_dir:
-        args.log_dir.mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    start_run(args)
     first, second = names = host_names(2)
     runs: dict[str, Run] = {}
     problems: list[str] = []

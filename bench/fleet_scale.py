@@ -168,6 +168,25 @@ def preflight(images: set[str], strategy: str) -> None:
                          f"({sys.executable}); install it into a venv of its own, not into .venv")
 
 
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a benchmark that deploys the roles to fresh containers of one image (bench/deploy.py,
+    bench/tasks.py, bench/archive.py): the image, where to keep each run's output, how long a run may take,
+    Ansible's strategy."""
+    parser.add_argument("--image", default="wsgi-lab/debian:12")
+    parser.add_argument("--log-dir", type=Path, help="keep each run's output there")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds a run may take")
+    parser.add_argument("--strategy", default="linear")
+
+
+def start_run(args: argparse.Namespace) -> None:
+    """Before such a benchmark starts its containers: the checks of preflight, the log directory, and SIGTERM
+    as an exit (so that its clean_up runs)."""
+    preflight({args.image}, args.strategy)
+    if args.log_dir:
+        args.log_dir.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def mitogen_strategy_plugins() -> Path | None:
     """The strategy plugins of the ansible_mitogen package importable by this Python, if any."""
     spec = importlib.util.find_spec("ansible_mitogen")

@@ -33,9 +33,7 @@ import argparse
 import http.client
 import json
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -46,12 +44,13 @@ import yaml
 from fleet_scale import (
     CPUS,
     Run,
+    add_run_arguments,
     clean_up,
     log,
     playbook_command,
-    preflight,
     refresh_package_lists,
     start_fleet,
+    start_run,
     time_playbook,
 )
 from modes import DJANGO_FIELDS, DJANGO_PROJECT
@@ -131,17 +130,11 @@ def throughput(addresses: list[str], tasks: int, clients: int) -> tuple[float, f
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image", default="wsgi-lab/debian:12")
+    add_run_arguments(parser)
     parser.add_argument("--tasks", type=int, default=400)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--log-dir", type=Path, help="keep each run's output there")
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds a run may take")
-    parser.add_argument("--strategy", default="linear")
     args = parser.parse_args()
-    preflight({args.image}, args.strategy)
-    if args.log_dir:
-        args.log_dir.mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    start_run(args)
     runs: dict[str, Run] = {}
     rates: dict[int, tuple[float, float]] = {}
     try:
