@@ -98,29 +98,56 @@ def _archive_row(host: str, now: int, archive: Mapping[str, Any]) -> tuple[str, 
     return (host, "-", "-", "-", "-", "archive", state, "-", "-")
 
 
+def _state_rows(host: str, state: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """A web server's state backups (the backups role's status), a row per app: ok with when its newest
+    snapshot was taken and copied out, or what is late."""
+    now = int(state.get("now") or 0)
+    rows = []
+    for app in state.get("apps") or ():
+        problems = list(app.get("problems") or ())
+        if problems:
+            cell = "LATE: " + "; ".join(problems)
+        else:
+            cell = (f"ok: snapshot {_duration(now - app['snapshot'])} ago, copied "
+                    f"{_duration(now - app['copied'])} ago")
+        rows.append((host, str(app.get("app", "-")), "-", "-", "-", "state backup", cell, "-", "-"))
+    return rows
+
+
+def _parsed(result: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A registered command's JSON answer, or None when it did not give one."""
+    try:
+        answer = json.loads(result.get("stdout") or "")
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
 def _reports(hosts: Iterable[str], hostvars: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each host's status command's answer (wsgi_status_read; on the database host the archive's status,
-    postgresql_archive_status, a report of its own), parsed, or what kept it from answering."""
+    """Each host's status command's answer (wsgi_status_read), parsed, or what kept it from answering; then
+    its reports of their own: on the database host the archive's status (postgresql_archive_status), on a
+    web server with state backups theirs (backups_state_status)."""
     reports: list[dict[str, Any]] = []
     for host in hosts or ():
-        archive = (hostvars.get(host) or {}).get("postgresql_archive_status") or {}
+        variables = hostvars.get(host) or {}
+        archive = variables.get("postgresql_archive_status") or {}
         if "rc" in archive:
-            try:
-                reports.append({"host": host, "archive": json.loads(archive.get("stdout") or "")})
-            except ValueError:
-                reports.append({"host": host, "error": "archive: " + " ".join(
-                    str(archive.get("stderr") or archive.get("msg") or "no answer").split())[:110]})
-        read = (hostvars.get(host) or {}).get("wsgi_status_read") or {}
+            answer = _parsed(archive)
+            reports.append({"host": host, "archive": answer} if answer is not None else {"host": host, "error": (
+                "archive: " + " ".join(str(archive.get("stderr") or archive.get("msg") or "no answer").split())[:110])})
+        read = variables.get("wsgi_status_read") or {}
         if archive and not read:  # the database host alone: its archive is its row
             continue
-        if read.get("rc") == 0:
-            try:
-                reports.append({"host": host, "report": json.loads(read.get("stdout") or "")})
-                continue
-            except ValueError:
-                pass
-        error = read.get("msg") or read.get("stderr") or "not reached"
-        reports.append({"host": host, "error": " ".join(str(error).split())[:120]})
+        answer = _parsed(read) if read.get("rc") == 0 else None
+        if answer is not None:
+            reports.append({"host": host, "report": answer})
+        else:
+            error = read.get("msg") or read.get("stderr") or "not reached"
+            reports.append({"host": host, "error": " ".join(str(error).split())[:120]})
+        state = variables.get("backups_state_status") or {}
+        if "rc" in state:
+            reports.append({"host": host, "state": _parsed(state) or {"apps": [{"app": "-", "problems": [
+                "state backups: " + " ".join(str(state.get("stderr") or "no answer").split())[:100]]}]}})
     return reports
 
 
@@ -138,6 +165,9 @@ def status_table(reports: Iterable[Mapping[str, Any]]) -> str:
         host = str(entry.get("host", ""))
         if isinstance(entry.get("archive"), Mapping):
             rows.append(_archive_row(host, int(entry["archive"].get("now") or 0), entry["archive"]))
+            continue
+        if isinstance(entry.get("state"), Mapping):
+            rows += _state_rows(host, entry["state"])
             continue
         report = entry.get("report")
         if not isinstance(report, Mapping):

@@ -6,6 +6,7 @@ directory before kept, and never a copy over another repository."""
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import shutil
 import subprocess
@@ -53,7 +54,7 @@ def host(tmp_path: Path) -> dict:
     remote.mkdir(mode=0o700)
     values = {"backups_state_config_dir": str(config), "backups_state_dir": str(tmp_path / "state"),
               "backups_client_dir": str(tmp_path / "client"), "inventory_hostname": "web1",
-              "backups_state_retention_days": 14, "ansible_managed": "test"}
+              "backups_state_retention_days": 14, "backups_state_stale_minutes": 60, "ansible_managed": "test"}
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined)
     environment.filters["int"] = int
     script = tmp_path / "wsgi-state-backup"
@@ -137,3 +138,14 @@ def test_the_copy_never_replaces_another_repository(host) -> None:
     shutil.rmtree(host["remote"] / "state")
     done = run(host, "backup", UNREACHABLE="1")
     assert done.returncode == 1 and "could not be asked" in done.stderr
+
+
+def test_the_status_names_an_app_not_backed_up_yet_and_not_one_just_backed_up(host) -> None:
+    late = json.loads(ok(host, "status"))
+    (app,) = late["apps"]
+    assert (app["app"], app["snapshot"], app["copied"]) == ("shop", None, None)
+    assert app["problems"] == ["no snapshot of shop within 60 minutes",
+                               "shop not copied to the backups host within 60 minutes"]
+    ok(host, "backup")
+    (app,) = json.loads(ok(host, "status"))["apps"]
+    assert app["problems"] == [] and late["now"] - 5 <= app["snapshot"] <= app["copied"] <= time.time()

@@ -87,6 +87,26 @@ def test_the_database_hosts_archive_is_a_row_ok_or_failing_with_its_problems() -
     assert [row.split()[1] for row in both] == ["-", "hello", "shop", "shop"], both
 
 
+def test_a_web_servers_state_backups_are_a_row_per_app_ok_or_late() -> None:
+    state = {"now": 100_000, "apps": [
+        {"app": "shop", "snapshot": 100_000 - 300, "copied": 100_000 - 290, "problems": []},
+        {"app": "blog", "snapshot": None, "copied": None, "problems": [
+            "no snapshot of blog within 60 minutes", "blog not copied to the backups host within 60 minutes"]}]}
+    hostvars = {"web1": {**read(REPORT), "backups_state_status": {"rc": 0, "stdout": json.dumps(state)}},
+                "web2": {**read(REPORT), "backups_state_status": {"rc": 1, "stdout": "", "stderr": "flock: x"}}}
+    rows = wsgi_status_table(["web1", "web2"], hostvars).splitlines()[1:]
+    web1 = [row for row in rows if row.startswith("web1") and "state backup" in row]
+    assert [row.split()[1] for row in web1] == ["shop", "blog"]
+    assert web1[0].split()[5:] == ["state", "backup", "ok:", "snapshot", "5m", "00s", "ago,", "copied", "4m", "50s",
+                                  "ago", "-", "-"]
+    assert ("LATE: no snapshot of blog within 60 minutes; blog not copied to the backups host within 60 "
+            "minutes") in web1[1]
+    # After the host's own rows; a status that did not answer says so.
+    assert rows.index(web1[0]) > max(i for i, row in enumerate(rows) if row.startswith("web1") and row not in web1)
+    (unread,) = [row for row in rows if row.startswith("web2") and "state backup" in row]
+    assert "LATE: state backups: flock: x" in unread
+
+
 def test_a_host_without_any_report_is_an_error() -> None:
     with pytest.raises(AnsibleFilterError, match="no host reported"):
         wsgi_status_table([], {})

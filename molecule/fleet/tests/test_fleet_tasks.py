@@ -92,6 +92,10 @@ def test_status_yml_shows_a_stopped_worker_and_a_failed_job(lab):
         assert re.search(r"failed \(exit 1\): \S+ on fleet-web[123]", job), table
         assert [row for row in rows if row.startswith(name + " ") and " job mark " in row and "ok: " in row], table
     assert len([row for row in rows if WORKER in row and "active (running)" in row]) == 2, table
+    # The board app's state backups (test_fleet_state_backups.py took a snapshot on each web server): ok.
+    for name in WEBS:
+        (state,) = [row for row in rows if row.startswith(name + " ") and " state backup " in row]
+        assert re.search(r" board .* state backup +ok: snapshot .* ago, copied .* ago", state), table
     # The workers host: its one app and process, no web health (it has no web server); and, as the database
     # host, its continuous archive (test_fleet_database_archive.py ran its drill and backups: all well).
     (reports,) = [row for row in rows if row.startswith(WORKERS_HOST + " ") and REPORTS in row]
