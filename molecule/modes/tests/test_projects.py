@@ -252,6 +252,24 @@ def runs_as(host, user: str, command: str) -> bool:
     return host.run(f"runuser -u {user} -- {command}").rc == 0
 
 
+def test_each_apps_log_records_and_stderr_reach_the_journal_under_its_name_at_their_level(host, lab):
+    """`journalctl -t <app>` shows a warning the app logged at priority warning and a line it wrote to stderr
+    at err, in every mode; Apache's error log has neither."""
+    token = f"journal-{time.time_ns()}"
+    for site, app in projects(lab):
+        response = lab.request(url(app, "/log"), site["server_name"], port=site.get("port", 80), method="POST",
+                               headers={"Content-Type": "application/x-www-form-urlencoded"},
+                               body=f"token={token}".encode())
+        assert response.status == 200, (app["name"], response.status, response.text[:300])
+    for _site, app in projects(lab):
+        def at(level: str, name: str = app["name"]) -> str:
+            return host.check_output(f"journalctl -t {name} -p {level}..{level} --no-pager -o cat | grep -F {token} || true")
+        wait_for(lambda: at("warning") and at("err"), 10, f"{app['name']}'s records in the journal")
+        assert re.fullmatch(rf"a warning of the \w+ {token}", at("warning")), at("warning")
+        assert re.fullmatch(rf"a line on stderr of the \w+ {token}", at("err")), at("err")
+    assert host.run(f"grep -rF {token} /var/log/apache2/").rc == 1
+
+
 def test_secrets_are_in_no_process_list_and_no_file_others_can_read(host, lab):
     processes = host.check_output("ps -eo args")
     apache = host.check_output("cat /etc/apache2/sites-enabled/*.conf /etc/apache2/conf-enabled/*.conf")

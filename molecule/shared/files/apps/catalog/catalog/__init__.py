@@ -1,6 +1,7 @@
 """The Flask test app (entry catalog:app): its dependencies, environment and release, over HTTP."""
 
 import hashlib
+import logging
 import os
 import sys
 from importlib import metadata
@@ -47,3 +48,14 @@ def environment():
         pgpassword_sha256=hashlib.sha256(os.environ.get("PGPASSWORD", "").encode()).hexdigest(),
         redis_url_sha256=hashlib.sha256(os.environ.get("REDIS_URL", "").encode()).hexdigest(),
     )
+
+
+@app.route("/log", methods=["POST"])
+def log():
+    """POST token=...: a warning through logging and a line on stderr, each naming the token (what the journal
+    must show under the app's name, at their levels: warning and err)."""
+    token = request.form["token"][:100]
+    logger = logging.getLogger("catalog")
+    logger.warning("a warning of the catalog %s", token)
+    print(f"a line on stderr of the catalog {token}", file=sys.stderr, flush=True)
+    return jsonify(logged=token)

@@ -1,6 +1,7 @@
 """Views of the test shop: what the tests read over HTTP."""
 
 import hashlib
+import logging
 import os
 import socket
 import sys
@@ -103,3 +104,15 @@ def upload(request, name):
     if not path.is_file():
         return JsonResponse({"name": name, "found": False}, status=404)
     return HttpResponse(path.read_bytes(), content_type="application/octet-stream")
+
+
+def log_probe(request):
+    """POST token=...: a warning through logging and a line on stderr, each naming the token (what the journal
+    must show under the app's name, at their levels: warning and err)."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    token = request.POST["token"][:100]
+    logger = logging.getLogger("shop")
+    logger.warning("a warning of the shop %s", token)
+    print(f"a line on stderr of the shop {token}", file=sys.stderr, flush=True)
+    return JsonResponse({"logged": token})

@@ -13,4 +13,5 @@ urlpatterns = [
     path("tasks/enqueue", views.enqueue_tasks),
     path("tasks/done", views.tasks_done),
     path("uploads/<slug:name>", views.upload),
+    path("log", views.log_probe),
 ]
