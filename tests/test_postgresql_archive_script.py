@@ -100,3 +100,47 @@ def test_a_backups_host_that_cannot_be_asked_gets_nothing(host) -> None:
 def test_the_same_clusters_archive_is_mirrored(host) -> None:
     assert sync(host, remote_id=OURS).returncode == 0
     assert len(pushes(host)) == 1 and (host["state"] / "synced").exists()
+
+
+# A restore to a time starts from the newest backup that ended before it: pgBackRest's `info` (stand-in) has
+# two backups, ended at STOPS; its `restore` logs its options and fails (the test needs no server).
+STOPS = (1_796_000_000, 1_796_003_600)
+STAND_INS = {
+    "runuser": '#!/bin/bash\nshift 3\nexec "$@"\n',
+    "pgbackrest": """#!/bin/bash
+if [[ " $* " == *" info "* ]]; then
+  printf '[{"db": [{"system-id": %s}], "backup": [%s]}]' "$OURS" "$INFO"; exit 0
+fi
+echo "$*" >> "$LOG"; exit 1
+""",
+    "systemctl": "#!/bin/sh\nexit 3\n",
+    "install": "#!/bin/sh\nexit 0\n",
+}
+
+
+def restore_time(host: dict, tmp_path: Path, moment: str) -> subprocess.CompletedProcess:
+    for name, text in STAND_INS.items():
+        (tmp_path / "bin" / name).write_text(text)
+        (tmp_path / "bin" / name).chmod(0o755)
+    backups = ",".join(f'{{"label": "backup-{n}", "type": "full", "timestamp": {{"start": {stop - 60}, "stop": {stop}}}}}'
+                       for n, stop in enumerate(STOPS, 1))
+    env = {**os.environ, "PATH": host["path"], "LOG": str(host["log"]), "OURS": OURS, "INFO": backups}
+    return subprocess.run(["bash", str(host["script"]), "restore-time", "shop", moment], capture_output=True,
+                          text=True, env=env, check=False)
+
+
+@pytest.mark.parametrize(("moment", "label"), [
+    ("2026-11-30 00:53:21+00:00", "backup-1"),   # a second after the first backup's end
+    ("2026-11-30 01:53:00+00:00", "backup-1"),   # during the second
+    ("2026-11-30 00:53:20+00:00", ""),           # within the second the first ended: none before
+    ("2026-11-30 01:53:21+00:00", "backup-2"),
+])
+def test_a_restore_to_a_time_starts_from_the_newest_backup_that_ended_before_it(host, tmp_path, moment, label):
+    done = restore_time(host, tmp_path, moment)
+    assert done.returncode == 1
+    if label:
+        (call,) = [line for line in host["log"].read_text().splitlines() if " restore" in line]
+        assert f"--set={label}" in call.split() and f"--target={moment}" in call, call
+    else:
+        assert f"no backup ended before {moment}" in done.stderr
+        assert not host["log"].exists()
