@@ -14,8 +14,9 @@ script restore.yml runs:
 
     one database to a time   restore-time DATABASE NOW: the cluster at that time in a scratch instance
                              (only that database), dumped, swapped in (what a point-in-time restore takes)
-    the whole cluster        restore-all: the newest backup and every archived segment after it, in place
-                             (what a lost host's recovery takes after site.yml)
+    the whole cluster        restore-all: the newest backup and every archived segment after it, into the
+                             cluster's emptied data directory (what a lost host's recovery takes after
+                             site.yml)
 
 Then the lag: `pgbench -c 2 --rate R -T S` (a steady write load) while, every second, the current log
 segment and pg_stat_archiver are read: a segment's lag is from the first second it was the one being written
@@ -99,6 +100,8 @@ def restore_times(data: str, scale: int) -> dict[str, float]:
     for name in sql(data, f"SELECT datname FROM pg_database WHERE datname LIKE '{DATABASE}_before_%'").split():
         sql(data, f"DROP DATABASE {name}")
     on(data, f"{ARCHIVE} backup full")
+    # What a lost host's recovery copies: every file of the cluster (the server stopped, its files gone).
+    on(data, "systemctl stop 'postgresql@*' && rm -rf /var/lib/postgresql/*/main/*")
     every = timed(data, f"{ARCHIVE} restore-all")
     return {"scale": scale, "megabytes": size / 2**20, "backup": backup, "one": one, "all": every}
 
