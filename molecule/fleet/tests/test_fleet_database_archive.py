@@ -84,6 +84,19 @@ def test_a_database_goes_back_to_a_point_in_time_and_the_others_keep_what_came_a
     assert f"as it was at {point}" in "\n".join(restored.messages("fleet-db"))
 
 
+def test_a_database_goes_back_to_its_last_seconds_with_nothing_written_since(lab, db):
+    """A time of the last seconds, after the database's last commit: the restore archives the segment being
+    written first and ends it with a commit (recovery to a time stops at the first commit after it, and
+    fails when it finds none), and starts from a backup that ended before the time."""
+    sql(db, "catalog", "DROP TABLE IF EXISTS recent_probe; CREATE TABLE recent_probe AS SELECT 7 AS n")
+    time.sleep(1.5)
+    point = sql(db, "postgres", "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00:00'")
+    restored = lab.playbook(playbook="playbooks/restore.yml", limit=False, extra_vars={
+        "postgresql_restore_database": "catalog", "postgresql_restore_time": point})
+    assert restored.returncode == 0, restored.summary()
+    assert sql(db, "catalog", "SELECT n FROM recent_probe") == "7"
+
+
 def test_a_restore_to_a_time_in_the_future_or_of_an_unknown_database_stops_before_the_host_changes(lab, db):
     before = sql(db, "postgres", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database")
     for extra, said in (({"postgresql_restore_database": "catalog", "postgresql_restore_time": "2999-01-01 00:00:00+00:00"},
